@@ -1,0 +1,132 @@
+"""The ``pyro-vlae`` command line: a thin layer over :mod:`pyro_vlae.run`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._version import __version__
+from .config import DEVICES, ELBOS, RunConfig
+from .errors import ConfigError, PyroVlaeError
+
+
+class Group(click.Group):
+    """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PyroVlaeError as err:
+            raise click.ClickException(str(err)) from None
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+
+
+def parse_z_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        dims = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 2,2,2") from None
+    if not dims or min(dims) < 1:
+        raise click.BadParameter("give one positive width per layer, e.g. 2,2,2")
+    return dims
+
+
+def parse_options(ctx, param, values: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        try:
+            options[key.replace("-", "_")] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.replace("-", "_")] = raw
+    return options
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pyro-vlae")
+def main() -> None:
+    """Learn hierarchical, disentangled features with variational ladder autoencoders in Pyro."""
+
+
+@main.command()
+@click.option("--plugin", default="shapes", show_default=True, help="Data set plugin (see `pyro-vlae plugins`).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the data set's files.")
+@click.option("--plugin-option", "-P", "plugin_options", multiple=True, callback=parse_options,
+              metavar="KEY=VALUE", help="Option for the data set plugin, e.g. -P num_train=5000.")
+@click.option("--model", default="vlae", show_default=True, help="Model: vlae (more with plugins).")
+@click.option("--likelihood", help="Decoder likelihood [default: the data set's].")
+@click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
+              metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")
+@click.option("--z-dims", callback=parse_z_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
+@click.option("--stem", default="auto", show_default=True,
+              type=click.Choice(["auto", "mlp", "small", "medium", "large"]), help="Network family.")
+@click.option("--width", type=float, help="Multiplier on channels and dense widths [default: the data set's].")
+@click.option("--steps", type=int, help="Training steps [default: the data set's].")
+@click.option("--epochs", type=float, help="Train for this many passes over the data instead of --steps.")
+@click.option("--batch-size", type=int, help="Mini-batch size [default: the data set's].")
+@click.option("--lr", type=float, help="Adam learning rate [default: the data set's].")
+@click.option("--warmup-steps", type=int, help="Steps over which the KL weight β rises to --beta.")
+@click.option("--beta", type=float, default=1.0, show_default=True, help="Final KL weight (β≠1: a β-VAE).")
+@click.option("--elbo", type=click.Choice(ELBOS), default="trace", show_default=True,
+              help="trace: Trace_ELBO (sampled KL); meanfield: TraceMeanField_ELBO (analytic KL).")
+@click.option("--clip-norm", type=float, help="Clip each parameter's gradient norm (per-data-point units).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed: a CPU run repeats bit for bit.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder [default: runs/PLUGIN-MODEL, numbered if taken].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--checkpoint-every", type=int, default=500, show_default=True)
+@click.option("--log-every", type=int, default=50, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.pass_context
+def fit(ctx: click.Context, out: Path | None, resume: bool, progress: bool, **options: Any) -> None:
+    """Train a model and write a run folder: checkpoint, metrics, loss curve and pictures."""
+    from .run import fit as run_fit
+
+    if options["epochs"] is not None and options["steps"] is not None:
+        raise ConfigError("--steps and --epochs exclude each other", "give one of them")
+    config = RunConfig(**options)
+    config.validate()
+    if out is None:
+        out = Path("runs") / f"{config.plugin}-{config.model}"
+        if not resume:
+            n = 1
+            while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
+                n += 1
+            out = out.parent / (out.name if n == 1 else f"{out.name}-{n}")
+    given = {
+        k: v for k, v in options.items()
+        if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
+    }
+    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given)
+
+
+@main.command("plugins")
+def list_plugins_command() -> None:
+    """List the data-set and likelihood plugins and the package providing each."""
+    import warnings
+
+    from .plugins import list_plugins
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infos = list_plugins()
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    width = max((len(i.name) for i in infos), default=4)
+    click.echo(f"{'NAME':<{width}}  {'KIND':<10}  {'DISTRIBUTION':<16}  DESCRIPTION")
+    for i in infos:
+        text = f"BROKEN: {i.error}" if i.error else i.description
+        click.echo(f"{i.name:<{width}}  {i.kind:<10}  {i.distribution:<16}  {text}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,30 @@
+"""Pyro model/guide pairs with sample sites ``z1..zL`` and ``x``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import ConfigError
+from ..likelihoods import Likelihood
+from .base import LatentModel
+from .vlae import VLAE
+
+#: models selectable with ``--model``
+MODELS: dict[str, type[LatentModel]] = {"vlae": VLAE}
+
+
+def build_model(
+    name: str,
+    x_shape: Sequence[int],
+    z_dims: Sequence[int],
+    likelihood: Likelihood | None = None,
+    stem: str = "auto",
+    width: float = 1.0,
+) -> LatentModel:
+    """The model called ``name`` (a key of :data:`MODELS`) for data of shape ``x_shape``."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}", f"choose one of: {', '.join(MODELS)}")
+    return MODELS[name](x_shape, z_dims, likelihood, stem=stem, width=width)
+
+
+__all__ = ["MODELS", "LatentModel", "VLAE", "build_model"]

@@ -1,0 +1,88 @@
+"""Building blocks of the authors' networks (``abstract_network.py``), in plain ``torch.nn``.
+
+Deliberate deviations from the TensorFlow original, documented in ``docs/architecture.md``:
+batch norm keeps its learned scale γ (TF used ``scale=False``) and uses PyTorch's
+momentum 0.1 instead of decay 0.999, so running statistics are usable after short runs;
+stride-1 convolutions are 3×3 (TF's 'SAME' 4×4 pads asymmetrically, which PyTorch can
+only do by copying the input), stride-2 convolutions keep the authors' 4×4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+LEAK = 0.1  # the authors' leaky-ReLU slope
+
+
+def conv_bn_lrelu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    """Convolution → batch norm → leaky ReLU(0.1): 4×4 stride 2, or 3×3 stride 1 (see above)."""
+    kernel = 4 if stride == 2 else 3
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(LEAK),
+    )
+
+
+def deconv(c_in: int, c_out: int, stride: int) -> nn.Module:
+    """The transpose of :func:`conv_bn_lrelu`'s convolution."""
+    if stride == 2:
+        return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+    return nn.Conv2d(c_in, c_out, 3, stride=1, padding=1)
+
+
+def deconv_bn_lrelu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    """Transposed convolution → batch norm → leaky ReLU(0.1) (``conv2d_t_bn_relu``)."""
+    layer = deconv(c_in, c_out, stride)
+    layer.bias = None  # batch norm follows
+    return nn.Sequential(layer, nn.BatchNorm2d(c_out), nn.LeakyReLU(LEAK))
+
+
+def fc_bn(n_in: int, n_out: int, activation: nn.Module) -> nn.Sequential:
+    """Dense → batch norm → activation (``fc_bn_lrelu`` / ``fc_bn_relu``)."""
+    return nn.Sequential(nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), activation)
+
+
+class Reshape(nn.Module):
+    """Reshape the non-batch dimensions to ``shape``."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+class GaussianHead(nn.Module):
+    """A ladder connection: flatten, then linear maps to (μ, σ) with σ = sigmoid(·) + ε.
+
+    The paper's appendix B.2: "we always flatten convolutional layers and apply linear
+    transformation to reduce dimension for each ladder connection". The authors' σ is
+    ``sigmoid(fc) + 0.001`` (``vladder.py``); it caps σ near the prior's 1.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], z_dim: int, min_scale: float = 1e-3) -> None:
+        super().__init__()
+        n_in = math.prod(in_shape)
+        self.loc = nn.Linear(n_in, z_dim)
+        self.scale = nn.Linear(n_in, z_dim)
+        self.min_scale = min_scale
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        h = h.flatten(1)
+        return self.loc(h), torch.sigmoid(self.scale(h)) + self.min_scale
+
+
+def init_weights(module: nn.Module) -> None:
+    """The authors' initialisation for convolutions: N(0, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
