@@ -1,0 +1,85 @@
+import json
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pyro_vlae.cli import main
+
+SMALL = ["-P", "num_train=96", "-P", "num_test=32", "--z-dims", "2,2", "--width", "0.125", "--steps", "6",
+         "--batch-size", "16", "--log-every", "3", "--no-progress"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_fit_smoke(tmp_path):
+    out = tmp_path / "run"
+    r = run("fit", *SMALL, "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "test ELBO" in r.output and (out / "layers.png").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["z_dims"] == [2, 2] and config["plugin"] == "shapes" and config["steps"] == 6
+    r = run("fit", "--resume", "--out", str(out), "--steps", "9", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["trainer"]["step"] == 9
+
+
+def test_help_explains_options():
+    r = run("fit", "--help")
+    for option in ["--plugin", "--model", "--likelihood", "--z-dims", "--steps", "--epochs", "--batch-size",
+                   "--lr", "--warmup-steps", "--device", "--seed", "--out", "--data-dir", "--resume"]:
+        assert option in r.output
+
+
+def test_plugins_lists_builtins():
+    r = run("plugins")
+    assert r.exit_code == 0
+    assert "shapes" in r.output and "gaussian" in r.output and "bernoulli" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--plugin", "nope"], "unknown dataset plugin 'nope'"),
+        (["--model", "nope"], "unknown model 'nope'"),
+        (["--likelihood", "nope"], "unknown likelihood plugin 'nope'"),
+        (["--likelihood", "bernoulli"], "continuous data"),
+        (["--z-dims", "2,x"], "comma-separated"),
+        (["--batch-size", "1"], "batch-size must be at least 2"),
+        (["--lr", "-1"], "--lr must be positive"),
+    ],
+)
+def test_bad_input_gives_one_clear_message(tmp_path, args, message):
+    r = run("fit", *SMALL, "--out", str(tmp_path / "x"), *args)
+    assert r.exit_code != 0
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_corrupt_checkpoint_and_existing_run(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"garbage")
+    r = run("fit", "--resume", "--out", str(out), "--no-progress")
+    assert r.exit_code == 1 and "corrupt" in r.output
+    r = run("fit", *SMALL, "--out", str(out))
+    assert r.exit_code == 1 and "already holds a run" in r.output
+    assert (out / "checkpoint.pt").read_bytes() == b"garbage"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    r = run("fit", *SMALL, "--out", str(locked / "run"))
+    assert r.exit_code == 1 and "cannot write" in r.output
+
+
+def test_output_path_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = run("fit", *SMALL, "--out", str(f / "run"))
+    assert r.exit_code != 0 and "cannot write" in r.output and "Traceback" not in r.output
