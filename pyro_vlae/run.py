@@ -8,6 +8,7 @@ A run folder holds ``config.json`` (the resolved configuration), ``checkpoint.pt
 from __future__ import annotations
 
 import csv
+import math
 import json
 import time
 from collections.abc import Callable
@@ -226,7 +227,7 @@ def fit(
         while trainer.step_count < config.steps:
             beta = trainer.beta
             loss = trainer.step()
-            if not torch.isfinite(torch.tensor(loss)):
+            if not math.isfinite(loss):
                 where = f"the checkpoint of step {last_saved} is kept" if last_saved else "no checkpoint was written"
                 raise TrainingDiverged(
                     f"the loss became {loss} at step {trainer.step_count}; {where} in {out}",
