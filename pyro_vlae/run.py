@@ -8,8 +8,8 @@ A run folder holds ``config.json`` (the resolved configuration), ``checkpoint.pt
 from __future__ import annotations
 
 import csv
-import math
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
