@@ -116,7 +116,7 @@ def _metrics_writer(path: Path, fields: list[str], step: int):
     if path.exists() and step > 0:
         with open(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-    f = open(path, "w", newline="")  # noqa: SIM115 - closed by fit()
+    f = open(path, "w", newline="")  # closed by fit()
     writer = csv.DictWriter(f, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
