@@ -127,6 +127,7 @@ def _metrics_writer(path: Path, fields: list[str], step: int):
 def evaluate_elbo(model: LatentModel, data: TensorData | torch.Tensor, batch_size: int = 500) -> dict[str, Any]:
     """Mean ELBO, reconstruction term and per-layer KL per data point, in eval mode."""
     x_all = data.x if isinstance(data, TensorData) else data
+    was_training = model.training
     model.eval()
     total, recon, kl, n = 0.0, 0.0, None, 0
     for start in range(0, x_all.shape[0], batch_size):
@@ -137,6 +138,7 @@ def evaluate_elbo(model: LatentModel, data: TensorData | torch.Tensor, batch_siz
         kl = layer_kl if kl is None else kl + layer_kl
         total += float((terms["recon"] - terms["kl"].sum(-1)).sum())
         n += x.shape[0]
+    model.train(was_training)
     return {"elbo": total / n, "recon": recon / n, "kl": [float(k) / n for k in kl]}
 
 

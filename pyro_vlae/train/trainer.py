@@ -58,7 +58,7 @@ class Trainer:
                 f"use a batch size of at most {data.shape[0]}",
             )
         model.check_elbo(elbo)
-        self.model = model
+        self.model = model.train()
         self.data = data
         self.batch_size = int(batch_size)
         self.warmup = warmup or KLWarmup()
@@ -88,7 +88,6 @@ class Trainer:
     # --------------------------------------------------------------------- step
     def step(self) -> float:
         """One SVI step; returns the β-weighted loss per data point."""
-        self.model.train()
         x = self.batch()
         beta = self.warmup(self.step_count)
         loss = self.svi.step(x, num_data=self.num_data, beta=beta)
