@@ -104,9 +104,19 @@ class StreamData(Dataset):
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
-    def loader(self, batch_sampler: Iterable[list[int]] | None = None, batch_size: int = 1) -> DataLoader:
-        """A loader over batches of indices from ``batch_sampler`` (else in order)."""
-        options: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": torch.cuda.is_available()}
+    def loader(
+        self, batch_sampler: Iterable[list[int]] | None = None, batch_size: int = 1, seed: int = 0
+    ) -> DataLoader:
+        """A loader over batches of indices from ``batch_sampler`` (else in order).
+
+        Its own generator (from ``seed``) seeds the workers, so reading data leaves the global
+        random state, and with it the training run, unchanged.
+        """
+        options: dict[str, Any] = {
+            "num_workers": self.num_workers,
+            "pin_memory": torch.cuda.is_available(),
+            "generator": torch.Generator().manual_seed(seed),
+        }
         if batch_sampler is not None:
             return DataLoader(self, batch_sampler=batch_sampler, **options)
         return DataLoader(self, batch_size=batch_size, shuffle=False, **options)

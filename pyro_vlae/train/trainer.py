@@ -107,7 +107,7 @@ class Trainer:
         if self._stream is None:
             start = self.step_count
             indices = (self.batch_indices(s).tolist() for s in range(start, 2**62))
-            self._stream = iter(self.data.loader(batch_sampler=indices))
+            self._stream = iter(self.data.loader(batch_sampler=indices, seed=self.seed + start))
         x = next(self._stream).to(self.model.device, non_blocking=True)
         return self.transform(x) if self.transform is not None else x
 
