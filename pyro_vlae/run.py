@@ -178,8 +178,8 @@ def fit(
 
     plugin = open_dataset(config)
     t0 = time.perf_counter()
-    train = plugin.load("train")
-    test = plugin.load("test") if "test" in plugin.splits else None
+    train = plugins.load_data(plugin, "train")
+    test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
     load_seconds = time.perf_counter() - t0
     config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train))
     device = resolve_device(config.device)
