@@ -42,7 +42,8 @@ class LabelledVLAE(PyroModule):
         # run the library's model and keep its trace to read the top layer
         trace = poutine.trace(self.vlae.model).get_trace(x, num_data=num_data, beta=beta)
         if y is not None:
-            with self.vlae.data_plate(x.shape[0], num_data):
+            # a plate of its own (the VLAE's "data" plate is closed here), scaled the same way
+            with pyro.plate("labels", num_data or x.shape[0], subsample=torch.arange(x.shape[0])):
                 pyro.sample("y", dist.Categorical(logits=self.classifier(trace.nodes[self.top]["value"])), obs=y)
 
     def guide(self, x, y=None, num_data=None, beta=1.0):
