@@ -14,6 +14,20 @@ from ..models.base import LatentModel
 from .schedule import KLWarmup
 
 
+class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
+    """:class:`~pyro.infer.JitTraceMeanField_ELBO` that keeps its trace.
+
+    Pyro 1.9's ``differentiable_loss`` tests ``_loss_and_surrogate_loss`` before compiling but
+    stores ``_differentiable_loss``, so it builds a new compiled function, and retraces, on
+    every call; aliasing the one attribute to the other keeps the first.
+    """
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        loss = super().differentiable_loss(model, guide, *args, **kwargs)
+        self._loss_and_surrogate_loss = self._differentiable_loss
+        return loss
+
+
 def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELBO:
     """``"trace"``: Monte-Carlo ELBO (:class:`~pyro.infer.Trace_ELBO`); ``"meanfield"``:
     analytic KL terms (:class:`~pyro.infer.TraceMeanField_ELBO`), valid when the guide's
@@ -26,7 +40,7 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
     """
     kinds = {
         "trace": (Trace_ELBO, JitTrace_ELBO),
-        "meanfield": (TraceMeanField_ELBO, JitTraceMeanField_ELBO),
+        "meanfield": (TraceMeanField_ELBO, _JitTraceMeanField_ELBO),
     }
     if name not in kinds:
         raise ConfigError(f"unknown ELBO {name!r}", "use 'trace' or 'meanfield'")
@@ -105,6 +119,8 @@ class Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optim = torch.optim.Adam(self.params, lr=lr, fused=True if data.is_cuda else None)
         self.elbo = make_elbo(elbo, num_particles, jit)
+        # one bound method each: the JIT ELBO keys its cache on their ids
+        self._model_fn, self._guide_fn = self._model, self._guide
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor(
             [self.warmup(s) for s in range(self.warmup.steps + 1)], dtype=data.dtype, device=data.device
@@ -140,7 +156,7 @@ class Trainer:
         x = self.batch()
         beta = self.betas[min(self.step_count, self.warmup.steps)]
         with pyro.validation_enabled(False), torch.autocast("cuda", torch.bfloat16, enabled=self.bf16):
-            loss = self.elbo.differentiable_loss(self._model, self._guide, x, beta)
+            loss = self.elbo.differentiable_loss(self._model_fn, self._guide_fn, x, beta)
         loss.backward()
         if self.clip_norm is not None:
             for p in self.params:
