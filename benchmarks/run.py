@@ -75,7 +75,7 @@ def _fresh_model(shape, stem, device, name):
     return model
 
 
-def run_step_case(label, shape, stem, batch, device, steps, warmup_steps=3) -> dict:
+def run_step_case(label, shape, stem, batch, device, steps, warmup_steps=2) -> dict:
     """Median ms/step of every variant on one model and batch size."""
     import pyro
     import torch
@@ -153,7 +153,7 @@ def run_step_case(label, shape, stem, batch, device, steps, warmup_steps=3) -> d
               "variants": {}}
     for name in names:
         ratios = sorted(t / h for t, h in zip(times[name], times[hand_key[name]]))
-        q1, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0], ratios[0])
+        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
         ms = statistics.median(times[name]) * 1e3
         result["variants"][name] = {"ms": ms, "ratio": statistics.median(ratios), "ratio_q1": q1,
                                     "ratio_q3": q3, "images_per_s": batch / ms * 1e3}
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="fewer timed steps (noisier)")
-    parser.add_argument("--steps", type=int, help="timed steps per variant (default 15, quick 6)")
+    parser.add_argument("--steps", type=int, help="timed steps per variant (default CPU 8, CUDA 30; quick: half)")
     parser.add_argument("--batches", help="comma-separated batch sizes (default 16,128; CUDA 16,128,512)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads in every case")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for results JSON and PNG")
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     cuda = args.device == "cuda"
-    steps = args.steps or (6 if args.quick else 15)
+    steps = args.steps or (30 if cuda else 8) // (2 if args.quick else 1)
     batches = [int(b) for b in (args.batches or ("16,128,512" if cuda else "16,128")).split(",")]
     started = time.perf_counter()
     import platform
@@ -302,13 +302,13 @@ def main(argv: list[str] | None = None) -> None:
                       f"{v['ratio']:>6.3f} {v['ratio_q1']:>5.2f}–{v['ratio_q3']:<5.2f} {v['images_per_s']:>9.0f}  "
                       f"{_memory(r) if variant == 'hand' else ''}", flush=True)
     epoch_batch = 512 if cuda else 128
-    r = _run_child({"kind": "epoch", "batch": epoch_batch, "steps": 0 if cuda else (10 if args.quick else 30)},
+    r = _run_child({"kind": "epoch", "batch": epoch_batch, "steps": 0 if cuda else (8 if args.quick else 20)},
                    args.device, args.threads)
     results.append(r)
     part = "whole epoch" if r["full_epoch"] else f"{r['steps']} steps, scaled"
     print(f"\nepoch of 60,000 × 1×28×28, VLAE small, batch {epoch_batch}, trainer defaults: "
           f"{r['images_per_s']:,.0f} images/s, {r['epoch_seconds']:.1f} s/epoch ({part}); {_memory(r)}")
-    images = 10_000 if cuda else (20 if args.quick else 50)
+    images = 10_000 if cuda else (4 if args.quick else 10)
     r = _run_child({"kind": "iwae", "num_images": images, "num_samples": 1000, "chunk": 100},
                    args.device, args.threads)
     results.append(r)

@@ -101,6 +101,11 @@ class Trainer:
                 "bf16 autocast is only used on CUDA, but the data is on the CPU",
                 "drop --bf16, or train with --device cuda",
             )
+        if bf16 and jit:
+            raise ConfigError(
+                "--bf16 and --jit do not combine (a JIT trace would freeze the autocast casts)",
+                "drop one of them",
+            )
         model.check_elbo(elbo)
         if channels_last is None:
             channels_last = data.is_cuda and data.dim() == 4
