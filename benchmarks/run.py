@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer timed steps (noisier)")
     parser.add_argument("--steps", type=int, help="timed steps per variant (default CPU 8, CUDA 30; quick: half)")
     parser.add_argument("--batches", help="comma-separated batch sizes (default 16,128; CUDA 16,128,512)")
+    parser.add_argument("--models", default="small,medium,mlp", help="step rows to run (default all)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads in every case")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for results JSON and PNG")
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{'ratio':>6} {'ratio IQR':>12} {'images/s':>9}  peak memory")
     results = []
     for label, shape, stem in STEP_CASES:
+        if label.split()[-1] not in args.models.split(","):
+            continue
         for batch in batches:
             r = _run_child({"kind": "step", "label": label, "shape": shape, "stem": stem, "batch": batch,
                             "steps": steps}, args.device, args.threads)
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nsuite took {time.perf_counter() - started:.0f} s; wrote {path} and {picture}")
 
 
-def plot_ratios(results: list[dict], path: Path) -> Path:
+def plot_ratios(results: list[dict], path: Path) -> Path | None:
     """Bar chart of each variant's time relative to the hand-written loop."""
     import matplotlib
 
@@ -330,6 +333,8 @@ def plot_ratios(results: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = [r for r in results if "variants" in r]
+    if not rows:
+        return None
     variants = [v for v in rows[0]["variants"] if not v.startswith("hand")]
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.6))
     width = 0.8 / len(variants)
