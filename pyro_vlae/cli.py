@@ -61,7 +61,7 @@ def main() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the data set's files.")
 @click.option("--plugin-option", "-P", "plugin_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the data set plugin, e.g. -P num_train=5000.")
-@click.option("--model", default="vlae", show_default=True, help="Model: vlae (more with plugins).")
+@click.option("--model", default="vlae", show_default=True, help="Model: vlae, hvae, lvae or vae.")
 @click.option("--likelihood", help="Decoder likelihood [default: the data set's].")
 @click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")
@@ -133,3 +133,98 @@ def list_plugins_command() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# ---------------------------------------------------------------- diagnostics of a finished run
+def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        dims = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not one or two comma-separated integers, e.g. 1,2") from None
+    if not 1 <= len(dims) <= 2 or min(dims) < 1:
+        raise click.BadParameter("give one or two dimensions counted from 1, e.g. 1,2")
+    return dims
+
+
+def _load(run: Path, device: str, seed: int):
+    import pyro
+
+    from .run import load_run
+
+    loaded = load_run(run, device)
+    pyro.set_rng_seed(seed)
+    return loaded
+
+
+def diagnostic_command(function):
+    """The arguments every diagnostic shares: the run folder, --seed and --device."""
+    function = click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)(function)
+    function = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")(
+        function
+    )
+    return click.argument("run", type=click.Path(file_okay=False, path_type=Path))(function)
+
+
+@main.command()
+@diagnostic_command
+@click.option("--rows", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--cols", type=click.IntRange(1), default=8, show_default=True)
+def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
+    """Ancestral samples and per-layer noise variation (paper Figs. 3, 6-7) of RUN.
+
+    Writes sample.png, sample-layer{l}.png (each row holds every layer's noise but l's
+    fixed; l's is re-drawn along the row) and sample-layers.png into RUN.
+    """
+    from .diagnostics import save_samples
+
+    loaded = _load(run, device, seed)
+    paths = save_samples(loaded.model, loaded.path, rows, cols, loaded.plugin.value_range)
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@main.command()
+@diagnostic_command
+@click.option("--layer", "layers", type=click.IntRange(1), multiple=True, help="Layer to traverse [default: all].")
+@click.option("--dims", callback=parse_dims, help="One or two dimensions of the layer, counted from 1 [default: 1,2].")
+@click.option("--steps", type=click.IntRange(2), default=9, show_default=True, help="Grid points per dimension.")
+@click.option("--span", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+              help="Traverse [-SPAN, SPAN].")
+def traverse(run: Path, seed: int, device: str, layers: tuple[int, ...], dims, steps: int, span: float) -> None:
+    """Latent traversals (paper Fig. 5) of RUN: a grid over one layer's code, others sampled.
+
+    Writes traverse-z{l}.png per layer and traverse.png (all side by side) into RUN.
+    """
+    from .diagnostics import save_traversals
+
+    loaded = _load(run, device, seed)
+    dims = None if dims is None else tuple(d - 1 for d in dims)
+    paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span, loaded.plugin.value_range)
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@main.command()
+@diagnostic_command
+@click.option("--steps", type=click.IntRange(1), default=50, show_default=True, help="Gibbs steps.")
+@click.option("--chains", type=click.IntRange(1), default=8, show_default=True, help="Chains, one per row.")
+@click.option("--start", type=click.Choice(["data", "noise"]), default="data", show_default=True,
+              help="Start from test images or from uniform noise.")
+@click.option("--mean/--sample", "use_mean", default=False, show_default=True,
+              help="Next state: the likelihood's mean, or a sample of it (Proposition 1).")
+def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str, use_mean: bool) -> None:
+    """Gibbs chain on the bottom layer (paper Prop. 1, Fig. 2) of RUN, beside ancestral samples.
+
+    z1 ~ q(z1|x), x ~ p(x|z1) (for VAE/VLAE, z1..zL). Writes gibbs.png into RUN: left, each
+    row one chain from its start to the last step; right, samples of the full model.
+    """
+    from .diagnostics import save_gibbs
+
+    loaded = _load(run, device, seed)
+    x0 = None
+    if start == "data":
+        split = "test" if "test" in loaded.plugin.splits else "train"
+        x0 = loaded.plugin.load(split).x[:chains]
+    path = save_gibbs(loaded.model, loaded.path / "gibbs.png", x0, chains, steps, use_mean=use_mean,
+                      value_range=loaded.plugin.value_range)
+    click.echo(f"wrote {path}")

@@ -36,8 +36,9 @@ def save_images(x: Tensor, path: str | Path, nrow: int, value_range=(0.0, 1.0), 
 
 @torch.no_grad()
 def layer_variation(model: LatentModel, layer: int, rows: int = 8, cols: int = 8) -> Tensor:
-    """Conditional sampling (the paper's Figs. 6–7): each row fixes one draw of every layer
-    from the prior except ``layer`` (1-based), which is re-drawn in every column.
+    """Conditional sampling (the paper's Figs. 3, 6–7): each row fixes one draw of the noise
+    ε of every layer except ``layer`` (1-based), which is re-drawn in every column
+    (z_l = μ_l + σ_l ε_l; for an N(0, I) prior, as in the VLAE, ε_l is z_l itself).
     Returns ``rows * cols`` generated means, row-major."""
     model.eval()
     base = {
@@ -46,25 +47,26 @@ def layer_variation(model: LatentModel, layer: int, rows: int = 8, cols: int = 8
     }
     name = model.latent_sites[layer - 1]
     base[name] = torch.randn(rows * cols, model.z_dims[layer - 1], device=model.device)
-    return model.generate(rows * cols, fixed=base)
+    return model.generate(rows * cols, noise=base)
 
 
 def save_layer_grids(
-    model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0)
+    model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0), prefix: str = ""
 ) -> list[Path]:
-    """One PNG per layer (``layer{l}.png``) and all layers side by side (``layers.png``)."""
+    """One PNG per layer (``{prefix}layer{l}.png``) and all layers side by side
+    (``{prefix}layers.png``)."""
     folder = Path(folder)
     paths, grids = [], []
     for layer in range(1, model.num_layers + 1):
         images = to_images(layer_variation(model, layer, rows, cols), value_range)
         grid = make_grid(images, nrow=cols, padding=1, pad_value=1.0)
-        paths.append(folder / f"layer{layer}.png")
+        paths.append(folder / f"{prefix}layer{layer}.png")
         save_image(grid, paths[-1])
         grids.append(grid)
     height = max(g.shape[1] for g in grids)
     gap = torch.ones(3, height, 6)
     side = torch.cat([t for g in grids for t in (g if g.shape[0] == 3 else g.expand(3, -1, -1), gap)][:-1], dim=2)
-    paths.append(folder / "layers.png")
+    paths.append(folder / f"{prefix}layers.png")
     save_image(side, paths[-1])
     return paths
 
