@@ -38,11 +38,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# (row label, data shape, stem): the default architectures for MNIST- and SVHN-size images,
-# and the small dense model
+# (row label, data shape, stem): each model's default architecture for MNIST- and SVHN-size
+# images, and the small dense model
 STEP_CASES = [
-    ("VLAE small", (1, 28, 28), "auto"),
-    ("VLAE medium", (3, 32, 32), "auto"),
+    *((f"{m} small", (1, 28, 28), "auto") for m in ("VLAE", "HVAE", "LVAE")),
+    *((f"{m} medium", (3, 32, 32), "auto") for m in ("VLAE", "HVAE", "LVAE")),
     ("VLAE mlp", (784,), "mlp"),
 ]
 Z_DIMS = (2, 2, 2)
@@ -66,16 +66,16 @@ def _peak_memory(device) -> dict:
     return peak
 
 
-def _fresh_model(shape, stem, device, name):
-    """A copy of the row's model, with its own names in Pyro's parameter store."""
-    from pyro_vlae import VLAE
+def _fresh_model(shape, stem, device, name, kind="vlae"):
+    """A new model of the row, with its own names in Pyro's parameter store."""
+    from pyro_vlae import build_model
 
-    model = VLAE(shape, Z_DIMS, stem=stem).to(device)
+    model = build_model(kind, shape, Z_DIMS, stem=stem).to(device)
     model._pyro_name = name  # keep the copies' parameters apart in the global param store
     return model
 
 
-def run_step_case(label, shape, stem, batch, device, steps, warmup_steps=2) -> dict:
+def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup_steps=2) -> dict:
     """Median ms/step of every variant on one model and batch size."""
     import pyro
     import torch
@@ -88,7 +88,7 @@ def run_step_case(label, shape, stem, batch, device, steps, warmup_steps=2) -> d
     num_data = max(4096, 8 * batch)
     data = torch.rand(num_data, *shape, device=device)
     warmup = KLWarmup(1000)
-    base = _fresh_model(shape, stem, "cpu", "base")
+    base = _fresh_model(shape, stem, "cpu", "base", kind=label.split()[0].lower())
     channels_last = device.type == "cuda" and len(shape) == 3
     if channels_last:
         data = data.contiguous(memory_format=torch.channels_last)
@@ -142,15 +142,16 @@ def run_step_case(label, shape, stem, batch, device, steps, warmup_steps=2) -> d
     _sync(device)
     times = {name: [] for name in variants}
     names = list(variants)
+    now = time.process_time if clock == "cpu" else time.perf_counter
     for r in range(steps):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            t0 = time.perf_counter()
+            t0 = now()
             variants[name]()
             _sync(device)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(now() - t0)
     hand_key = {name: ("hand --bf16" if "bf16" in name else "hand") for name in names}
     result = {"label": label, "shape": list(shape), "batch": batch, "device": str(device), "steps": steps,
-              "variants": {}}
+              "clock": clock, "variants": {}}
     for name in names:
         ratios = sorted(t / h for t, h in zip(times[name], times[hand_key[name]]))
         q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
@@ -253,10 +254,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="fewer timed steps (noisier)")
-    parser.add_argument("--steps", type=int, help="timed steps per variant (default CPU 8, CUDA 30; quick: half)")
+    parser.add_argument("--steps", type=int, help="timed steps per variant (default CPU 6, CUDA 30; quick: half)")
     parser.add_argument("--batches", help="comma-separated batch sizes (default 16,128; CUDA 16,128,512)")
-    parser.add_argument("--models", default="small,medium,mlp", help="step rows to run (default all)")
+    parser.add_argument("--models", default="vlae,hvae,lvae",
+                        help="step rows to run: models and/or stems, e.g. vlae or small,mlp (default all)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads in every case")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="time steps by the wall clock, or by this process's CPU time (steadier on a "
+                             "machine shared with other jobs; CPU only, best with --threads 1)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for results JSON and PNG")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -265,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and args.device == "cuda":
+        raise SystemExit("--clock cpu times CPU work only; use the wall clock with --device cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: PyTorch sees no CUDA device")
     device = torch.device(args.device)
@@ -279,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     cuda = args.device == "cuda"
-    steps = args.steps or (30 if cuda else 8) // (2 if args.quick else 1)
+    steps = args.steps or (30 if cuda else 6) // (2 if args.quick else 1)
     batches = [int(b) for b in (args.batches or ("16,128,512" if cuda else "16,128")).split(",")]
     started = time.perf_counter()
     import platform
@@ -288,16 +295,22 @@ def main(argv: list[str] | None = None) -> None:
 
     name = torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine())
     print(f"pyro-vlae speed suite: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"pyro {pyro.__version__}; {steps} interleaved steps per variant")
+          f"pyro {pyro.__version__}; {steps} interleaved steps per variant, {args.clock} clock")
     print(f"{'model':<12} {'batch':>5} {'device':<6} {'variant':<15} {'ms/step':>9} {'hand ms':>9} "
           f"{'ratio':>6} {'ratio IQR':>12} {'images/s':>9}  peak memory")
+    chosen = set(args.models.lower().split(","))
+
+    def wanted(word: str, group: set[str]) -> bool:  # chosen, or none of its group chosen
+        return word in chosen or not chosen & group
+
     results = []
     for label, shape, stem in STEP_CASES:
-        if label.split()[-1] not in args.models.split(","):
+        model, stem_name = label.lower().split()
+        if not (wanted(model, {"vlae", "hvae", "lvae"}) and wanted(stem_name, {"small", "medium", "mlp"})):
             continue
         for batch in batches:
             r = _run_child({"kind": "step", "label": label, "shape": shape, "stem": stem, "batch": batch,
-                            "steps": steps}, args.device, args.threads)
+                            "steps": steps, "clock": args.clock}, args.device, args.threads)
             results.append(r)
             for variant, v in r["variants"].items():
                 hand = r["variants"]["hand --bf16" if "bf16" in variant else "hand"]["ms"]

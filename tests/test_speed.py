@@ -5,7 +5,7 @@ import pyro
 import pytest
 import torch
 
-from pyro_vlae import VLAE, KLWarmup, Trainer
+from pyro_vlae import VLAE, KLWarmup, Trainer, build_model
 from pyro_vlae.train import make_elbo
 
 
@@ -48,7 +48,8 @@ def test_bf16_is_refused_on_the_cpu(tiny_shapes):
         Trainer(VLAE((3, 32, 32), (2,), width=0.125), tiny_shapes.x, bf16=True)
 
 
-def test_benchmark_reference_loop_computes_the_same_elbo():
+@pytest.mark.parametrize("name", ["vlae", "hvae", "lvae"])
+def test_benchmark_reference_loop_computes_the_same_elbo(name):
     """The hand-written baseline of benchmarks/ optimises exactly the library's objective."""
     import importlib.util
     from pathlib import Path
@@ -58,7 +59,7 @@ def test_benchmark_reference_loop_computes_the_same_elbo():
     reference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reference)
 
-    model = VLAE((12,), (2, 3), width=0.05)
+    model = build_model(name, (12,), (2, 3, 2), width=0.05)
     x, beta = torch.rand(16, 12), torch.tensor(0.3)
     trainer = Trainer(model, torch.rand(100, 12), batch_size=16, warmup=KLWarmup(10))
     pyro.set_rng_seed(3)
