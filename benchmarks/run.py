@@ -149,6 +149,7 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
             variants[name]()
             _sync(device)
             times[name].append(now() - t0)
+    calls = {name: python_calls(variants[name]) for name in names}
     hand_key = {name: ("hand --bf16" if "bf16" in name else "hand") for name in names}
     result = {"label": label, "shape": list(shape), "batch": batch, "device": str(device), "steps": steps,
               "clock": clock, "variants": {}}
@@ -157,9 +158,24 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
         q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
         ms = statistics.median(times[name]) * 1e3
         result["variants"][name] = {"ms": ms, "ratio": statistics.median(ratios), "ratio_q1": q1,
-                                    "ratio_q3": q3, "images_per_s": batch / ms * 1e3}
+                                    "ratio_q3": q3, "images_per_s": batch / ms * 1e3,
+                                    "python_calls": calls[name]}
     result.update(_peak_memory(device))
     return result
+
+
+def python_calls(step, repeats: int = 3) -> int:
+    """Python function calls per step, counted by cProfile: the interpreter overhead of a
+    variant, independent of how busy the machine is."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(repeats):
+        step()
+    profile.disable()
+    return pstats.Stats(profile).total_calls // repeats
 
 
 def run_epoch_case(batch, device, steps) -> dict:
@@ -297,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"pyro-vlae speed suite: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"pyro {pyro.__version__}; {steps} interleaved steps per variant, {args.clock} clock")
     print(f"{'model':<12} {'batch':>5} {'device':<6} {'variant':<15} {'ms/step':>9} {'hand ms':>9} "
-          f"{'ratio':>6} {'ratio IQR':>12} {'images/s':>9}  peak memory")
+          f"{'ratio':>6} {'ratio IQR':>12} {'images/s':>9} {'py calls':>9}  peak memory")
     chosen = set(args.models.lower().split(","))
 
     def wanted(word: str, group: set[str]) -> bool:  # chosen, or none of its group chosen
@@ -315,8 +331,8 @@ def main(argv: list[str] | None = None) -> None:
             for variant, v in r["variants"].items():
                 hand = r["variants"]["hand --bf16" if "bf16" in variant else "hand"]["ms"]
                 print(f"{label:<12} {batch:>5} {args.device:<6} {variant:<15} {v['ms']:>9.2f} {hand:>9.2f} "
-                      f"{v['ratio']:>6.3f} {v['ratio_q1']:>5.2f}–{v['ratio_q3']:<5.2f} {v['images_per_s']:>9.0f}  "
-                      f"{_memory(r) if variant == 'hand' else ''}", flush=True)
+                      f"{v['ratio']:>6.3f} {v['ratio_q1']:>5.2f}–{v['ratio_q3']:<5.2f} {v['images_per_s']:>9.0f} "
+                      f"{v['python_calls']:>9}  {_memory(r) if variant == 'hand' else ''}", flush=True)
     epoch_batch = 512 if cuda else 128
     r = _run_child({"kind": "epoch", "batch": epoch_batch, "steps": 0 if cuda else (8 if args.quick else 20)},
                    args.device, args.threads)
