@@ -365,7 +365,7 @@ def plot_ratios(results: list[dict], path: Path) -> Path | None:
     if not rows:
         return None
     variants = [v for v in rows[0]["variants"] if not v.startswith("hand")]
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 1.1 * len(rows)), 3.6))
     width = 0.8 / len(variants)
     for j, name in enumerate(variants):
         xs = [i + j * width for i in range(len(rows))]
