@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from .data.base import DatasetPlugin
+from .data.base import DatasetPlugin, StreamData, TensorData
 from .errors import PluginError
 from .likelihoods.base import Likelihood
 
@@ -91,6 +91,18 @@ def dataset(name: str, **options: Any) -> DatasetPlugin:
 def likelihood(name: str, **options: Any) -> Likelihood:
     """An instance of the likelihood plugin ``name``."""
     return load_plugin(LIKELIHOODS, name)(**options)
+
+
+def load_data(plugin: DatasetPlugin, split: str) -> TensorData | StreamData:
+    """``plugin.load(split)``, refusing a result that is neither :class:`TensorData` nor :class:`StreamData`."""
+    data = plugin.load(split)
+    if not isinstance(data, TensorData | StreamData):
+        raise PluginError(
+            f"dataset plugin {plugin.name or type(plugin).__name__!r} returned {type(data).__name__} "
+            "from load(), not TensorData or StreamData",
+            f"fix {type(plugin).__module__}.{type(plugin).__qualname__}.load, or report it to its authors",
+        )
+    return data
 
 
 def list_plugins() -> list[PluginInfo]:

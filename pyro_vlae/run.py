@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from . import plotting, plugins
 from ._version import __version__
 from .config import RunConfig
-from .data.base import DatasetPlugin, TensorData
+from .data.base import DatasetPlugin, StreamData, TensorData
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import LatentModel, build_model
 from .train import CHECKPOINT, KLWarmup, Trainer, load_checkpoint, save_checkpoint
@@ -123,14 +123,17 @@ def _metrics_writer(path: Path, fields: list[str], step: int):
 
 
 @torch.no_grad()
-def evaluate_elbo(model: LatentModel, data: TensorData | torch.Tensor, batch_size: int = 500) -> dict[str, Any]:
+def evaluate_elbo(
+    model: LatentModel, data: TensorData | StreamData | torch.Tensor, batch_size: int = 500
+) -> dict[str, Any]:
     """Mean ELBO, reconstruction term and per-layer KL per data point, in eval mode."""
-    x_all = data.x if isinstance(data, TensorData) else data
+    if torch.is_tensor(data):
+        data = TensorData(data)
     was_training = model.training
     model.eval()
     total, recon, kl, n = 0.0, 0.0, None, 0
-    for start in range(0, x_all.shape[0], batch_size):
-        x = x_all[start : start + batch_size].to(model.device)
+    for x in data.batches(batch_size):
+        x = x.to(model.device)
         terms = model.elbo_terms(x)
         recon += float(terms["recon"].sum())
         layer_kl = terms["kl"].sum(0)
@@ -174,19 +177,21 @@ def fit(
 
     plugin = open_dataset(config)
     t0 = time.perf_counter()
-    train = plugin.load("train")
-    test = plugin.load("test") if "test" in plugin.splits else None
+    train = plugins.load_data(plugin, "train")
+    test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
     load_seconds = time.perf_counter() - t0
     config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train))
     device = resolve_device(config.device)
 
     pyro.set_rng_seed(config.seed)
     model = make_model(config, plugin, train.shape)
-    model.check_data(train.x)
+    # streamed data is checked on its first batches, in-memory data entirely
+    model.check_data(train.head(4 * config.batch_size) if isinstance(train, StreamData) else train.head())
     model.to(device)
     trainer = Trainer(
         model,
-        train.x.to(device),
+        train if isinstance(train, StreamData) else train.x.to(device),
+        transform=getattr(train, "transform", None),
         batch_size=config.batch_size,
         lr=config.lr,
         warmup=KLWarmup(config.warmup_steps, min(config.beta_start, config.beta), config.beta),
@@ -290,13 +295,13 @@ def fit(
 
 
 def write_pictures(
-    model: LatentModel, out: Path, value_range: tuple[float, float], data: TensorData
+    model: LatentModel, out: Path, value_range: tuple[float, float], data: TensorData | StreamData
 ) -> list[Path]:
     """Loss curve, samples, reconstructions and the per-layer grids of a trained model."""
     model.eval()
     paths = [plotting.plot_metrics(out / "metrics.csv", out / "loss.png")]
     paths.append(plotting.save_images(model.generate(64), out / "samples.png", 8, value_range))
-    x = data.x[:32].to(model.device)
+    x = data.head(32).to(model.device)
     pairs = torch.stack([x, model.reconstruct(x)], dim=1).flatten(0, 1)
     paths.append(plotting.save_images(pairs, out / "reconstructions.png", 8, value_range))
     paths += plotting.save_layer_grids(model, out, value_range=value_range)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
 
@@ -20,11 +23,14 @@ class TensorData:
     :param x: data points, ``(N, D)`` or ``(N, C, H, W)``, floating point.
     :param factors: optional ground-truth factors of variation, ``(N, F)``.
     :param factor_names: one name per column of ``factors``.
+    :param transform: applied to every training mini-batch where it lies (e.g. on the GPU),
+        such as dynamic binarization ``torch.bernoulli``; ``None`` uses ``x`` as it is.
     """
 
     x: Tensor
     factors: Tensor | None = None
     factor_names: tuple[str, ...] = field(default_factory=tuple)
+    transform: Callable[[Tensor], Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not torch.is_tensor(self.x) or not self.x.is_floating_point():
@@ -55,6 +61,74 @@ class TensorData:
         """Shape of one data point."""
         return tuple(self.x.shape[1:])
 
+    def head(self, n: int | None = None) -> Tensor:
+        """The first ``n`` data points (all by default), as the model sees them."""
+        x = self.x[:n]
+        return self.transform(x) if self.transform is not None else x
+
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        """The data in order, ``batch_size`` points at a time."""
+        for start in range(0, len(self), batch_size):
+            x = self.x[start : start + batch_size]
+            yield self.transform(x) if self.transform is not None else x
+
+
+class StreamData(Dataset):
+    """A data set read from disk batch by batch, for data that does not fit in memory.
+
+    Wraps a map-style :class:`~torch.utils.data.Dataset` whose items are images or
+    ``(image, target)`` pairs (torchvision's convention); items are floating-point tensors of
+    shape ``shape``. Training reads it with a :class:`~torch.utils.data.DataLoader` in
+    ``num_workers`` worker processes, into pinned memory when training on a GPU.
+
+    :param dataset: the items.
+    :param shape: shape of one data point.
+    :param num_workers: loader worker processes (default: up to 8, one per CPU core).
+    """
+
+    def __init__(self, dataset: Dataset, shape: tuple[int, ...], num_workers: int | None = None) -> None:
+        self.dataset = dataset
+        self._shape = tuple(int(s) for s in shape)
+        self.num_workers = min(8, os.cpu_count() or 1) if num_workers is None else int(num_workers)
+        if self.num_workers < 0:
+            raise DataError(f"num_workers must be >= 0, got {num_workers}", "pass e.g. -P num_workers=4")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Tensor:
+        item = self.dataset[index]
+        return item[0] if isinstance(item, tuple | list) else item
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    def loader(
+        self, batch_sampler: Iterable[list[int]] | None = None, batch_size: int = 1, seed: int = 0
+    ) -> DataLoader:
+        """A loader over batches of indices from ``batch_sampler`` (else in order).
+
+        Its own generator (from ``seed``) seeds the workers, so reading data leaves the global
+        random state, and with it the training run, unchanged.
+        """
+        options: dict[str, Any] = {
+            "num_workers": self.num_workers,
+            "pin_memory": torch.cuda.is_available(),
+            "generator": torch.Generator().manual_seed(seed),
+        }
+        if batch_sampler is not None:
+            return DataLoader(self, batch_sampler=batch_sampler, **options)
+        return DataLoader(self, batch_size=batch_size, shuffle=False, **options)
+
+    def head(self, n: int | None = None) -> Tensor:
+        """The first ``n`` data points (all by default) stacked into one tensor."""
+        n = len(self) if n is None else min(n, len(self))
+        return torch.stack([self[i] for i in range(n)])
+
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        """The data in order, ``batch_size`` points at a time, read by the worker processes."""
+        yield from self.loader(batch_size=batch_size)
 
 class DatasetPlugin(ABC):
     """A data set, registered under the ``pyro_vlae.datasets`` entry-point group.
@@ -66,7 +140,8 @@ class DatasetPlugin(ABC):
     (1 = lowest), for the hierarchy metrics.
 
     :param data_dir: folder holding the data files (``None``: the plugin's default).
-    :param download: fetch missing files from the network when the plugin can.
+    :param download: fetch missing files from the network when the plugin can
+        (without a network, the error names the files to place in ``data_dir``).
     """
 
     name: ClassVar[str] = ""
@@ -78,13 +153,13 @@ class DatasetPlugin(ABC):
     factor_levels: ClassVar[dict[str, int]] = {}
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
 
-    def __init__(self, data_dir: str | Path | None = None, download: bool = False) -> None:
+    def __init__(self, data_dir: str | Path | None = None, download: bool = True) -> None:
         self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
         self.download = download
 
     @abstractmethod
-    def load(self, split: str = "train") -> TensorData:
-        """The ``split`` part of the data set."""
+    def load(self, split: str = "train") -> TensorData | StreamData:
+        """The ``split`` part of the data set: in memory, or streamed from disk."""
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:

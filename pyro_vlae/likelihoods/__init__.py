@@ -2,6 +2,18 @@
 
 from .base import Likelihood
 from .bernoulli import Bernoulli
+from .discretized_logistic import DiscretizedLogistic, DiscretizedLogisticDistribution
+from .discretized_logistic_mixture import DiscretizedLogisticMixture, DiscretizedLogisticMixtureDistribution
 from .gaussian import Gaussian
+from .laplace import Laplace
 
-__all__ = ["Likelihood", "Gaussian", "Bernoulli"]
+__all__ = [
+    "Likelihood",
+    "Gaussian",
+    "Bernoulli",
+    "Laplace",
+    "DiscretizedLogistic",
+    "DiscretizedLogisticDistribution",
+    "DiscretizedLogisticMixture",
+    "DiscretizedLogisticMixtureDistribution",
+]

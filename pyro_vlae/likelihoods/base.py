@@ -42,6 +42,10 @@ class Likelihood(nn.Module, ABC):
             )
         self.value_range = (low, high)
 
+    def num_params(self, channels: int) -> int:
+        """Decoder outputs along dim 1 for data with ``channels`` channels (or features)."""
+        return channels * self.params_per_channel
+
     def bind(self, x_shape: tuple[int, ...]) -> None:
         """Called once by the model with the shape of one data point.
 

@@ -83,7 +83,7 @@ class LatentModel(PyroModule):
     @property
     def out_channels(self) -> int:
         """Decoder outputs along dim 1: data channels (or features) × the likelihood's k."""
-        return self.x_shape[0] * self.likelihood.params_per_channel
+        return self.likelihood.num_params(self.x_shape[0])
 
     # ---------------------------------------------------------------- helpers
     def _batch_size(self, x: Tensor | None, num_samples: int | None) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyro
 import torch
 from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, Trace_ELBO, TraceMeanField_ELBO
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from ..errors import ConfigError
 from ..models.base import LatentModel
@@ -49,7 +51,8 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
 
 
 class Trainer:
-    """Mini-batch SVI with KL warm-up over data held as one tensor.
+    """Mini-batch SVI with KL warm-up over data held as one tensor, or streamed from a
+    :class:`~pyro_vlae.data.StreamData` (a torch Dataset) by its DataLoader.
 
     Each step draws a batch (a fixed permutation per epoch, seeded by ``seed`` and the epoch
     number, so a resumed run sees the same batches), looks β up in the warm-up schedule and
@@ -58,12 +61,14 @@ class Trainer:
 
     The hot loop keeps Pyro's per-step work to the ELBO itself: validation is off (the data
     is checked once, by :meth:`LatentModel.check_data`), one ``torch.optim.Adam`` updates the
-    model's parameters (fused on CUDA), β comes from a schedule held on the data's device and
+    model's parameters (fused on CUDA), β comes from a schedule held on the model's device and
     :meth:`train_step` returns the loss as a tensor, so no step waits for the device.
 
     :param model: the Pyro model/guide pair; every trainable parameter is one of its
         ``parameters()`` (``PyroModule`` networks and likelihood).
-    :param data: training data ``(N, ...)``, already on the model's device.
+    :param data: training data ``(N, ...)``, already on the model's device; or a
+        :class:`~pyro_vlae.data.StreamData`, read batch by batch (same batches for the same seed).
+    :param transform: applied to every batch on the device, e.g. ``torch.bernoulli``.
     :param clip_norm: clip each parameter's gradient norm to this value, in units of the
         per-data-point loss (the loss itself is scaled to the data-set size).
     :param jit: trace model and guide once with :class:`~pyro.infer.JitTrace_ELBO` (or
@@ -78,7 +83,7 @@ class Trainer:
     def __init__(
         self,
         model: LatentModel,
-        data: Tensor,
+        data: Tensor | Dataset,
         *,
         batch_size: int = 100,
         lr: float = 2e-4,
@@ -87,18 +92,20 @@ class Trainer:
         num_particles: int = 1,
         clip_norm: float | None = None,
         seed: int = 0,
+        transform: Callable[[Tensor], Tensor] | None = None,
         jit: bool = False,
         bf16: bool = False,
         channels_last: bool | None = None,
     ) -> None:
-        if batch_size > data.shape[0]:
+        if batch_size > len(data):
             raise ConfigError(
-                f"batch size {batch_size} exceeds the {data.shape[0]} training points",
-                f"use a batch size of at most {data.shape[0]}",
+                f"batch size {batch_size} exceeds the {len(data)} training points",
+                f"use a batch size of at most {len(data)}",
             )
-        if bf16 and not data.is_cuda:
+        cuda = model.device.type == "cuda"
+        if bf16 and not cuda:
             raise ConfigError(
-                "bf16 autocast is only used on CUDA, but the data is on the CPU",
+                "bf16 autocast is only used on CUDA, but the model is on the CPU",
                 "drop --bf16, or train with --device cuda",
             )
         if bf16 and jit:
@@ -107,29 +114,32 @@ class Trainer:
                 "drop one of them",
             )
         model.check_elbo(elbo)
+        images = len(model.x_shape) == 3
         if channels_last is None:
-            channels_last = data.is_cuda and data.dim() == 4
-        if channels_last and data.dim() == 4:
+            channels_last = cuda and images
+        if channels_last and images:
             model.to(memory_format=torch.channels_last)
-            data = data.contiguous(memory_format=torch.channels_last)
+            if torch.is_tensor(data):
+                data = data.contiguous(memory_format=torch.channels_last)
         self.model = model.train()
         self.data = data
         self.batch_size = int(batch_size)
         self.warmup = warmup or KLWarmup()
         self.seed = int(seed)
-        self.num_data = data.shape[0]
+        self.num_data = len(data)
+        self.transform = transform
+        self.streamed = not torch.is_tensor(data)
+        self._stream: Iterator[Tensor] | None = None
         self.batches_per_epoch = self.num_data // self.batch_size
         self.clip_norm = clip_norm * self.num_data if clip_norm else None
         self.bf16 = bool(bf16)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optim = torch.optim.Adam(self.params, lr=lr, fused=True if data.is_cuda else None)
+        self.optim = torch.optim.Adam(self.params, lr=lr, fused=True if cuda else None)
         self.elbo = make_elbo(elbo, num_particles, jit)
         # one bound method each: the JIT ELBO keys its cache on their ids
         self._model_fn, self._guide_fn = self._model, self._guide
         # β for every step of the warm-up (the last entry holds from then on), on the device
-        self.betas = torch.tensor(
-            [self.warmup(s) for s in range(self.warmup.steps + 1)], dtype=data.dtype, device=data.device
-        )
+        self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
         self.step_count = 0
         self._epoch: int | None = None
         self._perm: Tensor | None = None
@@ -147,18 +157,35 @@ class Trainer:
         epoch, i = divmod(step, self.batches_per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(self.num_data, generator=g).to(self.data.device)
+            self._perm = torch.randperm(self.num_data, generator=g)
+            if not self.streamed:
+                self._perm = self._perm.to(self.data.device)
             self._epoch = epoch
         return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
 
     def batch(self, step: int | None = None) -> Tensor:
-        return self.data[self.batch_indices(self.step_count if step is None else step)]
+        """The batch of ``step`` (default: the next one), transformed, on the model's device."""
+        indices = self.batch_indices(self.step_count if step is None else step)
+        if self.streamed:
+            x = torch.stack([self.data[i] for i in indices.tolist()]).to(self.model.device)
+        else:
+            x = self.data[indices]
+        return self.transform(x) if self.transform is not None else x
+
+    def _next_streamed(self) -> Tensor:
+        """The next batch from the loader's worker processes (started at the current step)."""
+        if self._stream is None:
+            start = self.step_count
+            indices = (self.batch_indices(s).tolist() for s in range(start, 2**62))
+            self._stream = iter(self.data.loader(batch_sampler=indices, seed=self.seed + start))
+        x = next(self._stream).to(self.model.device, non_blocking=True)
+        return self.transform(x) if self.transform is not None else x
 
     # --------------------------------------------------------------------- step
     def train_step(self) -> Tensor:
         """One optimisation step; returns the β-weighted loss per data point as a 0-d
-        tensor on the data's device (reading it is the only host–device sync)."""
-        x = self.batch()
+        tensor on the model's device (reading it is the only host–device sync)."""
+        x = self._next_streamed() if self.streamed else self.batch()
         beta = self.betas[min(self.step_count, self.warmup.steps)]
         with pyro.validation_enabled(False), torch.autocast("cuda", torch.bfloat16, enabled=self.bf16):
             loss = self.elbo.differentiable_loss(self._model_fn, self._guide_fn, x, beta)
@@ -187,8 +214,8 @@ class Trainer:
             "optim": self.optim.state_dict(),
             "rng_cpu": torch.get_rng_state(),
         }
-        if torch.cuda.is_available() and self.data.is_cuda:
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.data.device)
+        if torch.cuda.is_available() and self.model.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.model.device)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -196,7 +223,8 @@ class Trainer:
         self.optim.load_state_dict(state["optim"])
         self.step_count = int(state["step"])
         torch.set_rng_state(state["rng_cpu"])
-        if "rng_cuda" in state and self.data.is_cuda:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.data.device)
+        if "rng_cuda" in state and self.model.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.model.device)
+        self._stream = None
 
 
