@@ -155,7 +155,7 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
               "clock": clock, "variants": {}}
     for name in names:
         ratios = sorted(t / h for t, h in zip(times[name], times[hand_key[name]]))
-        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratios[0]] * 3
         ms = statistics.median(times[name]) * 1e3
         result["variants"][name] = {"ms": ms, "ratio": statistics.median(ratios), "ratio_q1": q1,
                                     "ratio_q3": q3, "images_per_s": batch / ms * 1e3,
