@@ -42,7 +42,9 @@ class LabelledVLAE(PyroModule):
         # run the library's model and keep its trace to read the top layer
         trace = poutine.trace(self.vlae.model).get_trace(x, num_data=num_data, beta=beta)
         if y is not None:
-            with self.vlae.data_plate(x.shape[0], num_data):
+            # a plate of its own: the model's "data" plate is already in the trace
+            batch = x.shape[0]
+            with pyro.plate("labels", num_data or batch, subsample=torch.arange(batch), dim=-1):
                 pyro.sample("y", dist.Categorical(logits=self.classifier(trace.nodes[self.top]["value"])), obs=y)
 
     def guide(self, x, y=None, num_data=None, beta=1.0):
