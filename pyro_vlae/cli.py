@@ -86,6 +86,9 @@ def main() -> None:
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
 @click.option("--log-every", type=int, default=50, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.option("--jit/--no-jit", default=False, show_default=True,
+              help="Trace model and guide once with Pyro's JIT ELBO (see benchmarks/README.md).")
+@click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
 @click.pass_context
 def fit(ctx: click.Context, out: Path | None, resume: bool, progress: bool, **options: Any) -> None:
     """Train a model and write a run folder: checkpoint, metrics, loss curve and pictures."""

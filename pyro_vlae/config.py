@@ -41,6 +41,8 @@ class RunConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
+    jit: bool = False
+    bf16: bool = False
 
     DEFAULTS = {
         "z_dims": (2, 2, 2),
@@ -88,6 +90,7 @@ class RunConfig:
              "--z-dims must be positive integers, e.g. 2,2,2"),
             (self.width is None or self.width > 0, "--width must be positive"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
+            (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,6 +199,8 @@ def fit(
         num_particles=config.num_particles,
         clip_norm=config.clip_norm,
         seed=config.seed,
+        jit=config.jit,
+        bf16=config.bf16,
     )
     if ckpt is not None:
         trainer.load_state_dict(ckpt["trainer"])
@@ -230,19 +231,24 @@ def fit(
         total=config.steps, initial=trainer.step_count, disable=not progress, unit="step",
         dynamic_ncols=True, desc=config.model,
     )
+    finite = torch.ones((), dtype=torch.bool, device=device)  # every loss so far finite
     try:
         while trainer.step_count < config.steps:
             beta = trainer.beta
-            loss = trainer.step()
-            if not math.isfinite(loss):
-                where = f"the checkpoint of step {last_saved} is kept" if last_saved else "no checkpoint was written"
-                raise TrainingDiverged(
-                    f"the loss became {loss} at step {trainer.step_count}; {where} in {out}",
-                    "lower --lr, set --clip-norm (e.g. 10), or lengthen --warmup-steps",
-                )
+            loss_t = trainer.train_step()
+            finite &= torch.isfinite(loss_t)
             step = trainer.step_count
             bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
+            logging = step % config.log_every == 0 or step == config.steps
+            if logging or step % config.checkpoint_every == 0:  # the loop's only device syncs
+                if not bool(finite):
+                    where = f"the checkpoint of step {last_saved} is kept" if last_saved else "nothing was saved"
+                    raise TrainingDiverged(
+                        f"the loss became NaN or infinite by step {step}; {where} in {out}",
+                        "lower --lr, set --clip-norm (e.g. 10), or lengthen --warmup-steps",
+                    )
+                loss = float(loss_t)
+            if logging:
                 terms = evaluate_elbo(model, trainer.batch(step - 1))
                 row = {
                     "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
@@ -259,6 +265,9 @@ def fit(
                 save_checkpoint(out / CHECKPOINT, payload(finished=False))
                 last_saved = step
     except KeyboardInterrupt:
+        if not bool(finite):
+            echo(f"\ninterrupted after the loss became NaN or infinite; the checkpoint of step {last_saved} is kept")
+            raise
         save_checkpoint(out / CHECKPOINT, payload(finished=False))
         echo(f"\ninterrupted: checkpoint of step {trainer.step_count} saved; continue with --resume")
         raise

@@ -97,17 +97,18 @@ def test_fit_refuses_to_overwrite_and_resume_conflicts(tmp_path):
 def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "nan"
     calls = {"n": 0}
-    original = Trainer.step
+    original = Trainer.train_step
 
-    def step(self):
+    def train_step(self):
         calls["n"] += 1
         loss = original(self)
-        return float("nan") if calls["n"] == 6 else loss
+        return loss * float("nan") if calls["n"] == 6 else loss
 
-    monkeypatch.setattr(Trainer, "step", step)
+    monkeypatch.setattr(Trainer, "train_step", train_step)
     from pyro_vlae.errors import TrainingDiverged
 
-    with pytest.raises(TrainingDiverged, match="step 4 is kept"):
+    # the NaN of step 6 is seen at the next log/checkpoint step, before anything is saved
+    with pytest.raises(TrainingDiverged, match="by step 8; the checkpoint of step 4 is kept"):
         fit(small_config(), out, progress=False, echo=quiet)
     assert load_checkpoint(out)["trainer"]["step"] == 4
 

@@ -6,9 +6,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyro
-import pyro.optim
 import torch
-from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, Trace_ELBO, TraceMeanField_ELBO
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -17,15 +16,38 @@ from ..models.base import LatentModel
 from .schedule import KLWarmup
 
 
-def make_elbo(name: str, num_particles: int = 1) -> Trace_ELBO:
+class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
+    """:class:`~pyro.infer.JitTraceMeanField_ELBO` that keeps its trace.
+
+    Pyro 1.9's ``differentiable_loss`` tests ``_loss_and_surrogate_loss`` before compiling but
+    stores ``_differentiable_loss``, so it builds a new compiled function, and retraces, on
+    every call; aliasing the one attribute to the other keeps the first.
+    """
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        loss = super().differentiable_loss(model, guide, *args, **kwargs)
+        self._loss_and_surrogate_loss = self._differentiable_loss
+        return loss
+
+
+def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELBO:
     """``"trace"``: Monte-Carlo ELBO (:class:`~pyro.infer.Trace_ELBO`); ``"meanfield"``:
     analytic KL terms (:class:`~pyro.infer.TraceMeanField_ELBO`), valid when the guide's
-    latent sites are conditionally independent given the data plate's site structure."""
-    if name == "trace":
-        return Trace_ELBO(num_particles=num_particles)
-    if name == "meanfield":
-        return TraceMeanField_ELBO(num_particles=num_particles)
-    raise ConfigError(f"unknown ELBO {name!r}", "use 'trace' or 'meanfield'")
+    latent sites are conditionally independent given the data plate's site structure.
+
+    With ``jit`` the JIT-compiled variants (:class:`~pyro.infer.JitTrace_ELBO`,
+    :class:`~pyro.infer.JitTraceMeanField_ELBO`): model and guide are traced once per set of
+    non-tensor arguments, so every changing input (the batch, β) must be a tensor.
+    The models use one plate (``"data"``, dim −1), hence ``max_plate_nesting=1``.
+    """
+    kinds = {
+        "trace": (Trace_ELBO, JitTrace_ELBO),
+        "meanfield": (TraceMeanField_ELBO, _JitTraceMeanField_ELBO),
+    }
+    if name not in kinds:
+        raise ConfigError(f"unknown ELBO {name!r}", "use 'trace' or 'meanfield'")
+    options = {"ignore_jit_warnings": True} if jit else {}
+    return kinds[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
 
 
 class Trainer:
@@ -33,15 +55,29 @@ class Trainer:
     :class:`~pyro_vlae.data.StreamData` (a torch Dataset) by its DataLoader.
 
     Each step draws a batch (a fixed permutation per epoch, seeded by ``seed`` and the epoch
-    number, so a resumed run sees the same batches), evaluates β from ``warmup`` and calls
-    ``SVI.step(x, num_data=N, beta=β)``. The returned loss is per data point.
+    number, so a resumed run sees the same batches), looks β up in the warm-up schedule and
+    takes one Adam step on Pyro's ``elbo.differentiable_loss(model, guide, x, β)`` (the ELBO
+    of eq. 2 with the batch scaled to ``num_data``; Pyro's recipe for custom optimisers).
 
-    :param model: the Pyro model/guide pair.
+    The hot loop keeps Pyro's per-step work to the ELBO itself: validation is off (the data
+    is checked once, by :meth:`LatentModel.check_data`), one ``torch.optim.Adam`` updates the
+    model's parameters (fused on CUDA), β comes from a schedule held on the model's device and
+    :meth:`train_step` returns the loss as a tensor, so no step waits for the device.
+
+    :param model: the Pyro model/guide pair; every trainable parameter is one of its
+        ``parameters()`` (``PyroModule`` networks and likelihood).
     :param data: training data ``(N, ...)``, already on the model's device; or a
         :class:`~pyro_vlae.data.StreamData`, read batch by batch (same batches for the same seed).
     :param transform: applied to every batch on the device, e.g. ``torch.bernoulli``.
     :param clip_norm: clip each parameter's gradient norm to this value, in units of the
         per-data-point loss (the loss itself is scaled to the data-set size).
+    :param jit: trace model and guide once with :class:`~pyro.infer.JitTrace_ELBO` (or
+        :class:`~pyro.infer.JitTraceMeanField_ELBO`); β is a tensor input of the trace, so a
+        warm-up schedule does not retrace.
+    :param bf16: CUDA only: run the networks under bfloat16 autocast (log-densities and the
+        optimiser stay in float32).
+    :param channels_last: keep 4-D data and convolution weights in the channels-last memory
+        format (``None``: on CUDA for images, where cuDNN's fast kernels want it).
     """
 
     def __init__(
@@ -57,13 +93,34 @@ class Trainer:
         clip_norm: float | None = None,
         seed: int = 0,
         transform: Callable[[Tensor], Tensor] | None = None,
+        jit: bool = False,
+        bf16: bool = False,
+        channels_last: bool | None = None,
     ) -> None:
         if batch_size > len(data):
             raise ConfigError(
                 f"batch size {batch_size} exceeds the {len(data)} training points",
                 f"use a batch size of at most {len(data)}",
             )
+        cuda = model.device.type == "cuda"
+        if bf16 and not cuda:
+            raise ConfigError(
+                "bf16 autocast is only used on CUDA, but the model is on the CPU",
+                "drop --bf16, or train with --device cuda",
+            )
+        if bf16 and jit:
+            raise ConfigError(
+                "--bf16 and --jit do not combine (a JIT trace would freeze the autocast casts)",
+                "drop one of them",
+            )
         model.check_elbo(elbo)
+        images = len(model.x_shape) == 3
+        if channels_last is None:
+            channels_last = cuda and images
+        if channels_last and images:
+            model.to(memory_format=torch.channels_last)
+            if torch.is_tensor(data):
+                data = data.contiguous(memory_format=torch.channels_last)
         self.model = model.train()
         self.data = data
         self.batch_size = int(batch_size)
@@ -74,12 +131,25 @@ class Trainer:
         self.streamed = not torch.is_tensor(data)
         self._stream: Iterator[Tensor] | None = None
         self.batches_per_epoch = self.num_data // self.batch_size
-        clip = {"clip_norm": clip_norm * self.num_data} if clip_norm else None
-        self.optim = pyro.optim.Adam({"lr": lr}, clip_args=clip)
-        self.svi = SVI(model.model, model.guide, self.optim, make_elbo(elbo, num_particles))
+        self.clip_norm = clip_norm * self.num_data if clip_norm else None
+        self.bf16 = bool(bf16)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optim = torch.optim.Adam(self.params, lr=lr, fused=True if cuda else None)
+        self.elbo = make_elbo(elbo, num_particles, jit)
+        # one bound method each: the JIT ELBO keys its cache on their ids
+        self._model_fn, self._guide_fn = self._model, self._guide
+        # β for every step of the warm-up (the last entry holds from then on), on the device
+        self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
         self.step_count = 0
         self._epoch: int | None = None
         self._perm: Tensor | None = None
+
+    # ------------------------------------------------------------ model/guide
+    def _model(self, x: Tensor, beta: Tensor):
+        return self.model.model(x, num_data=self.num_data, beta=beta)
+
+    def _guide(self, x: Tensor, beta: Tensor):
+        return self.model.guide(x, num_data=self.num_data, beta=beta)
 
     # ------------------------------------------------------------------ batches
     def batch_indices(self, step: int) -> Tensor:
@@ -112,13 +182,25 @@ class Trainer:
         return self.transform(x) if self.transform is not None else x
 
     # --------------------------------------------------------------------- step
-    def step(self) -> float:
-        """One SVI step; returns the β-weighted loss per data point."""
+    def train_step(self) -> Tensor:
+        """One optimisation step; returns the β-weighted loss per data point as a 0-d
+        tensor on the model's device (reading it is the only host–device sync)."""
         x = self._next_streamed() if self.streamed else self.batch()
-        beta = self.warmup(self.step_count)
-        loss = self.svi.step(x, num_data=self.num_data, beta=beta)
+        beta = self.betas[min(self.step_count, self.warmup.steps)]
+        with pyro.validation_enabled(False), torch.autocast("cuda", torch.bfloat16, enabled=self.bf16):
+            loss = self.elbo.differentiable_loss(self._model_fn, self._guide_fn, x, beta)
+        loss.backward()
+        if self.clip_norm is not None:
+            for p in self.params:
+                torch.nn.utils.clip_grad_norm_(p, self.clip_norm)
+        self.optim.step()
+        self.optim.zero_grad(set_to_none=True)
         self.step_count += 1
-        return loss / self.num_data
+        return loss.detach() / self.num_data
+
+    def step(self) -> float:
+        """One step, as :meth:`train_step`, with the loss per data point as a float."""
+        return float(self.train_step())
 
     @property
     def beta(self) -> float:
@@ -129,7 +211,7 @@ class Trainer:
         state = {
             "step": self.step_count,
             "model": self.model.state_dict(),
-            "optim": self.optim.get_state(),
+            "optim": self.optim.state_dict(),
             "rng_cpu": torch.get_rng_state(),
         }
         if torch.cuda.is_available() and self.model.device.type == "cuda":
@@ -138,7 +220,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optim.set_state(state["optim"])
+        self.optim.load_state_dict(state["optim"])
         self.step_count = int(state["step"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.model.device.type == "cuda":
