@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -241,34 +240,3 @@ def hierarchy_metrics(
         "ordering_probe": ordering_score(mats["probe"][:, ordered], levels) if ordered else float("nan"),
         "ordering_nmi": ordering_score(mats["nmi"][:, ordered], levels) if ordered else float("nan"),
     }
-
-
-def plot_matrix(metrics: Mapping[str, Any], path: str | Path, key: str = "probe") -> Path:
-    """Heat map of a layer × factor matrix, deepest layer on top, factors by level."""
-    from ..plotting import plt
-
-    m = np.asarray(metrics[key])
-    names = list(metrics["factors"])
-    levels = metrics.get("factor_levels", {})
-    order = sorted(range(len(names)), key=lambda k: (levels.get(names[k], 99), k))
-    m = m[::-1][:, order]
-    layers = list(metrics["layers"])[::-1]
-    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 1.8, 0.7 * len(layers) + 1.4))
-    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if m[i, j] < 0.6 else "black")
-    ax.set_xticks(range(len(order)))
-    ax.set_xticklabels([f"{names[k]}\n(level {levels[names[k]]})" if names[k] in levels else names[k]
-                        for k in order], fontsize=8)
-    ax.set_yticks(range(len(layers)))
-    ax.set_yticklabels(layers)
-    score = metrics.get(f"ordering_{key}")
-    title = {"probe": "probe informativeness", "nmi": "max-unit normalised MI"}.get(key, key)
-    ax.set_title(f"{title}; ordering score {score:.2f}" if score is not None else title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.05)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
