@@ -61,7 +61,7 @@ def main() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the data set's files.")
 @click.option("--plugin-option", "-P", "plugin_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the data set plugin, e.g. -P num_train=5000.")
-@click.option("--model", default="vlae", show_default=True, help="Model: vlae (more with plugins).")
+@click.option("--model", default="vlae", show_default=True, help="Model: vlae, hvae, lvae or vae.")
 @click.option("--likelihood", help="Decoder likelihood [default: the data set's].")
 @click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")

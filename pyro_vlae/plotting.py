@@ -36,8 +36,9 @@ def save_images(x: Tensor, path: str | Path, nrow: int, value_range=(0.0, 1.0), 
 
 @torch.no_grad()
 def layer_variation(model: LatentModel, layer: int, rows: int = 8, cols: int = 8) -> Tensor:
-    """Conditional sampling (the paper's Figs. 6–7): each row fixes one draw of every layer
-    from the prior except ``layer`` (1-based), which is re-drawn in every column.
+    """Conditional sampling (the paper's Figs. 3, 6–7): each row fixes one draw of the noise
+    ε of every layer except ``layer`` (1-based), which is re-drawn in every column
+    (z_l = μ_l + σ_l ε_l; for an N(0, I) prior, as in the VLAE, ε_l is z_l itself).
     Returns ``rows * cols`` generated means, row-major."""
     model.eval()
     base = {
@@ -46,7 +47,7 @@ def layer_variation(model: LatentModel, layer: int, rows: int = 8, cols: int = 8
     }
     name = model.latent_sites[layer - 1]
     base[name] = torch.randn(rows * cols, model.z_dims[layer - 1], device=model.device)
-    return model.generate(rows * cols, fixed=base)
+    return model.generate(rows * cols, noise=base)
 
 
 def save_layer_grids(

@@ -83,3 +83,17 @@ def test_output_path_that_is_a_file(tmp_path):
     f.write_text("x")
     r = run("fit", *SMALL, "--out", str(f / "run"))
     assert r.exit_code != 0 and "cannot write" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("model", ["hvae", "lvae", "vae"])
+def test_fit_other_models(tmp_path, model):
+    r = run("fit", *SMALL, "--steps", "2", "--log-every", "1", "--model", model, "--out", str(tmp_path / model))
+    assert r.exit_code == 0, r.output
+    assert f"{model} on shapes" in r.output and "parameters" in r.output
+    assert (tmp_path / model / "layers.png").exists()
+
+
+def test_meanfield_refused_for_hvae(tmp_path):
+    r = run("fit", *SMALL, "--model", "hvae", "--elbo", "meanfield", "--out", str(tmp_path / "h"))
+    assert r.exit_code == 1 and "HVAE does not support the 'meanfield' ELBO" in r.output
+    assert "use one of: trace" in r.output and "Traceback" not in r.output

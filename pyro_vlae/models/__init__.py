@@ -7,10 +7,14 @@ from collections.abc import Sequence
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
 from .base import LatentModel
+from .hvae import HVAE
+from .lvae import LVAE
+from .markov import MarkovHierarchy
+from .vae import VAE
 from .vlae import VLAE
 
 #: models selectable with ``--model``
-MODELS: dict[str, type[LatentModel]] = {"vlae": VLAE}
+MODELS: dict[str, type[LatentModel]] = {"vlae": VLAE, "hvae": HVAE, "lvae": LVAE, "vae": VAE}
 
 
 def build_model(
@@ -27,4 +31,4 @@ def build_model(
     return MODELS[name](x_shape, z_dims, likelihood, stem=stem, width=width)
 
 
-__all__ = ["MODELS", "LatentModel", "VLAE", "build_model"]
+__all__ = ["MODELS", "HVAE", "LVAE", "LatentModel", "MarkovHierarchy", "VAE", "VLAE", "build_model"]

@@ -9,6 +9,7 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.distributions.kl import kl_divergence
+from pyro.infer.reparam import LocScaleReparam
 from pyro.nn import PyroModule, pyro_method
 from torch import Tensor
 
@@ -68,6 +69,12 @@ class LatentModel(PyroModule):
     def latent_sites(self) -> tuple[str, ...]:
         """``("z1", ..., "zL")``, z1 nearest to the data."""
         return tuple(f"z{i + 1}" for i in range(self.num_layers))
+
+    @property
+    def gibbs_sites(self) -> tuple[str, ...]:
+        """The latent sites x depends on directly, which the Gibbs chain of Proposition 1
+        re-draws: every layer here, only ``z1`` for a Markov hierarchy."""
+        return self.latent_sites
 
     @property
     def device(self) -> torch.device:
@@ -155,10 +162,23 @@ class LatentModel(PyroModule):
         return {"recon": recon, "kl": torch.stack(kls, dim=-1)}
 
     @torch.no_grad()
-    def generate(self, num_samples: int, fixed: dict[str, Tensor] | None = None) -> Tensor:
+    def generate(
+        self, num_samples: int, fixed: dict[str, Tensor] | None = None, noise: dict[str, Tensor] | None = None
+    ) -> Tensor:
         """The likelihood's mean at ``num_samples`` ancestral samples; layers named in
-        ``fixed`` (e.g. ``{"z3": code}``) are conditioned to the given values."""
-        model = poutine.condition(self.model, data=fixed) if fixed else self.model
+        ``fixed`` (e.g. ``{"z3": code}``) are conditioned to the given values.
+
+        ``noise`` fixes the standard-normal noise ε_l of the reparameterisation
+        z_l = μ_l + σ_l ⊙ ε_l (the paper's eq. 15) instead of z_l itself: each named site is
+        rewritten by :class:`~pyro.infer.reparam.LocScaleReparam` into a site
+        ``"{name}_decentered"`` that is conditioned to the given ε. For a layer with an
+        N(0, I) prior, ε_l is z_l."""
+        model = self.model
+        if noise:
+            model = poutine.condition(model, data={f"{name}_decentered": eps for name, eps in noise.items()})
+            model = poutine.reparam(model, config={name: LocScaleReparam(centered=0.0) for name in noise})
+        if fixed:
+            model = poutine.condition(model, data=fixed)
         trace = poutine.trace(model).get_trace(num_samples=num_samples)
         return trace.nodes["x"]["fn"].mean
 

@@ -1,0 +1,84 @@
+"""The flat VAE: one latent layer, the reference point of every comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyro
+import pyro.distributions as dist
+from pyro import poutine
+from pyro.nn import pyro_method
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..likelihoods import Likelihood
+from ..nets.blocks import GaussianHead, fc_bn, init_weights
+from ..nets.ladder import architecture, decoder_stage, encoder_stage
+from .base import LatentModel
+
+
+class VAE(LatentModel):
+    r"""A VAE with one latent layer z1 of width ``sum(z_dims)`` (Kingma & Welling, 2014)::
+
+        p(x, z) = N(z; 0, I) r(x; f(z)),    q(z | x) = N(μ(g(x)), σ(g(x)))
+
+    ``g`` is the VLAE's whole inference ladder g_L ∘ … ∘ g_1 and ``f`` its generative
+    ladder u_1 ∘ … ∘ u_{L-1} ∘ f_L without the side inputs, for L = ``len(z_dims)``: the
+    same stem, depth and code size as the hierarchical models at the same ``z_dims``, with
+    the whole code at the top. ``z_dims=(3, 3, 3)`` gives one 9-dimensional layer.
+
+    :param x_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
+    :param z_dims: widths whose sum is the width of z1; their number sets the depth.
+    :param likelihood: r; default a fixed-variance Gaussian.
+    :param stem: ``"auto"`` (from ``x_shape``), ``"mlp"``, ``"small"``, ``"medium"``, ``"large"``.
+    :param width: multiplier on every channel count and dense width (1 = the authors').
+    """
+
+    def __init__(
+        self,
+        x_shape: Sequence[int],
+        z_dims: Sequence[int] = (2, 2, 2),
+        likelihood: Likelihood | None = None,
+        stem: str = "auto",
+        width: float = 1.0,
+    ) -> None:
+        dims = tuple(int(d) for d in z_dims)
+        if not dims or min(dims) < 1:
+            raise ConfigError(
+                f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
+                "e.g. --z-dims 2,2,2 for one 6-dimensional layer at the depth of three",
+            )
+        super().__init__(x_shape, (sum(dims),), likelihood)
+        self.arch = arch = architecture(self.x_shape, len(dims), stem, width)
+        S, L = arch.shapes, arch.num_layers
+        z_dim, hidden = self.z_dims[0], S[L][0]
+        self.encoder = nn.Sequential(*(encoder_stage(arch.levels[i], S[i]) for i in range(L)))
+        self.head = GaussianHead(S[L], z_dim)
+        self.decoder = nn.Sequential(
+            fc_bn(z_dim, hidden, nn.ReLU()),
+            fc_bn(hidden, hidden, nn.ReLU()),
+            *(decoder_stage(arch.levels[i], S[i], concat=False) for i in reversed(range(1, L))),
+            decoder_stage(arch.levels[0], S[0], concat=False, out_channels=self.out_channels),
+        )
+        self.apply(init_weights)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, σ) of q(z | x)."""
+        return self.head(self.encoder(x))
+
+    @pyro_method
+    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
+        """p(x, z) = N(z; 0, I) r(x; f(z))."""
+        batch = self._batch_size(x, num_samples)
+        with self.data_plate(batch, num_data):
+            with poutine.scale(scale=beta):
+                z = pyro.sample("z1", dist.Normal(self._zero, 1.0).expand([batch, self.z_dims[0]]).to_event(1))
+            return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
+
+    @pyro_method
+    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
+        """q(z | x) = N(μ(g(x)), σ(g(x)))."""
+        batch = self._batch_size(x, None)
+        loc, scale = self.encode(x)
+        with self.data_plate(batch, num_data), poutine.scale(scale=beta):
+            return pyro.sample("z1", dist.Normal(loc, scale).to_event(1))
