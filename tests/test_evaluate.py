@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from pyro.nn import pyro_method
 
-from pyro_vlae import VLAE, Gaussian, Trainer
+from pyro_vlae import MODELS, VLAE, Gaussian, Trainer, build_model
 from pyro_vlae.cli import main
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.evaluate import (
@@ -204,3 +204,19 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
     assert "| vlae | 2 |" in r.output
     assert len((tmp_path / "cmp.csv").read_text().strip().splitlines()) == 3
     assert len(json.loads((tmp_path / "cmp.json").read_text())) == 2
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_evaluate_works_for_every_model(name):
+    from pyro_vlae.data import TensorData
+    from pyro_vlae.evaluate import evaluate
+
+    model = build_model(name, (12,), (2, 2), width=0.125).eval()
+    g = torch.Generator().manual_seed(0)
+    factors = torch.cat([torch.rand(64, 1, generator=g), torch.randint(3, (64, 1), generator=g).float()], 1)
+    data = TensorData(torch.rand(64, 12, generator=g), factors, ("a", "b"))
+    out = evaluate(model, data, iwae_samples=30, iwae_points=16, chunk=64, factor_levels={"a": 1, "b": 2})
+    assert out["iwae"]["value"] >= out["iwae"]["elbo_same_draws"]
+    assert sum(info["kl_share"] for info in out["layers"].values()) == pytest.approx(1.0)
+    assert len(out["hierarchy"]["probe"]) == len(model.z_dims)
+    assert -1 <= out["hierarchy"]["ordering_probe"] <= 1
