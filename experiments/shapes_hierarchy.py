@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 #: the budget shared by every model (options of `pyro-vlae fit`)
-BUDGET = ["--plugin", "shapes", "--z-dims", "3,3,3", "--width", "0.25", "--steps", "1000",
-          "--warmup-steps", "500", "--batch-size", "64", "--lr", "1e-3", "-L", "scale=0.1"]
+BUDGET = ["--plugin", "shapes", "--z-dims", "3,3,3", "--width", "0.25", "--steps", "500",
+          "--warmup-steps", "250", "--batch-size", "64", "--lr", "1e-3", "-L", "scale=0.1"]
 
 
 def cli(*args: str) -> list[str]:
@@ -47,9 +47,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/shapes-hierarchy"))
     parser.add_argument("--models", nargs="+", default=["vlae", "hvae", "lvae", "vae"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--jobs", type=int, default=2, help="fits and evaluations run side by side")
+    parser.add_argument("--jobs", type=int, default=3, help="fits and evaluations run side by side")
     parser.add_argument("--iwae-samples", type=int, default=1000)
-    parser.add_argument("--iwae-points", type=int, default=50, help="test points of the IWAE estimate")
+    parser.add_argument("--iwae-points", type=int, default=20, help="test points of the IWAE estimate")
     parser.add_argument("--fit-option", action="append", default=[], help="extra `pyro-vlae fit` option")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
