@@ -128,7 +128,6 @@ def list_plugins_command() -> None:
         click.echo(f"{i.name:<{width}}  {i.kind:<10}  {i.distribution:<16}  {text}")
 
 
-
 @main.command()
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--iwae-samples", type=int, default=1000, show_default=True,
