@@ -131,6 +131,51 @@ def list_plugins_command() -> None:
         click.echo(f"{i.name:<{width}}  {i.kind:<10}  {i.distribution:<16}  {text}")
 
 
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--iwae-samples", type=int, default=1000, show_default=True,
+              help="Importance samples K of the IWAE bound (1 to 5000).")
+@click.option("--iwae-points", type=int, default=500, show_default=True,
+              help="Test points the IWAE bound is averaged over.")
+@click.option("--num-points", type=int, help="Evaluate the first N test points only [default: all].")
+@click.option("--chunk", type=int, default=5000, show_default=True,
+              help="Rows (samples × points) scored at once; bounds memory.")
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def evaluate(run: Path, device: str, **options: Any) -> None:
+    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA and hierarchy metrics.
+
+    Prints a table and writes evaluation.json, latents.png and hierarchy.png into RUN.
+    """
+    from .evaluate import evaluate_run, format_evaluation
+    from .run import resolve_device
+
+    results = evaluate_run(run, device=str(resolve_device(device)), **options)
+    click.echo(format_evaluation(results))
+    click.echo(f"wrote {run / 'evaluation.json'}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+def report(run: Path) -> None:
+    """Write RUN/report.html: configuration, curves, metrics, heat map and pictures on one page."""
+    from .evaluate.report import write_report
+
+    click.echo(f"wrote {write_report(run)}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison"),
+              show_default=True, help="Writes OUT.md, OUT.csv and OUT.json.")
+def compare(runs: tuple[Path, ...], out: Path) -> None:
+    """Compare evaluated runs in one table (per run, and mean ± sd per model)."""
+    from .evaluate.report import compare_runs, format_comparison, write_comparison
+
+    rows = compare_runs(runs)
+    click.echo(format_comparison(rows))
+    click.echo("wrote " + ", ".join(str(p) for p in write_comparison(rows, out)))
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

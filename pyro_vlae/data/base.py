@@ -137,7 +137,8 @@ class DatasetPlugin(ABC):
     holds the model settings that suit the data (``z_dims``, ``width``, ``batch_size``,
     ``lr``, ``steps``, ``likelihood_options`` ...); the command line fills unset options
     from it. ``factor_levels`` gives the abstraction level of each ground-truth factor
-    (1 = lowest), for the hierarchy metrics.
+    (1 = lowest), for the hierarchy metrics; ``circular_factors`` names the periodic ones
+    (values in [0, 1), e.g. a hue).
 
     :param data_dir: folder holding the data files (``None``: the plugin's default).
     :param download: fetch missing files from the network when the plugin can
@@ -151,6 +152,7 @@ class DatasetPlugin(ABC):
     default_likelihood: ClassVar[str] = "gaussian"
     recommended: ClassVar[dict[str, Any]] = {}
     factor_levels: ClassVar[dict[str, int]] = {}
+    circular_factors: ClassVar[tuple[str, ...]] = ()
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
 
     def __init__(self, data_dir: str | Path | None = None, download: bool = True) -> None:

@@ -94,6 +94,7 @@ class Shapes(DatasetPlugin):
     value_range = (0.0, 1.0)
     default_likelihood = "gaussian"
     factor_levels = {"hue": 1, "size": 2, "x": 2, "y": 2, "shape": 3}
+    circular_factors = ("hue",)
     recommended = {
         "z_dims": (3, 3, 3),
         "width": 0.5,

@@ -1,0 +1,201 @@
+"""Evaluate a model or a run folder: ELBO, IWAE_K, bits/dim, per-layer KL, active units,
+PCA and, for data sets with ground-truth factors, the hierarchy metrics.
+
+:func:`evaluate` works on a model and a :class:`~pyro_vlae.data.TensorData`;
+:func:`evaluate_run` loads a run folder, evaluates its test split and writes
+``evaluation.json``, ``latents.png`` (KL bars, PCA) and ``hierarchy.png`` (heat map) there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data.base import TensorData
+from ..errors import ConfigError
+from ..likelihoods import Bernoulli
+from ..models.base import LatentModel
+from .hierarchy import hierarchy_metrics
+from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
+from .latents import layer_summary, posterior_statistics
+from .plots import plot_layers, plot_matrix
+
+EVALUATION = "evaluation.json"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def evaluate(
+    model: LatentModel,
+    data: TensorData,
+    *,
+    iwae_samples: int = 1000,
+    iwae_points: int = 500,
+    chunk: int = 5000,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    factor_levels: Mapping[str, int] | None = None,
+    circular_factors: Sequence[str] = (),
+    progress: bool = False,
+) -> dict[str, Any]:
+    """All numbers for ``model`` on ``data`` (per data point, nats).
+
+    * ``elbo``, ``recon``: the ELBO (analytic KL where available) over all points.
+    * ``iwae``: IWAE_K on the first ``iwae_points`` points with K = ``iwae_samples``, and the
+      Monte-Carlo ELBO of the same draws; ``chunk`` bounds the rows (samples × points) scored
+      at once. ``bits_per_dim`` from IWAE_K when the data are 8-bit or binary.
+    * ``layers``: per-layer KL, KL share, active units, PCA (:func:`layer_summary`).
+    * ``hierarchy`` when ``data.factors`` is set (:func:`hierarchy_metrics`).
+    """
+    if not 1 <= iwae_samples <= MAX_SAMPLES:
+        raise ConfigError(
+            f"the number of importance samples must be between 1 and {MAX_SAMPLES}, got {iwae_samples}",
+            "pass e.g. --iwae-samples 1000",
+        )
+    if iwae_points < 1 or chunk < 1:
+        raise ConfigError("the number of IWAE points and the chunk size must be at least 1")
+    stats = posterior_statistics(model, data.x)
+    results: dict[str, Any] = {
+        "num_points": len(data),
+        "elbo": float((stats["recon"] - stats["kl"].sum(-1)).mean()),
+        "recon": float(stats["recon"].mean()),
+    }
+
+    x = data.x[:iwae_points]
+    points = max(1, chunk // iwae_samples)  # data points per pass; samples split into chunks if K > chunk
+    iwae, elbo = [], []
+    with tqdm(total=x.shape[0], disable=not progress, unit="point", desc=f"IWAE-{iwae_samples}") as bar:
+        for start in range(0, x.shape[0], points):
+            out = iwae_bound(model, x[start : start + points], iwae_samples, chunk=min(chunk, iwae_samples))
+            iwae.append(out["iwae"].cpu())
+            elbo.append(out["elbo"].cpu())
+            bar.update(min(points, x.shape[0] - start))
+    iwae_value = float(torch.cat(iwae).mean())
+    results["iwae"] = {
+        "samples": iwae_samples,
+        "num_points": x.shape[0],
+        "value": iwae_value,
+        "elbo_same_draws": float(torch.cat(elbo).mean()),
+    }
+    discrete = isinstance(model.likelihood, Bernoulli)
+    if discrete or is_8bit(data.x, value_range):
+        results["bits_per_dim"] = bits_per_dim(iwae_value, math.prod(data.shape), value_range, discrete)
+
+    results["layers"] = layer_summary(stats["means"], stats["kl"])
+    if data.factors is not None:
+        results["hierarchy"] = hierarchy_metrics(
+            stats["means"], data.factors, data.factor_names, factor_levels or {}, circular_factors
+        )
+    return _clean(results)
+
+
+def evaluate_run(
+    path: str | Path,
+    *,
+    iwae_samples: int = 1000,
+    iwae_points: int = 500,
+    chunk: int = 5000,
+    num_points: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run folder on its test split (the training split when there is none),
+    the first ``num_points`` points of it (all by default); writes ``evaluation.json``,
+    ``latents.png`` and, with factors, ``hierarchy.png`` into the folder."""
+    from ..run import load_run
+
+    run = load_run(path, device=device)
+    split = "test" if "test" in run.plugin.splits else "train"
+    data = run.plugin.load(split)
+    if num_points is not None:
+        if num_points < 8:
+            raise ConfigError(f"--num-points must be at least 8, got {num_points}")
+        data = TensorData(
+            data.x[:num_points], None if data.factors is None else data.factors[:num_points], data.factor_names
+        )
+    results = {
+        "run": str(run.path),
+        "model": run.config.model,
+        "plugin": run.config.plugin,
+        "z_dims": list(run.model.z_dims),
+        "seed": run.config.seed,
+        "step": run.step,
+        "split": split,
+        **evaluate(
+            run.model,
+            data,
+            iwae_samples=iwae_samples,
+            iwae_points=iwae_points,
+            chunk=chunk,
+            value_range=run.plugin.value_range,
+            factor_levels=run.plugin.factor_levels,
+            circular_factors=run.plugin.circular_factors,
+            progress=progress,
+        ),
+    }
+    (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
+    plot_layers(results["layers"], run.path / "latents.png")
+    if "hierarchy" in results:
+        plot_matrix(results["hierarchy"], run.path / "hierarchy.png")
+    return results
+
+
+def load_evaluation(path: str | Path) -> dict[str, Any]:
+    """The ``evaluation.json`` of a run folder."""
+    from ..errors import CheckpointError
+
+    file = Path(path) / EVALUATION
+    if not file.exists():
+        raise CheckpointError(f"{path} has no {EVALUATION}", f"run `pyro-vlae evaluate {path}` first")
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{file} is corrupt ({err})", f"re-run `pyro-vlae evaluate {path}`") from err
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def format_evaluation(results: Mapping[str, Any]) -> str:
+    """A plain-text table of an evaluation."""
+    iw = results["iwae"]
+    lines = [
+        f"{results.get('model', 'model')} on {results.get('plugin', 'data')} ({results.get('split', '')}, "
+        f"{results['num_points']} points)",
+        f"  ELBO            {results['elbo']:10.2f} nats   (reconstruction {results['recon']:.2f})",
+        f"  IWAE-{iw['samples']:<10d} {iw['value']:10.2f} nats   (on {iw['num_points']} points; "
+        f"ELBO of the same draws {iw['elbo_same_draws']:.2f})",
+    ]
+    if "bits_per_dim" in results:
+        lines.append(f"  bits/dim        {results['bits_per_dim']:10.4f}")
+    lines.append(f"  {'layer':<6} {'KL':>8} {'share':>6} {'active':>7}  PCA explained variance")
+    for name, info in results["layers"].items():
+        pca = " ".join(f"{v:.2f}" for v in info["pca_explained_variance"])
+        lines.append(f"  {name:<6} {info['kl']:8.2f} {100 * info['kl_share']:5.0f}% "
+                     f"{info['active_units']:>3}/{info['units']:<3}  {pca}")
+    h = results.get("hierarchy")
+    if h:
+        lines.append("  layer × factor (probe informativeness; normalised MI in brackets)")
+        lines.append("  " + " " * 6 + "".join(f"{f:>14}" for f in h["factors"]))
+        for i, name in enumerate(h["layers"]):
+            cells = "".join(f"{_fmt(p):>7} ({_fmt(n)})" for p, n in zip(h["probe"][i], h["nmi"][i]))
+            mig = h["mig_per_layer"][i]
+            lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig)}")
+        lines.append(f"  ordering score {_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI); "
+                     f"MIG {_fmt(h['mig'])}")
+    return "\n".join(lines)

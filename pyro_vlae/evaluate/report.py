@@ -1,0 +1,178 @@
+"""One HTML page per run, and one table comparing several runs.
+
+:func:`write_report` gathers a run folder's configuration, test summary, evaluation and
+pictures into ``report.html`` (pictures embedded, so the page is self-contained).
+:func:`compare_runs` reads the ``evaluation.json`` of several runs into rows;
+:func:`write_comparison` saves them as Markdown, CSV and JSON, with the mean ± standard
+deviation per model over seeds.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, ConfigError
+from .evaluation import EVALUATION, format_evaluation, load_evaluation
+
+REPORT = "report.html"
+#: pictures shown in a report, in this order, when the run folder has them
+PICTURES = [
+    ("loss.png", "Training curves"),
+    ("latents.png", "KL per layer and PCA of posterior means"),
+    ("hierarchy.png", "Layer × factor matrix"),
+    ("samples.png", "Samples"),
+    ("reconstructions.png", "Reconstructions (originals and reconstructions, alternating)"),
+    ("layers.png", "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
+]
+
+
+def _image(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(path: str | Path) -> Path:
+    """Write ``report.html`` into the run folder ``path`` (it needs ``evaluation.json``)."""
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise CheckpointError(
+            f"{path} is not a run folder (no config.json)", "pass a folder written by `pyro-vlae fit`"
+        )
+    config = json.loads((path / "config.json").read_text())
+    evaluation = load_evaluation(path)
+    parts = [f"<h1>{html.escape(path.name)}: {html.escape(str(config.get('model')))} on "
+             f"{html.escape(str(config.get('plugin')))}</h1>"]
+    settings = [(k, json.dumps(v)) for k, v in config.items()]
+    parts.append("<h2>Configuration</h2>" + _table(settings, ["option", "value"]))
+    if (path / "summary.json").exists():
+        summary = json.loads((path / "summary.json").read_text())
+        parts.append(f"<p>Trained {summary.get('steps')} steps in {summary.get('train_seconds')} s.</p>")
+    parts.append("<h2>Evaluation</h2><pre>" + html.escape(format_evaluation(evaluation)) + "</pre>")
+    for name, caption in PICTURES:
+        if (path / name).exists():
+            parts.append(_image(path / name, caption))
+    for extra in sorted(path.glob("layer[0-9]*.png")):
+        parts.append(_image(extra, f"{extra.stem}: conditional samples of this layer"))
+    style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}img{max-width:100%}"
+             "figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}")
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(path.name)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+    out = path / REPORT
+    out.write_text(page)
+    return out
+
+
+# ------------------------------------------------------------------ comparison
+def _layers(values: Sequence[Any], fmt: str = "{:.1f}") -> str:
+    return "/".join(fmt.format(v) for v in values)
+
+
+def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """One row per run folder with the headline numbers of its ``evaluation.json``."""
+    if not paths:
+        raise ConfigError("compare needs at least one run folder", "pass run folders holding evaluation.json")
+    rows = []
+    for p in paths:
+        e = load_evaluation(p)
+        layers = e["layers"]
+        h = e.get("hierarchy") or {}
+        row = {
+            "run": Path(p).name,
+            "model": e.get("model"),
+            "seed": e.get("seed"),
+            "elbo": e["elbo"],
+            f"iwae_{e['iwae']['samples']}": e["iwae"]["value"],
+            "kl": [layers[n]["kl"] for n in layers],
+            "active_units": [layers[n]["active_units"] for n in layers],
+            "ordering_probe": h.get("ordering_probe"),
+            "ordering_nmi": h.get("ordering_nmi"),
+            "mig": h.get("mig"),
+        }
+        if h:
+            row["layers"] = h["layers"]
+            row["factors"] = h["factors"]
+            row["probe"] = h["probe"]
+        rows.append(row)
+    return rows
+
+
+def _mean_sd(values: Sequence[float | None]) -> str:
+    v = [x for x in values if x is not None]
+    if not v:
+        return "–"
+    if len(v) == 1:
+        return f"{v[0]:.2f}"
+    return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
+
+
+def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown: one line per run, then mean ± sd per model, then each model's mean
+    layer × factor matrix (probe informativeness)."""
+    iwae_key = next((k for k in rows[0] if k.startswith("iwae_")), "iwae")
+    header = ["run", "ELBO", iwae_key.replace("_", "-").upper(), "KL per layer", "active units",
+              "ordering (probe)", "ordering (NMI)", "MIG"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def num(v: float | None) -> str:
+        return "–" if v is None else f"{v:.2f}"
+
+    for r in rows:
+        lines.append(f"| {r['run']} | {num(r['elbo'])} | {num(r.get(iwae_key))} | {_layers(r['kl'])} | "
+                     f"{_layers(r['active_units'], '{}')} | {num(r['ordering_probe'])} | "
+                     f"{num(r['ordering_nmi'])} | {num(r['mig'])} |")
+    models: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        models.setdefault(str(r["model"]), []).append(r)
+    lines += ["", "| model | runs | ELBO | " + iwae_key.replace("_", "-").upper()
+              + " | KL per layer | ordering (probe) | ordering (NMI) | MIG |", "|" + "---|" * 8]
+    for model, rs in models.items():
+        kl = [statistics.mean(v) for v in zip(*[r["kl"] for r in rs])]
+        lines.append(f"| {model} | {len(rs)} | {_mean_sd([r['elbo'] for r in rs])} | "
+                     f"{_mean_sd([r.get(iwae_key) for r in rs])} | {_layers(kl)} | "
+                     f"{_mean_sd([r['ordering_probe'] for r in rs])} | {_mean_sd([r['ordering_nmi'] for r in rs])} | "
+                     f"{_mean_sd([r['mig'] for r in rs])} |")
+    for model, rs in models.items():
+        rs = [r for r in rs if "probe" in r]
+        if not rs:
+            continue
+        factors, layers = rs[0]["factors"], rs[0]["layers"]
+        lines += ["", f"{model}: layer × factor probe informativeness, mean over {len(rs)} run(s)", "",
+                  "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
+        for i in reversed(range(len(layers))):
+            cells = [statistics.mean(r["probe"][i][k] for r in rs) for k in range(len(factors))]
+            lines.append(f"| {layers[i]} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[Path]:
+    """Save ``stem.md`` (:func:`format_comparison`), ``stem.csv`` (one line per run) and ``stem.json``."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    md, cs, js = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".json")
+    md.write_text(format_comparison(rows) + "\n")
+    flat = [{k: (_layers(v, "{}") if k in ("kl", "active_units") else v) for k, v in r.items()
+             if k not in ("probe", "layers", "factors")} for r in rows]
+    with open(cs, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in flat for k in r)))
+        writer.writeheader()
+        writer.writerows(flat)
+    js.write_text(json.dumps(list(rows), indent=2) + "\n")
+    return [md, cs, js]
+
+
+__all__ = ["EVALUATION", "REPORT", "compare_runs", "format_comparison", "write_comparison", "write_report"]
