@@ -86,8 +86,12 @@ def main() -> None:
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
 @click.option("--log-every", type=int, default=50, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
+              help="Under torchrun: how long a process waits for the others before stopping with an error.")
 @click.pass_context
-def fit(ctx: click.Context, out: Path | None, resume: bool, progress: bool, **options: Any) -> None:
+def fit(
+    ctx: click.Context, out: Path | None, resume: bool, progress: bool, dist_timeout: float, **options: Any
+) -> None:
     """Train a model and write a run folder: checkpoint, metrics, loss curve and pictures."""
     from .run import fit as run_fit
 
@@ -106,7 +110,7 @@ def fit(ctx: click.Context, out: Path | None, resume: bool, progress: bool, **op
         k: v for k, v in options.items()
         if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
     }
-    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given)
+    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given, dist_timeout=dist_timeout)
 
 
 @main.command("plugins")
