@@ -189,7 +189,7 @@ def _fit(
     if context is None:
         ckpt = open_folder()
     else:
-        context.check_same({"config": config.to_dict(), "out": str(out), "resume": resume, "overrides": overrides})
+        context.check_same({**config.to_dict(), "out": str(out), "resume": resume})
         ckpt = context.on_main(open_folder)  # process 0 reads the run folder and shares it
     if resume:
         saved = RunConfig.from_dict(ckpt["config"])

@@ -149,7 +149,7 @@ def test_different_options_or_a_missing_process_give_clear_errors(tmp_path):
     workers = [spawn(0, 2, port, *args), spawn(1, 2, port, *args, "--beta", "2"),
                spawn(0, 2, free_port(), *ARGS, "--steps", "4", "--dist-timeout", "3", "--out", str(tmp_path / "r"))]
     for code, output in map(finish, workers[:2]):
-        assert code == 1 and "different options" in output and "beta" in output, output
+        assert code == 1 and "different options: beta (process 0: 1.0, process 1: 2.0)" in output, output
         assert "Traceback" not in output
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
     code, output = finish(workers[2])

@@ -119,7 +119,7 @@ class DistributedContext:
     world_size: int
     local_rank: int
     device: torch.device
-    timeout: float
+    owns_group: bool = True  # False when the caller had initialised torch.distributed already
 
     @property
     def is_main(self) -> bool:
@@ -210,7 +210,8 @@ def setup(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> Distributed
     torch_device = resolve_device(device, local_rank, local_world_size)
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
         try:
             dist.init_process_group(
@@ -230,12 +231,12 @@ def setup(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> Distributed
             f"the process group has {dist.get_world_size()} processes, but WORLD_SIZE is {world_size}",
             "initialise the process group from torchrun's environment (init_method='env://')",
         )
-    return DistributedContext(rank, world_size, local_rank, torch_device, float(timeout))
+    return DistributedContext(rank, world_size, local_rank, torch_device, owns_group)
 
 
 def teardown(context: DistributedContext | None) -> None:
-    """Leave the process group joined by :func:`setup`."""
-    if context is not None and dist.is_initialized():
+    """Leave the process group joined by :func:`setup` (one it did not start is left alone)."""
+    if context is not None and context.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 
