@@ -12,14 +12,16 @@ import pyro
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 from pyro.infer import Trace_ELBO
 
 from pyro_vlae import KLWarmup, RunConfig, Trainer
 from pyro_vlae.cli import main
+from pyro_vlae.data import StreamData
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.run import make_model, open_dataset
-from pyro_vlae.train import load_checkpoint
-from pyro_vlae.train.distributed import local_batch_size, step_seed
+from pyro_vlae.train import load_checkpoint, make_elbo
+from pyro_vlae.train.distributed import ScaledPair, local_batch_size, step_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "data_parallel_svi.py"
@@ -72,23 +74,29 @@ def finish(p: subprocess.Popen, timeout: float = TIMEOUT) -> tuple[int, str]:
     return p.returncode, out + err
 
 
-def reference_fit(config: RunConfig, world_size: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def reference_fit(
+    config: RunConfig, world_size: int, jit: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """One process on the same global batches: each of the ``world_size`` shards gets its own
     noise (seeded as in the data-parallel run) and batch-norm statistics; the gradients of the
     shards' ELBOs are averaged and torch's Adam takes the step. Returns the initial and final
-    states. Runs on one thread like the workers: Adam's first steps move a parameter by ±lr
+    states. With ``jit`` every shard has its own JIT ELBO, compiled on its first step as in its
+    process. Runs on one thread like the workers: Adam's first steps move a parameter by ±lr
     whatever its gradient's size, so a gradient that is zero up to rounding must round alike."""
     plugin = open_dataset(config)
     train = plugin.load("train")
+    data = train.head() if isinstance(train, StreamData) else train.x
     config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train))
     pyro.set_rng_seed(config.seed)
     model = make_model(config, plugin, train.shape)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     torch.set_num_threads(1)  # conftest's fresh_pyro fixture sets it back for the next test
-    global_batches = Trainer(model, train.x, batch_size=config.batch_size, seed=config.seed)
+    global_batches = Trainer(model, data, batch_size=config.batch_size, seed=config.seed)
     warmup = KLWarmup(config.warmup_steps, min(config.beta_start, config.beta), config.beta)
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
-    elbo, b = Trace_ELBO(), config.batch_size // world_size
+    pair, b = ScaledPair(model, len(train)), config.batch_size // world_size
+    guide = pair.guide  # one bound method: the JIT ELBO keys its trace on its id
+    jit_elbos = [make_elbo("trace", jit=True) for _ in range(world_size)]
     for step in range(config.steps):
         batch = global_batches.batch_indices(step)
         buffers = {k: v.clone() for k, v in model.named_buffers()}
@@ -97,12 +105,25 @@ def reference_fit(config: RunConfig, world_size: int) -> tuple[dict[str, torch.T
                 for k, v in model.named_buffers():
                     v.copy_(buffers[k])
             torch.manual_seed(step_seed(config.seed, step, rank))
-            x = train.x[batch[rank * b : (rank + 1) * b]]
-            loss = elbo.differentiable_loss(model.model, model.guide, x, num_data=len(train), beta=warmup(step))
+            x = data[batch[rank * b : (rank + 1) * b]]
+            if jit:
+                with pyro.validation_enabled(False):
+                    beta = torch.tensor(warmup(step))
+                    loss = jit_elbos[rank].differentiable_loss(pair, guide, x, beta)
+            else:
+                loss = Trace_ELBO().differentiable_loss(
+                    model.model, model.guide, x, num_data=len(train), beta=warmup(step)
+                )
             (loss / world_size).backward()
         optim.step()
         optim.zero_grad()
     return initial, model.state_dict()
+
+
+def assert_same_state(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == expected.keys()
+    for k in expected:
+        torch.testing.assert_close(got[k], expected[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
 def test_two_processes_match_one_process_on_the_same_global_batches_and_resume(tmp_path):
@@ -116,11 +137,30 @@ def test_two_processes_match_one_process_on_the_same_global_batches_and_resume(t
     assert ckpt["trainer"]["step"] == 6 and ckpt["finished"]
     assert [line.split(",")[0] for line in (out / "metrics.csv").read_text().split()[1:]] == ["3", "6"]
     initial, expected = reference_fit(RunConfig(**OPTIONS, steps=6), world_size=2)
-    got = ckpt["trainer"]["model"]
-    assert got.keys() == expected.keys()
-    for k in expected:
-        torch.testing.assert_close(got[k], expected[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert_same_state(ckpt["trainer"]["model"], expected)
     assert any(not torch.allclose(expected[k], initial[k]) for k in expected if expected[k].is_floating_point())
+
+
+def write_images(folder: Path, n: int = 40) -> None:
+    gen = torch.Generator().manual_seed(0)
+    for i in range(n):
+        pixels = torch.randint(0, 256, (12, 12, 3), generator=gen, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(folder / f"{i:02d}.png")
+
+
+def test_streamed_data_and_the_jit_elbo_under_two_processes(tmp_path):
+    """Each process reads only its shard from the loader's workers, and the JIT ELBO is traced in
+    each process; the result equals one process on the same shards with one JIT ELBO per shard."""
+    (tmp_path / "pics").mkdir()
+    write_images(tmp_path / "pics")
+    options = {**OPTIONS, "plugin": "image-folder", "data_dir": str(tmp_path / "pics"),
+               "plugin_options": {"size": 8, "test_fraction": 0.2, "num_workers": 1}, "steps": 4}
+    out = tmp_path / "run"
+    torchrun("-m", "pyro_vlae.cli", "fit", *ARGS[4:], "--plugin", "image-folder", "--data-dir",
+             str(tmp_path / "pics"), "-P", "size=8", "-P", "test_fraction=0.2", "-P", "num_workers=1",
+             "--steps", "4", "--jit", "--out", str(out))
+    _, expected = reference_fit(RunConfig(**options), world_size=2, jit=True)
+    assert_same_state(load_checkpoint(out)["trainer"]["model"], expected)
 
 
 def test_a_killed_process_stops_the_others_with_a_clear_error(tmp_path):
