@@ -1,7 +1,7 @@
 """Training: SVI trainer (also data-parallel), KL warm-up schedule, checkpoints."""
 
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .distributed import DistributedTrainer, data_parallel_svi
+from .distributed import DistributedTrainer, data_parallel_elbo, data_parallel_svi
 from .schedule import KLWarmup
 from .trainer import Trainer, make_elbo
 
@@ -10,6 +10,7 @@ __all__ = [
     "DistributedTrainer",
     "KLWarmup",
     "Trainer",
+    "data_parallel_elbo",
     "data_parallel_svi",
     "load_checkpoint",
     "make_elbo",
