@@ -89,8 +89,12 @@ def main() -> None:
 @click.option("--jit/--no-jit", default=False, show_default=True,
               help="Trace model and guide once with Pyro's JIT ELBO (see benchmarks/README.md).")
 @click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
+@click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
+              help="Under torchrun: how long a process waits for the others before stopping with an error.")
 @click.pass_context
-def fit(ctx: click.Context, out: Path | None, resume: bool, progress: bool, **options: Any) -> None:
+def fit(
+    ctx: click.Context, out: Path | None, resume: bool, progress: bool, dist_timeout: float, **options: Any
+) -> None:
     """Train a model and write a run folder: checkpoint, metrics, loss curve and pictures."""
     from .run import fit as run_fit
 
@@ -109,7 +113,7 @@ def fit(ctx: click.Context, out: Path | None, resume: bool, progress: bool, **op
         k: v for k, v in options.items()
         if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
     }
-    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given)
+    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given, dist_timeout=dist_timeout)
 
 
 @main.command("plugins")

@@ -34,3 +34,7 @@ class CheckpointError(PyroVlaeError, OSError):
 
 class TrainingDiverged(PyroVlaeError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class DistributedError(PyroVlaeError, RuntimeError):
+    """Data-parallel training lost a process, or the processes could not meet at all."""

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from .config import RunConfig
 from .data.base import DatasetPlugin, StreamData, TensorData
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import LatentModel, build_model
-from .train import CHECKPOINT, KLWarmup, Trainer, load_checkpoint, save_checkpoint
+from .train import CHECKPOINT, KLWarmup, Trainer, distributed, load_checkpoint, save_checkpoint
 
 #: options a resumed run may change; everything else comes from the checkpoint
 RESUMABLE = ("steps", "epochs", "device", "checkpoint_every", "log_every")
@@ -151,18 +152,48 @@ def fit(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     overrides: dict[str, Any] | None = None,
+    dist_timeout: float = distributed.DEFAULT_TIMEOUT,
 ) -> Path:
     """Train ``config`` into the run folder ``out`` and write its pictures.
 
     With ``resume`` the configuration comes from the checkpoint in ``out``, except the
     options in :data:`RESUMABLE` given in ``overrides``; training continues from the saved
     step with the same result as an uninterrupted run.
+
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process trains on its shard of each
+    global batch with DistributedDataParallel (:mod:`pyro_vlae.train.distributed`) and process
+    0 alone writes the run folder; ``dist_timeout`` bounds how long a process waits for the others.
     """
-    out = Path(out)
-    _prepare_folder(out, resume)
-    ckpt = None
+    context = distributed.setup(config.device, dist_timeout)
+    try:
+        return _fit(config, Path(out), resume, progress, echo, overrides, context)
+    finally:
+        distributed.teardown(context)
+
+
+def _fit(
+    config: RunConfig,
+    out: Path,
+    resume: bool,
+    progress: bool,
+    echo: Callable[[str], None],
+    overrides: dict[str, Any] | None,
+    context: distributed.DistributedContext | None,
+) -> Path:
+    main = context is None or context.is_main
+    if not main:
+        echo, progress = (lambda _: None), False
+
+    def open_folder() -> dict[str, Any] | None:
+        _prepare_folder(out, resume)
+        return load_checkpoint(out) if resume else None
+
+    if context is None:
+        ckpt = open_folder()
+    else:
+        context.check_same({**config.to_dict(), "out": str(out), "resume": resume})
+        ckpt = context.on_main(open_folder)  # process 0 reads the run folder and shares it
     if resume:
-        ckpt = load_checkpoint(out)
         saved = RunConfig.from_dict(ckpt["config"])
         for key, value in (overrides or {}).items():
             if key not in RESUMABLE and value != getattr(saved, key):
@@ -181,14 +212,14 @@ def fit(
     test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
     load_seconds = time.perf_counter() - t0
     config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train))
-    device = resolve_device(config.device)
+    device = resolve_device(config.device) if context is None else context.device
 
     pyro.set_rng_seed(config.seed)
     model = make_model(config, plugin, train.shape)
     # streamed data is checked on its first batches, in-memory data entirely
     model.check_data(train.head(4 * config.batch_size) if isinstance(train, StreamData) else train.head())
     model.to(device)
-    trainer = Trainer(
+    trainer = (Trainer if context is None else partial(distributed.DistributedTrainer, context=context))(
         model,
         train if isinstance(train, StreamData) else train.x.to(device),
         transform=getattr(train, "transform", None),
@@ -204,14 +235,16 @@ def fit(
     )
     if ckpt is not None:
         trainer.load_state_dict(ckpt["trainer"])
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if main:
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     num_params = sum(p.numel() for p in model.parameters())
+    processes = "" if context is None else f" × {context.world_size} processes"
     echo(
         f"pyro-vlae {__version__}: {config.model} on {config.plugin} "
         f"({len(train)} × {tuple(train.shape)}, loaded in {load_seconds:.1f}s), "
         f"z_dims={list(config.z_dims)}, {num_params:,} parameters, likelihood={config.likelihood}, "
-        f"device={device}, steps {trainer.step_count}→{config.steps}, run folder {out}"
+        f"device={device}{processes}, steps {trainer.step_count}→{config.steps}, run folder {out}"
     )
 
     def payload(finished: bool) -> dict[str, Any]:
@@ -222,10 +255,14 @@ def fit(
             "finished": finished,
         }
 
+    def save(finished: bool) -> None:
+        if main:
+            save_checkpoint(out / CHECKPOINT, payload(finished))
+
     last_saved = trainer.step_count if ckpt is not None else None
     sites = model.latent_sites
     fields = ["step", "beta", "loss", "elbo", "recon", *[f"kl_{s}" for s in sites], "seconds"]
-    f, writer = _metrics_writer(out / "metrics.csv", fields, trainer.step_count)
+    f, writer = _metrics_writer(out / "metrics.csv", fields, trainer.step_count) if main else (None, None)
     started = time.perf_counter()
     bar = tqdm(
         total=config.steps, initial=trainer.step_count, disable=not progress, unit="step",
@@ -248,7 +285,7 @@ def fit(
                         "lower --lr, set --clip-norm (e.g. 10), or lengthen --warmup-steps",
                     )
                 loss = float(loss_t)
-            if logging:
+            if main and logging:
                 terms = evaluate_elbo(model, trainer.batch(step - 1))
                 row = {
                     "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
@@ -262,20 +299,23 @@ def fit(
                     f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
                 )
             if step % config.checkpoint_every == 0 and step < config.steps:
-                save_checkpoint(out / CHECKPOINT, payload(finished=False))
+                save(finished=False)
                 last_saved = step
     except KeyboardInterrupt:
         if not bool(finite):
             echo(f"\ninterrupted after the loss became NaN or infinite; the checkpoint of step {last_saved} is kept")
             raise
-        save_checkpoint(out / CHECKPOINT, payload(finished=False))
+        save(finished=False)
         echo(f"\ninterrupted: checkpoint of step {trainer.step_count} saved; continue with --resume")
         raise
     finally:
         bar.close()
-        f.close()
-    save_checkpoint(out / CHECKPOINT, payload(finished=True))
+        if f is not None:
+            f.close()
+    save(finished=True)
     seconds = time.perf_counter() - started
+    if not main:
+        return out
 
     summary: dict[str, Any] = {"steps": config.steps, "train_seconds": round(seconds, 2)}
     if test is not None:

@@ -1,7 +1,18 @@
-"""Training: SVI trainer, KL warm-up schedule, checkpoints."""
+"""Training: SVI trainer (also data-parallel), KL warm-up schedule, checkpoints."""
 
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .distributed import DistributedTrainer, data_parallel_elbo, data_parallel_svi
 from .schedule import KLWarmup
 from .trainer import Trainer, make_elbo
 
-__all__ = ["CHECKPOINT", "KLWarmup", "Trainer", "load_checkpoint", "make_elbo", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT",
+    "DistributedTrainer",
+    "KLWarmup",
+    "Trainer",
+    "data_parallel_elbo",
+    "data_parallel_svi",
+    "load_checkpoint",
+    "make_elbo",
+    "save_checkpoint",
+]

@@ -182,13 +182,17 @@ class Trainer:
         return self.transform(x) if self.transform is not None else x
 
     # --------------------------------------------------------------------- step
+    def differentiable_loss(self, x: Tensor, beta: Tensor) -> Tensor:
+        """Pyro's differentiable ELBO loss (eq. 2, negated) of the batch ``x``, scaled to ``num_data``."""
+        return self.elbo.differentiable_loss(self._model_fn, self._guide_fn, x, beta)
+
     def train_step(self) -> Tensor:
         """One optimisation step; returns the β-weighted loss per data point as a 0-d
         tensor on the model's device (reading it is the only host–device sync)."""
         x = self._next_streamed() if self.streamed else self.batch()
         beta = self.betas[min(self.step_count, self.warmup.steps)]
         with pyro.validation_enabled(False), torch.autocast("cuda", torch.bfloat16, enabled=self.bf16):
-            loss = self.elbo.differentiable_loss(self._model_fn, self._guide_fn, x, beta)
+            loss = self.differentiable_loss(x, beta)
         loss.backward()
         if self.clip_norm is not None:
             for p in self.params:
