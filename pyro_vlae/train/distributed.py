@@ -235,7 +235,9 @@ def teardown(context: DistributedContext | None) -> None:
         dist.destroy_process_group()
 
 
-def data_parallel_elbo(model: torch.nn.Module, guide: Callable[..., Any], elbo: ELBO, **ddp_options: Any):
+def data_parallel_elbo(
+    model: torch.nn.Module, guide: Callable[..., Any], elbo: ELBO, **ddp_options: Any
+) -> DistributedDataParallel:
     """Pyro's :class:`~pyro.infer.elbo.ELBOModule` ``elbo(model, guide)`` inside DistributedDataParallel.
 
     The ELBO module holds the parameters of ``model`` (and of ``guide`` when it is a module)
