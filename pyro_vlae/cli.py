@@ -37,6 +37,15 @@ def parse_z_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
     return dims
 
 
+def parse_weights(ctx, param, value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, e.g. 4,1,1") from None
+
+
 def parse_options(ctx, param, values: tuple[str, ...]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for item in values:
@@ -77,6 +86,8 @@ def main() -> None:
 @click.option("--fade-in", type=int, metavar="STEPS",
               help="VLAE: fade the layers in from the top down, one layer every STEPS steps (0: off) "
               "[default: the data set's, else 0].")
+@click.option("--kl-weights", callback=parse_weights, metavar="W1,...,WL",
+              help="VLAE: weight of each layer's KL term, z1 first (all 1: the ELBO) [default: the data set's].")
 @click.option("--steps", type=int, help="Training steps [default: the data set's].")
 @click.option("--epochs", type=float, help="Train for this many passes over the data instead of --steps.")
 @click.option("--batch-size", type=int, help="Mini-batch size [default: the data set's].")

@@ -38,6 +38,7 @@ class RunConfig:
     combine: str | None = None
     heads: str | None = None
     fade_in: int | None = None
+    kl_weights: tuple[float, ...] | None = None
     num_particles: int = 1
     clip_norm: float | None = None
     device: str = "auto"
@@ -57,7 +58,7 @@ class RunConfig:
         "likelihood_options": {},
     }
     #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
-    VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0}
+    VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0, "kl_weights": None}
 
     def resolve(self, recommended: dict[str, Any], default_likelihood: str, num_data: int) -> RunConfig:
         """A copy with every ``None`` filled from ``recommended``, then the library defaults;
@@ -77,6 +78,11 @@ class RunConfig:
             elif getattr(c, key) is None:
                 setattr(c, key, recommended.get(key, default))
         c.z_dims = tuple(int(d) for d in c.z_dims)
+        if c.kl_weights is not None and (len(c.kl_weights) != len(c.z_dims) or min(c.kl_weights) <= 0):
+            raise ConfigError(
+                f"--kl-weights needs one positive weight per layer ({len(c.z_dims)}), got {list(c.kl_weights)}",
+                "e.g. --kl-weights " + ",".join(["1"] * len(c.z_dims)),
+            )
         if c.epochs is not None:
             if not c.epochs > 0:
                 raise ConfigError(f"--epochs must be positive, got {c.epochs}")
@@ -118,6 +124,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["z_dims"] = list(self.z_dims) if self.z_dims is not None else None
+        d["kl_weights"] = list(self.kl_weights) if self.kl_weights is not None else None
         return d
 
     @classmethod
@@ -127,6 +134,7 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         d = dict(d)
-        if d.get("z_dims") is not None:
-            d["z_dims"] = tuple(d["z_dims"])
+        for key in ("z_dims", "kl_weights"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)

@@ -54,7 +54,7 @@ def make_model(config: RunConfig, plugin: DatasetPlugin, x_shape: tuple[int, ...
     options = dict(config.likelihood_options or {})
     options.setdefault("value_range", plugin.value_range)
     likelihood = plugins.likelihood(config.likelihood, **options)
-    vlae = {k: getattr(config, k) for k in ("combine", "heads") if getattr(config, k) is not None}
+    vlae = {k: getattr(config, k) for k in ("combine", "heads", "kl_weights") if getattr(config, k) is not None}
     vlae = vlae if config.model == "vlae" else {}
     return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **vlae)
 

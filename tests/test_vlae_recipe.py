@@ -115,3 +115,21 @@ def test_fit_with_the_recipe_options_and_resume(tmp_path):
     assert a.combine == "gated" and a.layer_gates.tolist() == [1.0, 1.0, 1.0]
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_kl_weights_scale_each_layers_kl_term():
+    from pyro import poutine
+
+    model = VLAE((12,), (2, 2), kl_weights=(4.0, 1.0))
+    x = torch.rand(3, 12)
+    guide = poutine.trace(model.guide).get_trace(x, beta=0.5)
+    trace = poutine.trace(poutine.replay(model.model, trace=guide)).get_trace(x, beta=0.5)
+    for tr in (guide, trace):
+        assert tr.nodes["z1"]["scale"] == pytest.approx(2.0) and tr.nodes["z2"]["scale"] == pytest.approx(0.5)
+    assert trace.nodes["x"]["scale"] == 1.0
+    with pytest.raises(ConfigError, match="kl_weights"):
+        VLAE((12,), (2, 2), kl_weights=(1.0,))
+    with pytest.raises(ConfigError, match="--kl-weights"):
+        RunConfig(kl_weights=(1.0, 0.0)).resolve({}, "gaussian", 100)
+    c = RunConfig(kl_weights=(3.0, 1.0, 1.0)).resolve({}, "gaussian", 100)
+    assert RunConfig.from_dict(json.loads(json.dumps(c.to_dict()))).kl_weights == (3.0, 1.0, 1.0)

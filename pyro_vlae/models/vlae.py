@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import pyro
 import pyro.distributions as dist
@@ -39,7 +40,8 @@ class VLAE(LatentModel):
     Two choices of the authors' MNIST network are options: ``combine="gated"`` replaces the
     concatenation of eq. (11) by their gated addition ``z̃_{l+1} + g_l ⊙ v_l(z_l)`` (g_l
     initialised to 0.1), and ``heads="mlp"`` puts two dense layers in every ladder head
-    (μ_l, σ_l). ``layer_gates`` (a buffer, all ones) scales each ``v_l(z_l)``; the trainer's
+    (μ_l, σ_l). ``kl_weights`` weighs each layer's KL term. ``layer_gates`` (a buffer, all
+    ones) scales each ``v_l(z_l)``; the trainer's
     :class:`~pyro_vlae.train.LayerFadeIn` schedule uses it to fade the layers in from the top
     down (progressive training, Li et al., ICLR 2020).
 
@@ -50,6 +52,9 @@ class VLAE(LatentModel):
     :param width: multiplier on every channel count and dense width (1 = the authors').
     :param combine: ``"concat"`` (eq. 11) or ``"gated"`` (the authors' ``gated_add``).
     :param heads: ``"linear"`` ladder heads (appendix B.2) or ``"mlp"`` (two dense layers).
+    :param kl_weights: one weight w_l per layer on its KL term,
+        E_q[log r(x|z)] − β Σ_l w_l KL(q(z_l|x) ‖ p(z_l)) (all 1: the ELBO of eq. 2); a weight
+        above 1 makes information in z_l dearer, as β does for the whole code (β-VAE).
     """
 
     COMBINES = ("concat", "gated")
@@ -64,12 +69,19 @@ class VLAE(LatentModel):
         width: float = 1.0,
         combine: str = "concat",
         heads: str = "linear",
+        kl_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__(x_shape, z_dims, likelihood)
         if combine not in self.COMBINES:
             raise ConfigError(f"unknown ladder combination {combine!r}", f"use one of: {', '.join(self.COMBINES)}")
         if heads not in self.HEADS:
             raise ConfigError(f"unknown ladder heads {heads!r}", f"use one of: {', '.join(self.HEADS)}")
+        self.kl_weights = tuple(float(w) for w in (kl_weights or (1.0,) * self.num_layers))
+        if len(self.kl_weights) != self.num_layers or min(self.kl_weights) <= 0:
+            raise ConfigError(
+                f"kl_weights needs one positive weight per layer ({self.num_layers}), got {kl_weights}",
+                "e.g. --kl-weights " + ",".join(["1"] * self.num_layers),
+            )
         arch = architecture(self.x_shape, self.num_layers, stem, width)
         self.arch, self.combine, self.heads = arch, combine, heads
         S, L = arch.shapes, self.num_layers
@@ -125,13 +137,10 @@ class VLAE(LatentModel):
         batch = self._batch_size(x, num_samples)
         with self.data_plate(batch, num_data):
             with poutine.scale(scale=beta):
-                zs = [
-                    pyro.sample(
-                        name,
-                        dist.Normal(self._zero, 1.0).expand([batch, d]).to_event(1),
-                    )
-                    for name, d in zip(self.latent_sites, self.z_dims)
-                ]
+                zs = []
+                for i, (name, d) in enumerate(zip(self.latent_sites, self.z_dims)):
+                    with self._layer_weight(i):
+                        zs.append(pyro.sample(name, dist.Normal(self._zero, 1.0).expand([batch, d]).to_event(1)))
             return pyro.sample("x", self.likelihood(self.decode(zs)), obs=x)
 
     @pyro_method
@@ -139,7 +148,14 @@ class VLAE(LatentModel):
         """q(z | x) = Π_l N(z_l; μ_l(h_l), σ_l(h_l)), a mean-field posterior."""
         batch = self._batch_size(x, None)
         with self.data_plate(batch, num_data), poutine.scale(scale=beta):
-            return [
-                pyro.sample(name, dist.Normal(loc, scale).to_event(1))
-                for name, (loc, scale) in zip(self.latent_sites, self.encode(x))
-            ]
+            zs = []
+            for i, (name, (loc, scale)) in enumerate(zip(self.latent_sites, self.encode(x))):
+                with self._layer_weight(i):
+                    zs.append(pyro.sample(name, dist.Normal(loc, scale).to_event(1)))
+            return zs
+
+    def _layer_weight(self, i: int) -> poutine.scale | nullcontext:
+        """``poutine.scale`` by layer i's KL weight, in model and guide alike, so the KL term
+        of z_{i+1} is weighted by it (nothing when the weight is 1)."""
+        w = self.kl_weights[i]
+        return nullcontext() if w == 1.0 else poutine.scale(scale=w)
