@@ -42,7 +42,6 @@ VARIANTS: dict[str, tuple[list[str], int]] = {
     "gated-mlp-fade": (["--combine", "gated", "--heads", "mlp", "--fade-in", "1500"], 6000),
     "fade3000": (["--fade-in", "3000"], 9000),
     "fade-kl4": (["--fade-in", "1500", "--kl-weights", "4,1,1"], 6000),
-    "fade-kl2": (["--fade-in", "1500", "--kl-weights", "2,1.5,1"], 6000),
     "base-long": ([], 15000),
     "hvae": (["--model", "hvae"], 6000),
     "lvae": (["--model", "lvae"], 6000),
