@@ -70,6 +70,12 @@ def main() -> None:
             out = root / f"{name}-s{seed}"
             if (out / "summary.json").exists():
                 continue
+            out.mkdir(parents=True, exist_ok=True)
+            try:  # another copy of this script may be training the same run
+                lock = os.open(out / ".recipe-lock", os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                print(f"{out}: taken by another process, skipped", flush=True)
+                continue
             resume = ["--resume"] if (out / "checkpoint.pt").exists() else []
             command = [
                 sys.executable, "-m", "pyro_vlae.cli", "fit", *data, *BUDGETS[args.dataset], *extra,
@@ -77,7 +83,11 @@ def main() -> None:
             ]
             print(" ".join(command[1:]), flush=True)
             t0 = time.perf_counter()
-            subprocess.run(command, env=env, check=True)
+            try:
+                subprocess.run(command, env=env, check=True)
+            finally:
+                os.close(lock)
+                os.unlink(out / ".recipe-lock")
             print(f"{out}: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
