@@ -37,7 +37,11 @@ def parse_z_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
     return dims
 
 
-def parse_options(ctx, param, values: tuple[str, ...]) -> dict[str, Any]:
+def parse_options(ctx, param, values: tuple[str, ...]) -> dict[str, Any] | None:
+    """``KEY=VALUE`` pairs (values read as JSON when they parse); ``None`` when the option is
+    not given at all, so the data set's recommended options apply (:meth:`RunConfig.resolve`)."""
+    if not values:
+        return None
     options: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
@@ -100,7 +104,7 @@ def fit(
 
     if options["epochs"] is not None and options["steps"] is not None:
         raise ConfigError("--steps and --epochs exclude each other", "give one of them")
-    config = RunConfig(**options)
+    config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
     config.validate()
     if out is None:
         out = Path("runs") / f"{config.plugin}-{config.model}"

@@ -51,7 +51,6 @@ class RunConfig:
         "lr": 2e-4,
         "steps": 10000,
         "warmup_steps": 2000,
-        "likelihood_options": {},
     }
 
     def resolve(self, recommended: dict[str, Any], default_likelihood: str, num_data: int) -> RunConfig:
@@ -63,6 +62,10 @@ class RunConfig:
                 setattr(c, key, recommended.get(key, default))
         if c.likelihood is None:
             c.likelihood = default_likelihood
+        if c.likelihood_options is None:
+            # the data set recommends options for its own likelihood only
+            own = c.likelihood == default_likelihood
+            c.likelihood_options = dict(recommended.get("likelihood_options", {}) if own else {})
         c.z_dims = tuple(int(d) for d in c.z_dims)
         if c.epochs is not None:
             if not c.epochs > 0:
@@ -91,6 +94,7 @@ class RunConfig:
             (self.width is None or self.width > 0, "--width must be positive"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
+            ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
         ]
         for ok, message in checks:
             if not ok:
