@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +11,26 @@ import click
 
 from ._version import __version__
 from .config import DEVICES, ELBOS, RunConfig
-from .errors import ConfigError, PyroVlaeError
+from .errors import ConfigError, FallbackWarning, PyroVlaeError
 
 
 class Group(click.Group):
-    """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback)."""
+    """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback),
+    and every :class:`FallbackWarning` into one ``warning:`` line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                show = warnings.showwarning
+
+                def announce(message, category, *args, **kwargs):
+                    if issubclass(category, FallbackWarning):
+                        click.echo(f"warning: {message}", err=True)
+                    else:
+                        show(message, category, *args, **kwargs)
+
+                warnings.showwarning = announce
+                return super().invoke(ctx)
         except PyroVlaeError as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
