@@ -156,8 +156,10 @@ def list_plugins_command() -> None:
 @click.option("--iwae-samples", type=int, default=1000, show_default=True,
               help="Importance samples K of the IWAE bound (1 to 5000).")
 @click.option("--iwae-points", type=int, default=500, show_default=True,
-              help="Test points the IWAE bound is averaged over.")
-@click.option("--num-points", type=int, help="Evaluate the first N test points only [default: all].")
+              help="Test points the IWAE bound is averaged over: a random subset drawn with --seed.")
+@click.option("--num-points", type=int, help="Evaluate a random subset of N test points only [default: all].")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random draws and subsets: the same seed gives the same numbers.")
 @click.option("--chunk", type=int, default=5000, show_default=True,
               help="Rows (samples × points) scored at once; bounds memory.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
@@ -284,12 +286,13 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     row one chain from its start to the last step; right, samples of the full model.
     """
     from .diagnostics import save_gibbs
+    from .plugins import load_data
 
     loaded = _load(run, device, seed)
     x0 = None
     if start == "data":
         split = "test" if "test" in loaded.plugin.splits else "train"
-        x0 = loaded.plugin.load(split).x[:chains]
+        x0 = load_data(loaded.plugin, split).head(chains)
     path = save_gibbs(loaded.model, loaded.path / "gibbs.png", x0, chains, steps, use_mean=use_mean,
                       value_range=loaded.plugin.value_range)
     click.echo(f"wrote {path}")
