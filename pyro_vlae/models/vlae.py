@@ -84,7 +84,8 @@ class VLAE(LatentModel):
         """The likelihood's parameters f_0(z̃_1) from z = (z1..zL) (eqs. 8–11)."""
         h = self.top(zs[-1])
         for i in reversed(range(self.num_layers - 1)):
-            h = self.generative[i](torch.cat([h, self.noise[i](zs[i])], dim=1))
+            channels = -len(self.arch.shapes[i + 2])  # features (*batch, C, ...): join along C
+            h = self.generative[i](torch.cat([h, self.noise[i](zs[i])], dim=channels))
         return self.output(h)
 
     # ---------------------------------------------------------- model/guide
