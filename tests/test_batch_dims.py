@@ -11,13 +11,14 @@ from pyro.optim import Adam
 from pyro_vlae.models import build_model
 from pyro_vlae.plugins import likelihood
 
-MODELS = ["vlae", "hvae", "lvae", "vae"]
+MODELS = ["vlae", "vlae-gated-mlp", "hvae", "lvae", "vae"]
 X_SHAPE = (1, 8, 8)
 
 
 def make(name, x_shape=X_SHAPE, z_dims=(2, 3), lik=None):
     pyro.set_rng_seed(0)
-    return build_model(name, x_shape, z_dims, lik, "auto", 0.125)
+    options = {"combine": "gated", "heads": "mlp"} if name == "vlae-gated-mlp" else {}
+    return build_model(name.split("-")[0], x_shape, z_dims, lik, "auto", 0.125, **options)
 
 
 ELBOS = {
