@@ -101,13 +101,28 @@ def main() -> None:
 @click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
 @click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
               help="Under torchrun: how long a process waits for the others before stopping with an error.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Start from a run's config.json (or its folder) or a TOML/YAML file with the same keys; "
+                   "options given here override it.")
 @click.pass_context
 def fit(
-    ctx: click.Context, out: Path | None, resume: bool, progress: bool, dist_timeout: float, **options: Any
+    ctx: click.Context, out: Path | None, resume: bool, progress: bool, dist_timeout: float,
+    config_file: Path | None, **options: Any
 ) -> None:
     """Train a model and write a run folder: checkpoint, metrics, loss curve and pictures."""
     from .run import fit as run_fit
 
+    given = {
+        k: v for k, v in options.items()
+        if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
+    }
+    if config_file is not None:
+        from .config_file import read_config
+
+        options = {**options, **read_config(config_file), **given}
+        for length, other in (("steps", "epochs"), ("epochs", "steps")):  # the command line's length wins
+            if length in given and other not in given:
+                options[other] = None
     if options["epochs"] is not None and options["steps"] is not None:
         raise ConfigError("--steps and --epochs exclude each other", "give one of them")
     config = RunConfig(**options)
@@ -119,10 +134,6 @@ def fit(
             while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
                 n += 1
             out = out.parent / (out.name if n == 1 else f"{out.name}-{n}")
-    given = {
-        k: v for k, v in options.items()
-        if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
-    }
     run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given, dist_timeout=dist_timeout)
 
 
