@@ -11,6 +11,7 @@ import click
 from ._version import __version__
 from .config import DEVICES, ELBOS, RunConfig
 from .errors import ConfigError, PyroVlaeError
+from .tracking import TRACKERS
 
 
 class Group(click.Group):
@@ -109,13 +110,18 @@ def main() -> None:
 @click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
 @click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
               help="Under torchrun: how long a process waits for the others before stopping with an error.")
+@click.option("--log", "tracker", type=click.Choice(TRACKERS),
+              help="Also write metrics, per-layer grids and hyper-parameters to a tracker "
+                   '(extra: pip install "pyro-vlae[tensorboard]"); metrics.csv is written either way.')
+@click.option("--log-images-every", type=click.IntRange(0), default=500, show_default=True, metavar="N",
+              help="With --log: per-layer grids every N steps (0: only at the end).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Start from a run's config.json (or its folder) or a TOML/YAML file with the same keys; "
                    "options given here override it.")
 @click.pass_context
 def fit(
     ctx: click.Context, out: Path | None, resume: bool, progress: bool, dist_timeout: float,
-    config_file: Path | None, **options: Any
+    config_file: Path | None, tracker: str | None, log_images_every: int, **options: Any
 ) -> None:
     """Train a model and write a run folder: checkpoint, metrics, loss curve and pictures."""
     from .run import fit as run_fit
@@ -142,7 +148,12 @@ def fit(
             while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
                 n += 1
             out = out.parent / (out.name if n == 1 else f"{out.name}-{n}")
-    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given, dist_timeout=dist_timeout)
+    if tracker is not None:
+        from .tracking import require_tracker
+
+        require_tracker(tracker)  # before the run folder is touched
+    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given, dist_timeout=dist_timeout,
+            tracker=tracker, log_images_every=log_images_every)
 
 
 @main.command("plugins")

@@ -277,7 +277,7 @@ def load_inputs(
         return data, f"the {source} split of {loaded.config.plugin}"
     x_shape = loaded.model.x_shape
     if path.is_dir():
-        x, names = read_images(path, x_shape, loaded.plugin.value_range, echo)
+        x, names = read_images(path, x_shape, loaded.model.likelihood.value_range, echo)
         return x, f"{len(names)} images in {path}"
     if path.is_file() and path.suffix in (".npy", ".pt"):
         return read_tensor(path, x_shape), str(path)

@@ -64,14 +64,12 @@ class Explorer:
     Noise is a mapping ``{"z1": (d1,), ...}`` of one point's ε per layer.
 
     :param model: a trained model (eval mode is set here).
-    :param value_range: the data's range, for display.
     :param samples: images in the grid of samples sharing the locked layers.
     :param span: sliders run over [-span, span].
     :param seed: seed of the draws (re-draw buttons and the grid).
     """
 
     model: LatentModel
-    value_range: tuple[float, float] = (0.0, 1.0)
     samples: int = 8
     span: float = 3.0
     seed: int = 0
@@ -101,6 +99,11 @@ class Explorer:
         n = next(iter(noise.values())).shape[0]
         device = self.model.device
         return to_images(self.model.generate(n, noise={k: v.to(device) for k, v in noise.items()}), self.value_range)
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The data's range, read from the model's likelihood."""
+        return self.model.likelihood.value_range
 
     @staticmethod
     def _picture(images: Tensor, scale: int, nrow: int = 1) -> np.ndarray:
@@ -328,7 +331,7 @@ def serve(
 
     port = check_port(host, port)
     loaded = load_run(run, device)
-    explorer = Explorer(loaded.model, loaded.plugin.value_range, samples, span, seed)
+    explorer = Explorer(loaded.model, samples, span, seed)
     test_point, num_test = None, 0
     if "test" in loaded.plugin.splits:
         test = load_data(loaded.plugin, "test")

@@ -120,3 +120,17 @@ def test_encode_refuses_a_folder_that_is_not_a_run(tmp_path):
     r = run("encode", tmp_path)
     assert r.exit_code == 1 and "no checkpoint" in r.output and "Traceback" not in r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_classifier_on_one_layer_as_in_the_docs(run_folder):
+    """docs/using-layers.md's scikit-learn example, on the shapes factor "shape"."""
+    sklearn = pytest.importorskip("sklearn.linear_model", reason="the example needs scikit-learn")
+    from pyro_vlae.run import load_run
+
+    plugin = load_run(run_folder).plugin
+    column = plugin.load("test").factor_names.index("shape")
+    labels = {s: plugin.load(s).factors[:, column].long() for s in ("train", "test")}
+    z3 = {s: encode_run(run_folder, s, layers=[3])["z3_loc"] for s in ("train", "test")}
+    classifier = sklearn.LogisticRegression(max_iter=1000).fit(z3["train"], labels["train"])
+    assert 0.0 <= classifier.score(z3["test"], labels["test"]) <= 1.0
+    assert z3["train"].shape == (64, 2) and labels["train"].shape == (64,)
