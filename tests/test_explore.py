@@ -253,7 +253,8 @@ def test_page_moves_slider_redraws_and_keeps_locked_layers(browser, served, tmp_
     assert np.array_equal(picture(driver, "image"), locked_image), "re-drawing only locked layers changed the image"
 
 
-def test_page_starts_from_a_test_image(browser, served):
+def test_page_starts_from_a_test_image_or_an_upload(browser, served, tmp_path):
+    from PIL import Image
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -266,3 +267,15 @@ def test_page_starts_from_a_test_image(browser, served):
     assert not np.array_equal(encoded, first)
     wait_for_status(driver, "Encoded test image 0")
     assert any(v != 0 for layer in ("z1", "z2", "z3") for v in slider_values(driver, layer))
+
+    # an upload of another size and colour mode is resized and converted, and the page says so
+    path = tmp_path / "upload.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 40), dtype=np.uint8), mode="L").save(path)
+    driver.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
+    time.sleep(2)
+    before = picture(driver, "image")
+    driver.find_element(By.ID, "encode-upload").click()
+    wait_for_status(driver, "Encoded the uploaded image.")
+    status = driver.find_element(By.ID, "status").text
+    assert "Resized 1 image(s) to 32×32" in status and "40×50" in status, status
+    assert not np.array_equal(picture(driver, "image", old=before), before)
