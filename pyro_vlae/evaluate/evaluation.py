@@ -1,9 +1,11 @@
 """Evaluate a model or a run folder: ELBO, IWAE_K, bits/dim, per-layer KL, active units,
-PCA and, for data sets with ground-truth factors, the hierarchy metrics.
+PCA, the interventional layer × factor matrix and, for data sets with ground-truth factors,
+the hierarchy metrics.
 
 :func:`evaluate` works on a model and a :class:`~pyro_vlae.data.TensorData`;
 :func:`evaluate_run` loads a run folder, evaluates its test split and writes
-``evaluation.json``, ``latents.png`` (KL bars, PCA) and ``hierarchy.png`` (heat map) there.
+``evaluation.json``, ``latents.png`` (KL bars, PCA), ``intervention.png`` and
+``hierarchy.png`` (heat maps) there.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
 from .hierarchy import hierarchy_metrics
+from .intervention import format_intervention, intervention_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
 from .latents import layer_summary, posterior_statistics
 from .plots import plot_layers, plot_matrix
+from .reader import READER_STEPS, FactorReader, ReaderError, reader_for
 
 EVALUATION = "evaluation.json"
 
@@ -50,6 +54,9 @@ def evaluate(
     value_range: tuple[float, float] = (0.0, 1.0),
     factor_levels: Mapping[str, int] | None = None,
     circular_factors: Sequence[str] = (),
+    intervention: bool = True,
+    intervention_samples: int = 1000,
+    reader: FactorReader | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """All numbers for ``model`` on ``data`` (per data point, nats).
@@ -60,6 +67,11 @@ def evaluate(
       at once. ``bits_per_dim`` from IWAE_K when the data are 8-bit or binary.
     * ``layers``: per-layer KL, KL share, active units, PCA (:func:`layer_summary`).
     * ``hierarchy`` when ``data.factors`` is set (:func:`hierarchy_metrics`).
+    * ``intervention`` unless ``intervention`` is false: the interventional layer × factor
+      matrix over ``intervention_samples`` pairs (:func:`intervention_metrics`), with the
+      factors read by ``reader`` and the label-free image statistics. A reader below
+      :data:`~pyro_vlae.evaluate.reader.MIN_READER_QUALITY` is refused: the matrix then
+      holds the statistics only and ``reader_refused`` says why.
     """
     if not 1 <= iwae_samples <= MAX_SAMPLES:
         raise ConfigError(
@@ -100,6 +112,13 @@ def evaluate(
         results["hierarchy"] = hierarchy_metrics(
             stats["means"], data.factors, data.factor_names, factor_levels or {}, circular_factors
         )
+    if intervention:
+        options = dict(factor_levels=factor_levels, num_pairs=intervention_samples, value_range=value_range,
+                       progress=progress)
+        try:
+            results["intervention"] = intervention_metrics(model, reader, **options)
+        except ReaderError as err:
+            results["intervention"] = {**intervention_metrics(model, None, **options), "reader_refused": str(err)}
     return _clean(results)
 
 
@@ -111,11 +130,16 @@ def evaluate_run(
     chunk: int = 5000,
     num_points: int | None = None,
     device: str = "cpu",
+    intervention: bool = True,
+    intervention_samples: int = 1000,
+    reader_steps: int = READER_STEPS,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a run folder on its test split (the training split when there is none),
     the first ``num_points`` points of it (all by default); writes ``evaluation.json``,
-    ``latents.png`` and, with factors, ``hierarchy.png`` into the folder."""
+    ``latents.png``, ``intervention.png`` and, with factors, ``hierarchy.png`` into the
+    folder. The data set's factor reader is trained for ``reader_steps`` on first use and
+    cached (:func:`~pyro_vlae.evaluate.reader.reader_for`)."""
     from ..run import load_run
 
     run = load_run(path, device=device)
@@ -144,6 +168,10 @@ def evaluate_run(
             value_range=run.plugin.value_range,
             factor_levels=run.plugin.factor_levels,
             circular_factors=run.plugin.circular_factors,
+            intervention=intervention,
+            intervention_samples=intervention_samples,
+            reader=reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, progress=progress)
+            if intervention else None,
             progress=progress,
         ),
     }
@@ -151,6 +179,8 @@ def evaluate_run(
     plot_layers(results["layers"], run.path / "latents.png")
     if "hierarchy" in results:
         plot_matrix(results["hierarchy"], run.path / "hierarchy.png")
+    if "intervention" in results:
+        plot_matrix(results["intervention"], run.path / "intervention.png", key="intervention")
     return results
 
 
@@ -198,4 +228,6 @@ def format_evaluation(results: Mapping[str, Any]) -> str:
             lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig)}")
         lines.append(f"  ordering score {_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI); "
                      f"MIG {_fmt(h['mig'])}")
+    if results.get("intervention"):
+        lines += format_intervention(results["intervention"])
     return "\n".join(lines)
