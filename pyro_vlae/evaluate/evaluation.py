@@ -170,8 +170,8 @@ def evaluate_run(
             circular_factors=run.plugin.circular_factors,
             intervention=intervention,
             intervention_samples=intervention_samples,
-            reader=reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, progress=progress)
-            if intervention else None,
+            reader=reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
+                              progress=progress) if intervention else None,
             progress=progress,
         ),
     }
