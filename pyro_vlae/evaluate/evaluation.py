@@ -80,6 +80,7 @@ def evaluate(
         )
     if iwae_points < 1 or chunk < 1:
         raise ConfigError("the number of IWAE points and the chunk size must be at least 1")
+    _check_pairs(intervention, intervention_samples)
     stats = posterior_statistics(model, data.x)
     results: dict[str, Any] = {
         "num_points": len(data),
@@ -113,13 +114,26 @@ def evaluate(
             stats["means"], data.factors, data.factor_names, factor_levels or {}, circular_factors
         )
     if intervention:
-        options = dict(factor_levels=factor_levels, num_pairs=intervention_samples, value_range=value_range,
-                       progress=progress)
-        try:
-            results["intervention"] = intervention_metrics(model, reader, **options)
-        except ReaderError as err:
-            results["intervention"] = {**intervention_metrics(model, None, **options), "reader_refused": str(err)}
+        results["intervention"] = _intervention(
+            model, reader, factor_levels=factor_levels, num_pairs=intervention_samples, value_range=value_range,
+            progress=progress,
+        )
     return _clean(results)
+
+
+def _check_pairs(intervention: bool, pairs: int) -> None:
+    if intervention and pairs < 2:
+        raise ConfigError(f"the intervention matrix needs at least 2 pairs, got {pairs}",
+                          "pass e.g. --intervention-samples 1000")
+
+
+def _intervention(model: LatentModel, reader: FactorReader | None, **options: Any) -> dict[str, Any]:
+    """:func:`intervention_metrics`; a refused reader is replaced by the image statistics
+    alone and the refusal kept as ``reader_refused`` (shown by :func:`format_evaluation`)."""
+    try:
+        return intervention_metrics(model, reader, **options)
+    except ReaderError as err:
+        return {**intervention_metrics(model, None, **options), "reader_refused": str(err)}
 
 
 def evaluate_run(
@@ -142,6 +156,7 @@ def evaluate_run(
     cached (:func:`~pyro_vlae.evaluate.reader.reader_for`)."""
     from ..run import load_run
 
+    _check_pairs(intervention, intervention_samples)
     run = load_run(path, device=device)
     split = "test" if "test" in run.plugin.splits else "train"
     data = run.plugin.load(split)
@@ -168,13 +183,17 @@ def evaluate_run(
             value_range=run.plugin.value_range,
             factor_levels=run.plugin.factor_levels,
             circular_factors=run.plugin.circular_factors,
-            intervention=intervention,
-            intervention_samples=intervention_samples,
-            reader=reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
-                              progress=progress) if intervention else None,
+            intervention=False,
             progress=progress,
         ),
     }
+    if intervention:  # after the rest, so that bad options fail before the reader is trained
+        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
+                            progress=progress)
+        results["intervention"] = _clean(_intervention(
+            run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
+            value_range=run.plugin.value_range, progress=progress,
+        ))
     (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
     plot_layers(results["layers"], run.path / "latents.png")
     if "hierarchy" in results:
