@@ -156,30 +156,31 @@ def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
                      f"{_mean_sd([r['ordering_probe'] for r in rs])} | {_mean_sd([r['ordering_nmi'] for r in rs])} | "
                      f"{_mean_sd([r['mig'] for r in rs])} | "
                      f"{_mean_sd([r.get('ordering_intervention') for r in rs])} |")
-    for model, rs in models.items():
-        rs = [r for r in rs if "probe" in r]
-        if not rs:
-            continue
-        factors, layers = rs[0]["factors"], rs[0]["layers"]
-        lines += ["", f"{model}: layer × factor probe informativeness, mean over {len(rs)} run(s)", "",
-                  "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
-        for i in reversed(range(len(layers))):
-            cells = [statistics.mean(r["probe"][i][k] for r in rs) for k in range(len(factors))]
-            lines.append(f"| {layers[i]} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-    for model, rs in models.items():
-        rs = [r for r in rs if "intervention" in r]
-        if not rs:
-            continue
-        factors, layers = rs[0]["intervention_factors"], rs[0]["intervention_layers"]
-        lines += ["", f"{model}: intervention matrix (change when only this layer is re-drawn), "
-                  f"mean over {len(rs)} run(s)", "",
-                  "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
-        for i in reversed(range(len(layers))):
-            cells = [[r["intervention"][i][k] for r in rs if r["intervention"][i][k] is not None]
-                     for k in range(len(factors))]
-            lines.append(f"| {layers[i]} | " + " | ".join(f"{statistics.mean(c):.2f}" if c else "–" for c in cells)
-                         + " |")
+    lines += _mean_matrices(models, "probe", "layers", "factors", "layer × factor probe informativeness")
+    lines += _mean_matrices(models, "intervention", "intervention_layers", "intervention_factors",
+                            "intervention matrix (change when only this layer is re-drawn)")
     return "\n".join(lines)
+
+
+def _mean_matrices(
+    models: dict[str, list[dict[str, Any]]], key: str, layers_key: str, factors_key: str, title: str
+) -> list[str]:
+    """Markdown tables of each model's mean ``key`` matrix (deepest layer first), one per set
+    of layers and factors, so runs on different data sets are not averaged together."""
+    lines: list[str] = []
+    for model, rs in models.items():
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for r in rs:
+            if key in r:
+                groups.setdefault((tuple(r[layers_key]), tuple(r[factors_key])), []).append(r)
+        for (layers, factors), group in groups.items():
+            lines += ["", f"{model}: {title}, mean over {len(group)} run(s)", "",
+                      "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
+            for i in reversed(range(len(layers))):
+                cells = [[r[key][i][k] for r in group if r[key][i][k] is not None] for k in range(len(factors))]
+                lines.append(f"| {layers[i]} | " + " | ".join(f"{statistics.mean(c):.2f}" if c else "–" for c in cells)
+                             + " |")
+    return lines
 
 
 def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[Path]:
