@@ -194,6 +194,19 @@ class DatasetPlugin(ABC):
     def load(self, split: str = "train") -> TensorData | StreamData:
         """The ``split`` part of the data set: in memory, or streamed from disk."""
 
+    def record_sources(self, *paths: str | Path) -> None:
+        """Note files or folders that :meth:`load` reads, for :meth:`sources`."""
+        self.__dict__.setdefault("_sources", set()).update(str(Path(p).expanduser().resolve()) for p in paths)
+
+    def sources(self) -> list[str]:
+        """The files and folders the loaded data came from, as absolute paths (``summary.json``
+        lists them), noted by :meth:`record_sources`; empty for generated data. A plugin that
+        records nothing but has a ``data_dir`` reports that folder."""
+        recorded = sorted(self.__dict__.get("_sources", ()))
+        if not recorded and self.data_dir is not None:
+            return [str(self.data_dir.resolve())]
+        return recorded
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise DataError(

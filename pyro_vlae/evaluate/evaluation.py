@@ -23,6 +23,7 @@ from ..data.base import StreamData, TensorData
 from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
+from ..rng import seeded
 from .hierarchy import hierarchy_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
 from .latents import layer_summary, posterior_statistics
@@ -92,8 +93,7 @@ def evaluate(
     Every random draw comes from a random state seeded by ``seed`` (the caller's is left as
     it was), so an evaluation repeats exactly.
     """
-    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, model.device):
         return _evaluate(
             model, data, iwae_samples=iwae_samples, iwae_points=iwae_points, chunk=chunk, value_range=value_range,
             factor_levels=factor_levels, circular_factors=circular_factors, progress=progress, seed=seed,
