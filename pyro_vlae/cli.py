@@ -152,7 +152,7 @@ def evaluate(run: Path, device: str, **options: Any) -> None:
     Prints a table and writes evaluation.json, latents.png and hierarchy.png into RUN.
     """
     from .evaluate import evaluate_run, format_evaluation
-    from .run import resolve_device
+    from .run_folder import resolve_device
 
     results = evaluate_run(run, device=str(resolve_device(device)), **options)
     click.echo(format_evaluation(results))
@@ -200,7 +200,7 @@ def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
 def _load(run: Path, device: str, seed: int):
     import pyro
 
-    from .run import load_run
+    from .run_folder import load_run
 
     loaded = load_run(run, device)
     pyro.set_rng_seed(seed)

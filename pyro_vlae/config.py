@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .data.base import DatasetPlugin
 
 ELBOS = ("trace", "meanfield")
 DEVICES = ("auto", "cpu", "cuda")
@@ -54,15 +57,19 @@ class RunConfig:
         "likelihood_options": {},
     }
 
-    def resolve(self, recommended: dict[str, Any], default_likelihood: str, num_data: int) -> RunConfig:
-        """A copy with every ``None`` filled from ``recommended``, then the library defaults;
-        ``epochs`` is turned into ``steps``. Raises :class:`ConfigError` on bad values."""
+    def resolve(self, plugin: DatasetPlugin, num_data: int) -> RunConfig:
+        """A copy with every ``None`` filled from the data set ``plugin`` (its ``recommended``
+        settings and ``default_likelihood``), then the library defaults; the likelihood
+        options get the data set's ``value_range`` unless they set one, so the resolved
+        configuration builds the model on its own. ``epochs`` is turned into ``steps``.
+        Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
         for key, default in self.DEFAULTS.items():
             if getattr(c, key) is None:
-                setattr(c, key, recommended.get(key, default))
+                setattr(c, key, plugin.recommended.get(key, default))
         if c.likelihood is None:
-            c.likelihood = default_likelihood
+            c.likelihood = plugin.default_likelihood
+        c.likelihood_options = {"value_range": list(plugin.value_range), **c.likelihood_options}
         c.z_dims = tuple(int(d) for d in c.z_dims)
         if c.epochs is not None:
             if not c.epochs > 0:

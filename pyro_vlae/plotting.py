@@ -15,6 +15,11 @@ from torch import Tensor  # noqa: E402
 from torchvision.utils import make_grid, save_image  # noqa: E402
 
 from .models.base import LatentModel  # noqa: E402
+from .run_folder import METRICS  # noqa: E402
+
+LOSS = "loss.png"
+SAMPLES = "samples.png"
+RECONSTRUCTIONS = "reconstructions.png"
 
 
 def to_images(x: Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> Tensor:
@@ -68,6 +73,23 @@ def save_layer_grids(
     side = torch.cat([t for g in grids for t in (g if g.shape[0] == 3 else g.expand(3, -1, -1), gap)][:-1], dim=2)
     paths.append(folder / f"{prefix}layers.png")
     save_image(side, paths[-1])
+    return paths
+
+
+@torch.no_grad()
+def write_pictures(model: LatentModel, out: str | Path, data) -> list[Path]:
+    """The pictures of a trained run in ``out``: loss curve, samples, reconstructions of the
+    first 32 points of ``data`` (originals and reconstructions alternating) and the per-layer
+    grids, in the data's range (the likelihood's ``value_range``)."""
+    out = Path(out)
+    model.eval()
+    value_range = model.likelihood.value_range
+    paths = [plot_metrics(out / METRICS, out / LOSS)]
+    paths.append(save_images(model.generate(64), out / SAMPLES, 8, value_range))
+    x = data.head(32).to(model.device)
+    pairs = torch.stack([x, model.reconstruct(x)], dim=1).flatten(0, 1)
+    paths.append(save_images(pairs, out / RECONSTRUCTIONS, 8, value_range))
+    paths += save_layer_grids(model, out, value_range=value_range)
     return paths
 
 

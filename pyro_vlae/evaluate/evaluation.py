@@ -21,12 +21,11 @@ from ..data.base import TensorData
 from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
+from ..run_folder import EVALUATION, load_run
 from .hierarchy import hierarchy_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
 from .latents import layer_summary, posterior_statistics
 from .plots import plot_layers, plot_matrix
-
-EVALUATION = "evaluation.json"
 
 
 def _clean(value: Any) -> Any:
@@ -116,8 +115,6 @@ def evaluate_run(
     """Evaluate a run folder on its test split (the training split when there is none),
     the first ``num_points`` points of it (all by default); writes ``evaluation.json``,
     ``latents.png`` and, with factors, ``hierarchy.png`` into the folder."""
-    from ..run import load_run
-
     run = load_run(path, device=device)
     split = "test" if "test" in run.plugin.splits else "train"
     data = run.plugin.load(split)
