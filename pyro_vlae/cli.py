@@ -180,9 +180,6 @@ def compare(runs: tuple[Path, ...], out: Path) -> None:
     click.echo(format_comparison(rows))
     click.echo("wrote " + ", ".join(str(p) for p in write_comparison(rows, out)))
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
 
 # ---------------------------------------------------------------- diagnostics of a finished run
 def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
@@ -277,3 +274,7 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     path = save_gibbs(loaded.model, loaded.path / "gibbs.png", x0, chains, steps, use_mean=use_mean,
                       value_range=loaded.plugin.value_range)
     click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name="pyro-vlae")

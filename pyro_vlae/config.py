@@ -35,6 +35,7 @@ class RunConfig:
     batch_size: int | None = None
     lr: float | None = None
     warmup_steps: int | None = None
+    #: first β of the KL warm-up (not a command-line option); a smaller ``beta`` lowers it
     beta_start: float = 1e-3
     beta: float = 1.0
     elbo: str = "trace"
@@ -70,6 +71,7 @@ class RunConfig:
         if c.likelihood is None:
             c.likelihood = plugin.default_likelihood
         c.likelihood_options = {"value_range": list(plugin.value_range), **c.likelihood_options}
+        c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
         c.z_dims = tuple(int(d) for d in c.z_dims)
         if c.epochs is not None:
             if not c.epochs > 0:
@@ -80,16 +82,19 @@ class RunConfig:
         return c
 
     def validate(self, num_data: int | None = None) -> None:
+        """Raise :class:`ConfigError` naming the first invalid option. Options of the command
+        line are named as such (``--beta``); the others as fields of :class:`RunConfig`."""
         checks = [
             (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
             (self.batch_size is None or self.batch_size >= 2,
              "--batch-size must be at least 2 (batch norm needs two samples)"),
             (self.lr is None or self.lr > 0, "--lr must be positive"),
             (self.warmup_steps is None or self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
-            (0 < self.beta_start <= self.beta, "need 0 < beta_start <= beta (poutine.scale refuses 0)"),
+            (self.beta > 0, "--beta must be positive (it scales the KL terms; poutine.scale refuses 0)"),
+            (self.beta_start > 0, "RunConfig.beta_start, the first β of the warm-up, must be positive"),
             (self.elbo in ELBOS, f"--elbo must be one of {', '.join(ELBOS)}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
-            (self.num_particles >= 1, "--num-particles must be at least 1"),
+            (self.num_particles >= 1, "RunConfig.num_particles must be at least 1"),
             (self.clip_norm is None or self.clip_norm > 0, "--clip-norm must be positive"),
             (self.checkpoint_every >= 1 and self.log_every >= 1,
              "--checkpoint-every and --log-every must be at least 1"),
@@ -101,7 +106,8 @@ class RunConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ConfigError(f"invalid option: {message}", "see `pyro-vlae fit --help`")
+                fix = "set it in the RunConfig" if message.startswith("RunConfig.") else "see `pyro-vlae fit --help`"
+                raise ConfigError(f"invalid option: {message}", fix)
         if num_data is not None and self.batch_size is not None and self.batch_size > num_data:
             raise ConfigError(
                 f"--batch-size {self.batch_size} is larger than the data set ({num_data} items)",

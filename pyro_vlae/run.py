@@ -195,7 +195,7 @@ def build(setup: Setup) -> Trainer:
         transform=getattr(train, "transform", None),
         batch_size=config.batch_size,
         lr=config.lr,
-        warmup=KLWarmup(config.warmup_steps, min(config.beta_start, config.beta), config.beta),
+        warmup=KLWarmup(config.warmup_steps, config.beta_start, config.beta),
         elbo=config.elbo,
         num_particles=config.num_particles,
         clip_norm=config.clip_norm,
