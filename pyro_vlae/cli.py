@@ -152,9 +152,7 @@ def evaluate(run: Path, device: str, **options: Any) -> None:
     Prints a table and writes evaluation.json, latents.png and hierarchy.png into RUN.
     """
     from .evaluate import evaluate_run, format_evaluation
-    from .run_folder import resolve_device
-
-    results = evaluate_run(run, device=str(resolve_device(device)), **options)
+    results = evaluate_run(run, device=device, **options)
     click.echo(format_evaluation(results))
     click.echo(f"wrote {run / 'evaluation.json'}")
 
@@ -223,10 +221,10 @@ def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     Writes sample.png, sample-layer{l}.png (each row holds every layer's noise but l's
     fixed; l's is re-drawn along the row) and sample-layers.png into RUN.
     """
-    from .diagnostics import save_samples
+    from .plotting import save_samples
 
     loaded = _load(run, device, seed)
-    paths = save_samples(loaded.model, loaded.path, rows, cols, loaded.plugin.value_range)
+    paths = save_samples(loaded.model, loaded.path, rows, cols)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -242,11 +240,11 @@ def traverse(run: Path, seed: int, device: str, layers: tuple[int, ...], dims, s
 
     Writes traverse-z{l}.png per layer and traverse.png (all side by side) into RUN.
     """
-    from .diagnostics import save_traversals
+    from .plotting import save_traversals
 
     loaded = _load(run, device, seed)
     dims = None if dims is None else tuple(d - 1 for d in dims)
-    paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span, loaded.plugin.value_range)
+    paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -264,15 +262,14 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     z1 ~ q(z1|x), x ~ p(x|z1) (for VAE/VLAE, z1..zL). Writes gibbs.png into RUN: left, each
     row one chain from its start to the last step; right, samples of the full model.
     """
-    from .diagnostics import save_gibbs
+    from .plotting import GIBBS, save_gibbs
 
     loaded = _load(run, device, seed)
     x0 = None
     if start == "data":
         split = "test" if "test" in loaded.plugin.splits else "train"
         x0 = loaded.plugin.load(split).x[:chains]
-    path = save_gibbs(loaded.model, loaded.path / "gibbs.png", x0, chains, steps, use_mean=use_mean,
-                      value_range=loaded.plugin.value_range)
+    path = save_gibbs(loaded.model, loaded.path / GIBBS, x0, chains, steps, use_mean=use_mean)
     click.echo(f"wrote {path}")
 
 

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -129,3 +131,32 @@ class RunConfig:
         if d.get("z_dims") is not None:
             d["z_dims"] = tuple(d["z_dims"])
         return cls(**d)
+
+
+def resolve_device(name: str, local_rank: int | None = None, local_world_size: int = 1) -> torch.device:
+    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU.
+
+    In a data-parallel run (``local_rank`` given) every process gets a GPU of its own,
+    ``cuda:LOCAL_RANK``, so the ``local_world_size`` processes on this machine need that many.
+    Raises :class:`ConfigError` when CUDA is asked for and missing or too few.
+    """
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if name == "cpu" or (name == "auto" and gpus == 0):
+        return torch.device("cpu")
+    if local_rank is None:
+        if name == "auto":
+            return torch.device("cuda")
+        if name == "cuda" and gpus == 0:
+            raise ConfigError(
+                "--device cuda was requested but PyTorch sees no CUDA device",
+                "install a CUDA build of torch (see the README) or use --device cpu",
+            )
+        return torch.device(name)
+    if gpus < local_world_size:
+        raise ConfigError(
+            f"--device {name}: {local_world_size} processes on this machine need one GPU each, "
+            f"but PyTorch sees {gpus}",
+            f"start at most {gpus} processes per machine (torchrun --nproc-per-node {gpus})"
+            if gpus else "use --device cpu (gloo), or install a CUDA build of torch",
+        )
+    return torch.device("cuda", local_rank)

@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 
 from . import plugins
 from ._version import __version__
-from .config import RunConfig
+from .config import RunConfig, resolve_device
 from .data.base import DatasetPlugin, StreamData, TensorData
 from .errors import ConfigError, TrainingDiverged
+from .evaluate.latents import evaluate_elbo
 from .models import LatentModel
 from .plotting import write_pictures
 from .run_folder import (
@@ -40,7 +41,6 @@ from .run_folder import (
     make_model,
     open_dataset,
     prepare_folder,
-    resolve_device,
     save_checkpoint,
     write_json,
 )
@@ -53,28 +53,6 @@ __all__ = [
     "RESUMABLE", "LoadedRun", "Setup", "build", "evaluate_elbo", "finish", "fit", "load_run", "loop",
     "make_model", "open_dataset", "resolve", "resolve_device", "write_pictures",
 ]
-
-
-@torch.no_grad()
-def evaluate_elbo(
-    model: LatentModel, data: TensorData | StreamData | torch.Tensor, batch_size: int = 500
-) -> dict[str, Any]:
-    """Mean ELBO, reconstruction term and per-layer KL per data point, in eval mode."""
-    if torch.is_tensor(data):
-        data = TensorData(data)
-    was_training = model.training
-    model.eval()
-    total, recon, kl, n = 0.0, 0.0, None, 0
-    for x in data.batches(batch_size):
-        x = x.to(model.device)
-        terms = model.elbo_terms(x)
-        recon += float(terms["recon"].sum())
-        layer_kl = terms["kl"].sum(0)
-        kl = layer_kl if kl is None else kl + layer_kl
-        total += float((terms["recon"] - terms["kl"].sum(-1)).sum())
-        n += x.shape[0]
-    model.train(was_training)
-    return {"elbo": total / n, "recon": recon / n, "kl": [float(k) / n for k in kl]}
 
 
 def fit(

@@ -29,7 +29,7 @@ import torch
 
 from . import plugins
 from ._version import __version__
-from .config import RunConfig
+from .config import RunConfig, resolve_device
 from .data.base import DatasetPlugin
 from .errors import CheckpointError, ConfigError
 from .models import LatentModel, build_model
@@ -43,19 +43,6 @@ REPORT = "report.html"
 
 #: version tag of the checkpoint format
 FORMAT = "pyro-vlae-checkpoint/1"
-
-
-# ------------------------------------------------------------------------------ devices
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a CUDA device is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "--device cuda was requested but PyTorch sees no CUDA device",
-            "install a CUDA build of torch (see the README) or use --device cpu",
-        )
-    return torch.device(name)
 
 
 # -------------------------------------------------------------------------- checkpoints

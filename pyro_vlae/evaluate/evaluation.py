@@ -21,11 +21,11 @@ from ..data.base import TensorData
 from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
+from ..plotting import HIERARCHY, LATENTS, plot_layers, plot_matrix
 from ..run_folder import EVALUATION, load_run
 from .hierarchy import hierarchy_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
-from .latents import layer_summary, posterior_statistics
-from .plots import plot_layers, plot_matrix
+from .latents import elbo_summary, layer_summary, posterior_statistics
 
 
 def _clean(value: Any) -> Any:
@@ -46,7 +46,7 @@ def evaluate(
     iwae_samples: int = 1000,
     iwae_points: int = 500,
     chunk: int = 5000,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | None = None,
     factor_levels: Mapping[str, int] | None = None,
     circular_factors: Sequence[str] = (),
     progress: bool = False,
@@ -56,7 +56,8 @@ def evaluate(
     * ``elbo``, ``recon``: the ELBO (analytic KL where available) over all points.
     * ``iwae``: IWAE_K on the first ``iwae_points`` points with K = ``iwae_samples``, and the
       Monte-Carlo ELBO of the same draws; ``chunk`` bounds the rows (samples × points) scored
-      at once. ``bits_per_dim`` from IWAE_K when the data are 8-bit or binary.
+      at once. ``bits_per_dim`` from IWAE_K when the data are 8-bit or binary (in
+      ``value_range``, by default the model's likelihood's).
     * ``layers``: per-layer KL, KL share, active units, PCA (:func:`layer_summary`).
     * ``hierarchy`` when ``data.factors`` is set (:func:`hierarchy_metrics`).
     """
@@ -67,12 +68,10 @@ def evaluate(
         )
     if iwae_points < 1 or chunk < 1:
         raise ConfigError("the number of IWAE points and the chunk size must be at least 1")
+    value_range = value_range or model.likelihood.value_range
     stats = posterior_statistics(model, data.x)
-    results: dict[str, Any] = {
-        "num_points": len(data),
-        "elbo": float((stats["recon"] - stats["kl"].sum(-1)).mean()),
-        "recon": float(stats["recon"].mean()),
-    }
+    elbo = elbo_summary(stats)
+    results: dict[str, Any] = {"num_points": len(data), "elbo": elbo["elbo"], "recon": elbo["recon"]}
 
     x = data.x[:iwae_points]
     points = max(1, chunk // iwae_samples)  # data points per pass; samples split into chunks if K > chunk
@@ -138,16 +137,15 @@ def evaluate_run(
             iwae_samples=iwae_samples,
             iwae_points=iwae_points,
             chunk=chunk,
-            value_range=run.plugin.value_range,
             factor_levels=run.plugin.factor_levels,
             circular_factors=run.plugin.circular_factors,
             progress=progress,
         ),
     }
     (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
-    plot_layers(results["layers"], run.path / "latents.png")
+    plot_layers(results["layers"], run.path / LATENTS)
     if "hierarchy" in results:
-        plot_matrix(results["hierarchy"], run.path / "hierarchy.png")
+        plot_matrix(results["hierarchy"], run.path / HIERARCHY)
     return results
 
 

@@ -143,14 +143,17 @@ class LatentModel(PyroModule):
         return guide_trace, model_trace
 
     @torch.no_grad()
-    def elbo_terms(self, x: Tensor) -> dict[str, Tensor]:
+    def elbo_terms(
+        self, x: Tensor, traces: tuple[poutine.Trace, poutine.Trace] | None = None
+    ) -> dict[str, Tensor]:
         """Per-data-point terms of the ELBO (eq. 2), one posterior sample:
 
         ``recon`` = log p(x | z) and ``kl`` = per-layer KL(q ‖ p) of shape (B, L), analytic
         where Pyro knows it (conditionally on the sampled parents for Markov chains),
-        otherwise the single-sample estimate log q − log p.
+        otherwise the single-sample estimate log q − log p. ``traces``: the guide and model
+        traces of :meth:`traces` on ``x``, when the caller has them already.
         """
-        guide_trace, model_trace = self.traces(x)
+        guide_trace, model_trace = self.traces(x) if traces is None else traces
         kls = []
         for name in self.latent_sites:
             q, p = guide_trace.nodes[name], model_trace.nodes[name]
