@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, ELBOS, RunConfig
+from .config import DEVICES, ELBOS, RunConfig, check_z_dims
 from .errors import ConfigError, PyroVlaeError
 
 
@@ -25,15 +25,24 @@ class Group(click.Group):
             raise click.Abort() from None
 
 
-def parse_z_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
+def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    """A comma-separated list of positive integers: ``--z-dims`` (one width per layer, e.g.
+    2,2,2) or ``traverse --dims`` (one or two dimensions counted from 1, e.g. 1,2)."""
     if value is None:
         return None
+    z_dims = param.name == "z_dims"
+    example = "2,2,2" if z_dims else "1,2"
     try:
         dims = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 2,2,2") from None
-    if not dims or min(dims) < 1:
-        raise click.BadParameter("give one positive width per layer, e.g. 2,2,2")
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. {example}") from None
+    if z_dims:
+        try:
+            return check_z_dims(dims)
+        except ConfigError as err:
+            raise click.BadParameter(f"{err.problem}; {err.fix}") from None
+    if not 1 <= len(dims) <= 2 or min(dims) < 1:
+        raise click.BadParameter(f"give one or two dimensions counted from 1, e.g. {example}")
     return dims
 
 
@@ -65,7 +74,7 @@ def main() -> None:
 @click.option("--likelihood", help="Decoder likelihood [default: the data set's].")
 @click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")
-@click.option("--z-dims", callback=parse_z_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
+@click.option("--z-dims", callback=parse_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
 @click.option("--stem", default="auto", show_default=True,
               type=click.Choice(["auto", "mlp", "small", "medium", "large"]), help="Network family.")
 @click.option("--width", type=float, help="Multiplier on channels and dense widths [default: the data set's].")
@@ -180,18 +189,6 @@ def compare(runs: tuple[Path, ...], out: Path) -> None:
 
 
 # ---------------------------------------------------------------- diagnostics of a finished run
-def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        dims = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not one or two comma-separated integers, e.g. 1,2") from None
-    if not 1 <= len(dims) <= 2 or min(dims) < 1:
-        raise click.BadParameter("give one or two dimensions counted from 1, e.g. 1,2")
-    return dims
-
-
 def _load(run: Path, device: str, seed: int):
     import pyro
 

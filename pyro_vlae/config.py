@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +15,24 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .data.base import DatasetPlugin
 
+#: ELBO estimators (``--elbo``): Pyro's Trace_ELBO and TraceMeanField_ELBO
 ELBOS = ("trace", "meanfield")
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_z_dims(z_dims: Sequence[int]) -> tuple[int, ...]:
+    """``z_dims`` as a tuple of ints, or :class:`ConfigError` unless it is a non-empty list of
+    positive widths (one per latent layer)."""
+    try:
+        dims = tuple(int(d) for d in z_dims)
+    except (TypeError, ValueError):
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise ConfigError(
+            f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
+            "e.g. --z-dims 2,2,2 for three layers of 2-D codes",
+        )
+    return dims
 
 
 @dataclass
@@ -74,7 +91,7 @@ class RunConfig:
             c.likelihood = plugin.default_likelihood
         c.likelihood_options = {"value_range": list(plugin.value_range), **c.likelihood_options}
         c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
-        c.z_dims = tuple(int(d) for d in c.z_dims)
+        c.z_dims = check_z_dims(c.z_dims)
         if c.epochs is not None:
             if not c.epochs > 0:
                 raise ConfigError(f"--epochs must be positive, got {c.epochs}")
@@ -100,12 +117,12 @@ class RunConfig:
             (self.clip_norm is None or self.clip_norm > 0, "--clip-norm must be positive"),
             (self.checkpoint_every >= 1 and self.log_every >= 1,
              "--checkpoint-every and --log-every must be at least 1"),
-            (self.z_dims is None or (len(self.z_dims) > 0 and min(self.z_dims) >= 1),
-             "--z-dims must be positive integers, e.g. 2,2,2"),
             (self.width is None or self.width > 0, "--width must be positive"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
         ]
+        if self.z_dims is not None:
+            check_z_dims(self.z_dims)
         for ok, message in checks:
             if not ok:
                 fix = "set it in the RunConfig" if message.startswith("RunConfig.") else "see `pyro-vlae fit --help`"

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torchvision.utils import make_grid, save_image  # noqa: E402
 
+from .data.base import Data  # noqa: E402
 from .diagnostics import gibbs_chain, layer_variation, traversal  # noqa: E402
 from .models.base import LatentModel  # noqa: E402
 from .run_folder import METRICS  # noqa: E402
@@ -163,7 +164,7 @@ def save_gibbs(
 
 
 @torch.no_grad()
-def write_pictures(model: LatentModel, out: str | Path, data) -> list[Path]:
+def write_pictures(model: LatentModel, out: str | Path, data: Data) -> list[Path]:
     """The pictures of a trained run in ``out``: loss curve, samples, reconstructions of the
     first 32 points of ``data`` (originals and reconstructions alternating) and the per-layer
     grids."""

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import plugins
 from ._version import __version__
 from .config import RunConfig, resolve_device
-from .data.base import DatasetPlugin, StreamData, TensorData
+from .data.base import Data, DatasetPlugin
 from .errors import ConfigError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
 from .models import LatentModel
@@ -99,8 +99,8 @@ class Setup:
     config: RunConfig
     out: Path
     plugin: DatasetPlugin
-    train: TensorData | StreamData
-    test: TensorData | StreamData | None
+    train: Data
+    test: Data | None
     load_seconds: float
     checkpoint: dict[str, Any] | None
     context: distributed.DistributedContext | None
@@ -164,13 +164,12 @@ def build(setup: Setup) -> Trainer:
     device = resolve_device(config.device) if context is None else context.device
     pyro.set_rng_seed(config.seed)
     model = make_model(config, train.shape)
-    # streamed data is checked on its first batches, in-memory data entirely
-    model.check_data(train.head(4 * config.batch_size) if isinstance(train, StreamData) else train.head())
+    model.check_data(train.points_to_check(config.batch_size))
     model.to(device)
     trainer = (Trainer if context is None else partial(distributed.DistributedTrainer, context=context))(
         model,
-        train if isinstance(train, StreamData) else train.x.to(device),
-        transform=getattr(train, "transform", None),
+        train.for_training(device),
+        transform=train.transform,
         batch_size=config.batch_size,
         lr=config.lr,
         warmup=KLWarmup(config.warmup_steps, config.beta_start, config.beta),

@@ -12,10 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.base import StreamData, TensorData
+from ..data.base import Data, TensorData
 from ..models.base import LatentModel
-
-Data = TensorData | StreamData
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_u]) for an active unit
 ACTIVE_THRESHOLD = 0.01

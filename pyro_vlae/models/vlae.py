@@ -12,12 +12,12 @@ from pyro.nn import pyro_method
 from torch import Tensor, nn
 
 from ..likelihoods import Likelihood
-from ..nets.blocks import GaussianHead, fc_bn, init_weights
-from ..nets.ladder import architecture, decoder_stage, encoder_stage, latent_to_features
-from .base import LatentModel
+from ..nets.blocks import GaussianHead, fc_bn
+from ..nets.ladder import decoder_stage, encoder_stage, latent_to_features
+from .base import LadderModel
 
 
-class VLAE(LatentModel):
+class VLAE(LadderModel):
     r"""Variational ladder autoencoder: a *flat* prior p(z) = N(0, I) over z = (z1..zL) with a
     ladder of networks of growing depth, so deeper layers carry more abstract features.
 
@@ -35,11 +35,7 @@ class VLAE(LatentModel):
     Ladder connections (``μ_l``, ``σ_l``, ``v_l``) are flattened and linear (appendix B.2);
     ``g_l``/``u_l`` follow the authors' small/medium/large stacks chosen from ``x_shape``.
 
-    :param x_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
-    :param z_dims: widths of z1..zL.
-    :param likelihood: r; default a fixed-variance Gaussian.
-    :param stem: ``"auto"`` (from ``x_shape``), ``"mlp"``, ``"small"``, ``"medium"``, ``"large"``.
-    :param width: multiplier on every channel count and dense width (1 = the authors').
+    Parameters as :class:`~pyro_vlae.models.base.LadderModel`.
     """
 
     def __init__(
@@ -50,9 +46,8 @@ class VLAE(LatentModel):
         stem: str = "auto",
         width: float = 1.0,
     ) -> None:
-        super().__init__(x_shape, z_dims, likelihood)
-        arch = architecture(self.x_shape, self.num_layers, stem, width)
-        self.arch = arch
+        super().__init__(x_shape, z_dims, likelihood, stem, width)
+        arch = self.arch
         S, L = arch.shapes, self.num_layers
         # inference: g_l and the ladder heads (μ_l, σ_l)
         self.inference = nn.ModuleList(encoder_stage(arch.levels[i], S[i]) for i in range(L))
@@ -69,7 +64,7 @@ class VLAE(LatentModel):
             decoder_stage(arch.levels[i + 1], S[i + 1], concat=True) for i in range(L - 1)
         )
         self.output = decoder_stage(arch.levels[0], S[0], concat=False, out_channels=self.out_channels)
-        self.apply(init_weights)
+        self.init_weights()
 
     # ------------------------------------------------------------ networks
     def encode(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
