@@ -58,6 +58,9 @@ class RunConfig:
     beta_start: float = 1e-3
     beta: float = 1.0
     elbo: str = "trace"
+    combine: str | None = None
+    heads: str | None = None
+    fade_in: int | None = None
     num_particles: int = 1
     clip_norm: float | None = None
     device: str = "auto"
@@ -76,6 +79,8 @@ class RunConfig:
         "warmup_steps": 2000,
         "likelihood_options": {},
     }
+    #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
+    VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0}
 
     def resolve(self, plugin: DatasetPlugin, num_data: int) -> RunConfig:
         """A copy with every ``None`` filled from the data set ``plugin`` (its ``recommended``
@@ -91,6 +96,14 @@ class RunConfig:
             c.likelihood = plugin.default_likelihood
         c.likelihood_options = {"value_range": list(plugin.value_range), **c.likelihood_options}
         c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
+        for key, default in self.VLAE_DEFAULTS.items():
+            if c.model != "vlae":
+                if getattr(c, key) not in (None, default):
+                    option = "--" + key.replace("_", "-")
+                    raise ConfigError(f"{option} applies to the VLAE only, not to --model {c.model}", f"drop {option}")
+                setattr(c, key, default)
+            elif getattr(c, key) is None:
+                setattr(c, key, plugin.recommended.get(key, default))
         c.z_dims = check_z_dims(c.z_dims)
         if c.epochs is not None:
             if not c.epochs > 0:
@@ -118,6 +131,7 @@ class RunConfig:
             (self.checkpoint_every >= 1 and self.log_every >= 1,
              "--checkpoint-every and --log-every must be at least 1"),
             (self.width is None or self.width > 0, "--width must be positive"),
+            (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
         ]

@@ -44,7 +44,7 @@ from .run_folder import (
     save_checkpoint,
     write_json,
 )
-from .train import KLWarmup, Trainer, distributed
+from .train import KLWarmup, LayerFadeIn, Trainer, distributed
 
 #: options a resumed run may change; everything else comes from the checkpoint
 RESUMABLE = ("steps", "epochs", "device", "checkpoint_every", "log_every")
@@ -173,6 +173,7 @@ def build(setup: Setup) -> Trainer:
         batch_size=config.batch_size,
         lr=config.lr,
         warmup=KLWarmup(config.warmup_steps, config.beta_start, config.beta),
+        fade_in=LayerFadeIn(config.fade_in or 0),
         elbo=config.elbo,
         num_particles=config.num_particles,
         clip_norm=config.clip_norm,

@@ -107,7 +107,9 @@ def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
     """
     pyro.clear_param_store()
     likelihood = plugins.likelihood(config.likelihood, **(config.likelihood_options or {}))
-    return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width)
+    vlae = {k: getattr(config, k) for k in ("combine", "heads") if getattr(config, k) is not None}
+    vlae = vlae if config.model == "vlae" else {}
+    return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **vlae)
 
 
 @dataclass

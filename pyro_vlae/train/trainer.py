@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from ..config import ELBOS
 from ..errors import ConfigError
 from ..models.base import LatentModel
-from .schedule import KLWarmup
+from .schedule import KLWarmup, LayerFadeIn
 
 
 class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
@@ -72,6 +72,8 @@ class Trainer:
     :param transform: applied to every batch on the device, e.g. ``torch.bernoulli``.
     :param clip_norm: clip each parameter's gradient norm to this value, in units of the
         per-data-point loss (the loss itself is scaled to the data-set size).
+    :param fade_in: fade the model's latent layers in from the top down
+        (:class:`~pyro_vlae.train.LayerFadeIn`); needs a model with ``layer_gates`` (the VLAE).
     :param jit: trace model and guide once with :class:`~pyro.infer.JitTrace_ELBO` (or
         :class:`~pyro.infer.JitTraceMeanField_ELBO`); β is a tensor input of the trace, so a
         warm-up schedule does not retrace.
@@ -89,6 +91,7 @@ class Trainer:
         batch_size: int = 100,
         lr: float = 2e-4,
         warmup: KLWarmup | None = None,
+        fade_in: LayerFadeIn | None = None,
         elbo: str = "trace",
         num_particles: int = 1,
         clip_norm: float | None = None,
@@ -141,6 +144,16 @@ class Trainer:
         self._model_fn, self._guide_fn = self._model, self._guide
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
+        # the layer gates of every step of the fade-in (the last row holds from then on)
+        self.fade_in = fade_in if fade_in is not None and fade_in.stage_steps > 0 else None
+        self.layer_gates = None
+        if self.fade_in is not None:
+            if not hasattr(model, "layer_gates"):
+                raise ConfigError(
+                    f"{type(model).__name__} has no ladder paths to fade in", "drop the fade-in (it is for the VLAE)"
+                )
+            end = self.fade_in.end(model.num_layers)
+            self.layer_gates = torch.stack([self.fade_in(s, model.num_layers) for s in range(end + 1)]).to(model.device)
         self.step_count = 0
         self._epoch: int | None = None
         self._perm: Tensor | None = None
@@ -192,6 +205,8 @@ class Trainer:
         tensor on the model's device (reading it is the only host–device sync)."""
         x = self._next_streamed() if self.streamed else self.batch()
         beta = self.betas[min(self.step_count, self.warmup.steps)]
+        if self.layer_gates is not None:
+            self.model.layer_gates.copy_(self.layer_gates[min(self.step_count, len(self.layer_gates) - 1)])
         with pyro.validation_enabled(False), torch.autocast("cuda", torch.bfloat16, enabled=self.bf16):
             loss = self.differentiable_loss(x, beta)
         loss.backward()
