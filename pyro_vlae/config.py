@@ -6,14 +6,11 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .data.base import DatasetPlugin
 
 #: ELBO estimators (``--elbo``): Pyro's Trace_ELBO and TraceMeanField_ELBO
 ELBOS = ("trace", "meanfield")
@@ -82,19 +79,26 @@ class RunConfig:
     #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
     VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0}
 
-    def resolve(self, plugin: DatasetPlugin, num_data: int) -> RunConfig:
-        """A copy with every ``None`` filled from the data set ``plugin`` (its ``recommended``
-        settings and ``default_likelihood``), then the library defaults; the likelihood
-        options get the data set's ``value_range`` unless they set one, so the resolved
-        configuration builds the model on its own. ``epochs`` is turned into ``steps``.
+    def resolve(
+        self,
+        recommended: dict[str, Any],
+        default_likelihood: str,
+        num_data: int,
+        value_range: Sequence[float] | None = None,
+    ) -> RunConfig:
+        """A copy with every ``None`` filled from the data set's ``recommended`` settings and
+        ``default_likelihood``, then the library defaults; ``epochs`` is turned into ``steps``.
+        The data set's ``value_range``, when given, goes into the likelihood options (unless
+        they set one), so the resolved configuration builds the model without the data set.
         Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
         for key, default in self.DEFAULTS.items():
             if getattr(c, key) is None:
-                setattr(c, key, plugin.recommended.get(key, default))
+                setattr(c, key, recommended.get(key, default))
         if c.likelihood is None:
-            c.likelihood = plugin.default_likelihood
-        c.likelihood_options = {"value_range": list(plugin.value_range), **c.likelihood_options}
+            c.likelihood = default_likelihood
+        if value_range is not None:
+            c.likelihood_options = {"value_range": list(value_range), **c.likelihood_options}
         c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
         for key, default in self.VLAE_DEFAULTS.items():
             if c.model != "vlae":
@@ -103,7 +107,7 @@ class RunConfig:
                     raise ConfigError(f"{option} applies to the VLAE only, not to --model {c.model}", f"drop {option}")
                 setattr(c, key, default)
             elif getattr(c, key) is None:
-                setattr(c, key, plugin.recommended.get(key, default))
+                setattr(c, key, recommended.get(key, default))
         c.z_dims = check_z_dims(c.z_dims)
         if c.epochs is not None:
             if not c.epochs > 0:

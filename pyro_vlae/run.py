@@ -137,7 +137,7 @@ def resolve(
     train = plugins.load_data(plugin, "train")
     test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
     load_seconds = time.perf_counter() - t0
-    config = config.resolve(plugin, len(train))
+    config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train), plugin.value_range)
     return Setup(config, out, plugin, train, test, load_seconds, ckpt, context)
 
 

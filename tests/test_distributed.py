@@ -86,7 +86,7 @@ def reference_fit(
     plugin = open_dataset(config)
     train = plugin.load("train")
     data = train.head() if isinstance(train, StreamData) else train.x
-    config = config.resolve(plugin, len(train))
+    config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train))
     pyro.set_rng_seed(config.seed)
     model = make_model(config, train.shape)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
