@@ -118,7 +118,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
         marker.unlink(missing_ok=True)
         proc = start(out, resume, pause=moment if moment != "random" else None)
         if moment == "random":
-            if wait_for(lambda: training(proc), proc):
+            if wait_for(lambda p=proc: training(p), proc):
                 time.sleep(rng.uniform(0.0, 2.0))
         else:
             wait_for(marker.exists, proc)

@@ -107,4 +107,4 @@ def test_config_stores_an_absolute_data_dir_and_summary_names_the_files(tmp_path
     assert load_run(out).plugin.load("test").x.shape == (4, 1, 28, 28)
     (tmp_path / "data" / "mnist").rename(tmp_path / "data" / "moved")
     with pytest.raises(DataError, match="trained on the data in .*mnist, which no longer exists"):
-        load_run(out).plugin
+        load_run(out).plugin.load("test")

@@ -5,13 +5,23 @@ posterior means and per-layer × factor hierarchy metrics, for any
 from .evaluation import EVALUATION, evaluate, evaluate_run, format_evaluation, load_evaluation
 from .hierarchy import hierarchy_metrics, mig, normalized_mi, ordering_score, probe_score
 from .iwae import bits_per_dim, iwae_bound, log_weights
-from .latents import active_units, kl_shares, layer_summary, pca_explained_variance, posterior_statistics
+from .latents import (
+    active_units,
+    elbo_summary,
+    evaluate_elbo,
+    kl_shares,
+    layer_summary,
+    pca_explained_variance,
+    posterior_statistics,
+)
 
 __all__ = [
     "EVALUATION",
     "active_units",
     "bits_per_dim",
+    "elbo_summary",
     "evaluate",
+    "evaluate_elbo",
     "evaluate_run",
     "format_evaluation",
     "hierarchy_metrics",

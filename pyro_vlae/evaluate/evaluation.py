@@ -23,13 +23,12 @@ from ..data.base import StreamData, TensorData
 from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
+from ..plotting import HIERARCHY, LATENTS, plot_layers, plot_matrix
 from ..rng import seeded
+from ..run_folder import EVALUATION, load_run
 from .hierarchy import hierarchy_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
-from .latents import layer_summary, posterior_statistics
-from .plots import plot_layers, plot_matrix
-
-EVALUATION = "evaluation.json"
+from .latents import elbo_summary, layer_summary, posterior_statistics
 
 
 def _clean(value: Any) -> Any:
@@ -73,7 +72,7 @@ def evaluate(
     iwae_samples: int = 1000,
     iwae_points: int = 500,
     chunk: int = 5000,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | None = None,
     factor_levels: Mapping[str, int] | None = None,
     circular_factors: Sequence[str] = (),
     progress: bool = False,
@@ -86,7 +85,8 @@ def evaluate(
       (:func:`random_subset`, seeded by ``seed``; all points when there are no more), beside
       the ELBO of the same points (``elbo``) and the Monte-Carlo ELBO of the same draws;
       ``chunk`` bounds the rows (samples × points) scored at once. ``bits_per_dim`` from
-      IWAE_K when the data are 8-bit or binary.
+      IWAE_K when the data are 8-bit or binary (in
+      ``value_range``, by default the model's likelihood's).
     * ``layers``: per-layer KL, KL share, active units, PCA (:func:`layer_summary`).
     * ``hierarchy`` when ``data.factors`` is set (:func:`hierarchy_metrics`).
 
@@ -107,7 +107,7 @@ def _evaluate(
     iwae_samples: int,
     iwae_points: int,
     chunk: int,
-    value_range: tuple[float, float],
+    value_range: tuple[float, float] | None,
     factor_levels: Mapping[str, int] | None,
     circular_factors: Sequence[str],
     progress: bool,
@@ -120,13 +120,11 @@ def _evaluate(
         )
     if iwae_points < 1 or chunk < 1:
         raise ConfigError("the number of IWAE points and the chunk size must be at least 1")
-    stats = posterior_statistics(model, data.x if isinstance(data, TensorData) else data.batches(500))
+    value_range = value_range or model.likelihood.value_range
+    stats = posterior_statistics(model, data)
     elbo_per_point = stats["recon"] - stats["kl"].sum(-1)
-    results: dict[str, Any] = {
-        "num_points": len(data),
-        "elbo": float(elbo_per_point.mean()),
-        "recon": float(stats["recon"].mean()),
-    }
+    summary = elbo_summary(stats)
+    results: dict[str, Any] = {"num_points": len(data), "elbo": summary["elbo"], "recon": summary["recon"]}
 
     chosen = random_subset(len(data), iwae_points, seed)
     x = _points(subset(data, chosen))
@@ -175,7 +173,6 @@ def evaluate_run(
     ``seed``); writes ``evaluation.json``, ``latents.png`` and, with factors,
     ``hierarchy.png`` into the folder. The same ``seed`` gives the same numbers."""
     from ..plugins import load_data
-    from ..run import load_run
 
     run = load_run(path, device=device)
     split = "test" if "test" in run.plugin.splits else "train"
@@ -199,7 +196,6 @@ def evaluate_run(
             iwae_samples=iwae_samples,
             iwae_points=iwae_points,
             chunk=chunk,
-            value_range=run.plugin.value_range,
             factor_levels=run.plugin.factor_levels,
             circular_factors=run.plugin.circular_factors,
             progress=progress,
@@ -207,9 +203,9 @@ def evaluate_run(
         ),
     }
     (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
-    plot_layers(results["layers"], run.path / "latents.png")
+    plot_layers(results["layers"], run.path / LATENTS)
     if "hierarchy" in results:
-        plot_matrix(results["hierarchy"], run.path / "hierarchy.png")
+        plot_matrix(results["hierarchy"], run.path / HIERARCHY)
     return results
 
 

@@ -1,0 +1,209 @@
+"""A run folder on disk: the names of its files, its checkpoint, and the model it holds.
+
+``pyro-vlae fit`` writes, into one folder per run:
+
+* :data:`CONFIG` ``config.json``: the resolved configuration (likelihood options included,
+  so the model is rebuilt without the data set);
+* :data:`CHECKPOINT` ``checkpoint.pt``: model, optimiser and random state (:func:`save_checkpoint`);
+* :data:`METRICS` ``metrics.csv``: one row every ``log_every`` steps (:class:`MetricsLog`);
+* :data:`SUMMARY` ``summary.json``: steps, training time, test ELBO;
+* the pictures (:mod:`pyro_vlae.plotting`), and later :data:`EVALUATION` and :data:`REPORT`.
+
+Evaluation, the diagnostics and the report read run folders through this module alone;
+nothing here imports training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+
+from . import plugins
+from ._version import __version__
+from .config import RunConfig, resolve_device
+from .data.base import DatasetPlugin
+from .errors import CheckpointError, ConfigError
+from .models import LatentModel, build_model
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+EVALUATION = "evaluation.json"
+REPORT = "report.html"
+
+#: version tag of the checkpoint format
+FORMAT = "pyro-vlae-checkpoint/1"
+
+
+# -------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` atomically (temporary file in the same folder, fsync,
+    rename), so a crash never leaves a half-written file in place of a good one."""
+    path = Path(path)
+    payload = {"format": FORMAT, "version": __version__, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Accepts a run folder or the file itself. Raises :class:`CheckpointError` for a missing,
+    unreadable, corrupt or foreign file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.exists():
+        raise CheckpointError(
+            f"no checkpoint at {path}",
+            f"pass a run folder written by `pyro-vlae fit` (it holds {CHECKPOINT})",
+        )
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or unreadable ({type(err).__name__})",
+            "restore it from a backup, or retrain; pyro-vlae never overwrites a good one",
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a pyro-vlae checkpoint",
+            f"pass a {CHECKPOINT} written by `pyro-vlae fit`",
+        )
+    return payload
+
+
+# ------------------------------------------------------------------------ the model
+def open_dataset(config: RunConfig) -> DatasetPlugin:
+    """The data-set plugin of ``config``, opened on its data folder."""
+    return plugins.dataset(config.plugin, data_dir=config.data_dir, **config.plugin_options)
+
+
+def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
+    """A fresh model for a resolved ``config`` (the global param store is cleared).
+
+    The likelihood is built from ``config.likelihood_options`` alone, which
+    :meth:`RunConfig.resolve` completed with the data set's ``value_range``.
+    """
+    pyro.clear_param_store()
+    likelihood = plugins.likelihood(config.likelihood, **(config.likelihood_options or {}))
+    vlae = {k: getattr(config, k) for k in ("combine", "heads") if getattr(config, k) is not None}
+    vlae = vlae if config.model == "vlae" else {}
+    return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **vlae)
+
+
+@dataclass
+class LoadedRun:
+    """A finished (or interrupted) run, ready for sampling and evaluation. The data-set
+    plugin is opened on first use of :attr:`plugin`: the model needs only the folder."""
+
+    path: Path
+    model: LatentModel
+    config: RunConfig
+    step: int
+
+    @cached_property
+    def plugin(self) -> DatasetPlugin:
+        """The run's data set (for its test split, factors and value range)."""
+        return open_dataset(self.config)
+
+
+def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
+    """Rebuild the model of a run folder from its checkpoint, in eval mode.
+
+    Run folders written before the likelihood options were saved in full lack the data
+    set's ``value_range``; it is then read from the data-set plugin, as when they were trained.
+    """
+    path = Path(path)
+    ckpt = load_checkpoint(path, map_location="cpu")
+    try:
+        config = RunConfig.from_dict(ckpt["config"])
+        if "value_range" not in (config.likelihood_options or {}):
+            config.likelihood_options = {
+                **(config.likelihood_options or {}), "value_range": open_dataset(config).value_range
+            }
+        model = make_model(config, tuple(ckpt["x_shape"]))
+        model.load_state_dict(ckpt["trainer"]["model"])
+    except (KeyError, RuntimeError, TypeError) as err:
+        raise CheckpointError(
+            f"checkpoint in {path} does not match this version of pyro-vlae ({err})",
+            f"it was written by pyro-vlae {ckpt.get('version')}; install that version to read it",
+        ) from err
+    model.to(resolve_device(device)).eval()
+    return LoadedRun(path if path.is_dir() else path.parent, model, config, ckpt["trainer"]["step"])
+
+
+# ---------------------------------------------------------------------- writing a run
+def prepare_folder(out: Path, resume: bool) -> None:
+    """Check that ``out`` can hold a new run (or, with ``resume``, holds one to continue)."""
+    if resume:
+        if not (out / CHECKPOINT).exists():
+            raise CheckpointError(
+                f"--resume: no checkpoint in {out}", "pass the run folder to continue with --out"
+            )
+        return
+    if (out / CHECKPOINT).exists():
+        raise CheckpointError(
+            f"{out} already holds a run ({CHECKPOINT}); it is left untouched",
+            "continue it with --resume, or choose a new folder with --out",
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write to the output folder {out}: {err.strerror or err}",
+            "choose a writable folder with --out",
+        ) from err
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """``payload`` as indented JSON (``config.json``, ``summary.json``)."""
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+class MetricsLog:
+    """``metrics.csv``, one row per logged step. On resume (``step`` > 0) the rows logged
+    after ``step`` are dropped, so the file reads as one uninterrupted run."""
+
+    def __init__(self, path: Path, fields: list[str], step: int = 0) -> None:
+        rows = []
+        if path.exists() and step > 0:
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        self.path = path
+        self._file = open(path, "w", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=fields)
+        self._writer.writeheader()
+        self._writer.writerows(rows)
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Append one row and flush it to disk."""
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
