@@ -6,6 +6,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -102,6 +103,8 @@ class RunConfig:
             c.likelihood_options = dict(recommended.get("likelihood_options", {}) if own else {})
         if value_range is not None:
             c.likelihood_options = {"value_range": list(value_range), **c.likelihood_options}
+        if c.data_dir is not None:  # so the run finds its data from any folder
+            c.data_dir = str(Path(c.data_dir).expanduser().resolve())
         c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
         for key, default in self.VLAE_DEFAULTS.items():
             if c.model != "vlae":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 
@@ -21,3 +22,10 @@ def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
+
+
+def derived_seed(*keys: int) -> int:
+    """A seed for one task of a run (e.g. the log of step ``step`` of the run seeded ``seed``:
+    ``derived_seed(seed, step)``), from :class:`numpy.random.SeedSequence`, so that nearby
+    keys give unrelated random streams."""
+    return int(np.random.SeedSequence([k % 2**64 for k in keys]).generate_state(1, np.uint64)[0])

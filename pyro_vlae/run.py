@@ -25,10 +25,11 @@ from . import plugins
 from ._version import __version__
 from .config import RunConfig, resolve_device
 from .data.base import Data, DatasetPlugin
-from .errors import ConfigError, TrainingDiverged
+from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
 from .models import LatentModel
 from .plotting import write_pictures
+from .rng import derived_seed, seeded
 from .run_folder import (
     CHECKPOINT,
     CONFIG,
@@ -201,14 +202,17 @@ def _banner(setup: Setup, trainer: Trainer) -> str:
 
 # -------------------------------------------------------------------------------- loop
 class Checkpoints:
-    """Saves the trainer into ``checkpoint.pt`` (process 0 only) and stops a diverged run,
-    naming the last checkpoint it keeps."""
+    """Saves the trainer into ``checkpoint.pt`` (process 0 only), after the rows of
+    ``metrics`` it covers are on disk, and stops a diverged run, naming the last checkpoint
+    it keeps."""
 
-    def __init__(self, setup: Setup, trainer: Trainer) -> None:
-        self.setup, self.trainer = setup, trainer
+    def __init__(self, setup: Setup, trainer: Trainer, metrics: MetricsLog | None = None) -> None:
+        self.setup, self.trainer, self.metrics = setup, trainer, metrics
         self.last_saved = trainer.step_count if setup.checkpoint is not None else None
 
     def save(self, finished: bool = False) -> None:
+        if self.metrics is not None:
+            self.metrics.sync()
         if self.setup.main:
             payload = {
                 "config": self.setup.config.to_dict(),
@@ -260,11 +264,13 @@ class Progress:
 def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], None]) -> float:
     """Train to ``config.steps``: a metrics row every ``log_every`` steps, a checkpoint every
     ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, a
-    checkpoint on Ctrl-C. Returns the seconds spent training."""
+    checkpoint on Ctrl-C and when a data file cannot be read (:class:`DataError`). The
+    metrics of a log step come from a random state of their own (:func:`~pyro_vlae.rng.seeded`),
+    so how often a run logs never changes what it learns. Returns the seconds spent training."""
     config, model, sites = setup.config, trainer.model, trainer.model.latent_sites
-    checkpoints = Checkpoints(setup, trainer)
     fields = ["step", "beta", "loss", "elbo", "recon", *[f"kl_{s}" for s in sites], "seconds"]
     metrics = MetricsLog(setup.out / METRICS, fields, trainer.step_count) if setup.main else None
+    checkpoints = Checkpoints(setup, trainer, metrics)
     bar = Progress(config, trainer.step_count, progress, echo)
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
     started = time.perf_counter()
@@ -280,7 +286,8 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
                 loss = float(loss_t)
             terms = None
             if metrics is not None and logging:
-                terms = evaluate_elbo(model, trainer.batch(step - 1))
+                with seeded(derived_seed(config.seed, step), model.device):
+                    terms = evaluate_elbo(model, trainer.batch(step - 1))
                 metrics.write({
                     "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
                     "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
@@ -301,6 +308,15 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
         checkpoints.save()
         echo(f"\ninterrupted: checkpoint of step {trainer.step_count} saved; continue with --resume")
         raise
+    except DataError as err:  # an unreadable file in a streamed data set: stop, keep everything
+        if not bool(finite):
+            raise
+        checkpoints.save()
+        raise DataError(
+            f"{err.problem}; training stopped before step {trainer.step_count + 1}, and the checkpoint of "
+            f"step {trainer.step_count} is saved in {setup.out}",
+            f"{err.fix or 'fix the file'}, then continue with --resume",
+        ) from err
     finally:
         bar.close()
         if metrics is not None:
@@ -313,7 +329,11 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
 def finish(setup: Setup, model: LatentModel, seconds: float, echo: Callable[[str], None]) -> None:
     """``summary.json`` (with the test ELBO), the pictures, and what was written."""
     config, out, test, sites = setup.config, setup.out, setup.test, model.latent_sites
-    summary: dict[str, Any] = {"steps": config.steps, "train_seconds": round(seconds, 2)}
+    summary: dict[str, Any] = {
+        "steps": config.steps,
+        "train_seconds": round(seconds, 2),
+        "data": {"plugin": config.plugin, "data_dir": config.data_dir, "files": setup.plugin.sources()},
+    }
     if test is not None:
         summary["test"] = evaluate_elbo(model, test)
         summary["test"]["kl"] = dict(zip(sites, summary["test"]["kl"]))

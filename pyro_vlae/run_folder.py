@@ -31,7 +31,7 @@ from . import plugins
 from ._version import __version__
 from .config import RunConfig, resolve_device
 from .data.base import DatasetPlugin
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DataError
 from .models import LatentModel, build_model
 
 CONFIG = "config.json"
@@ -125,6 +125,12 @@ class LoadedRun:
     @cached_property
     def plugin(self) -> DatasetPlugin:
         """The run's data set (for its test split, factors and value range)."""
+        data_dir = self.config.data_dir
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise DataError(
+                f"{self.path} was trained on the data in {data_dir}, which no longer exists",
+                "put the data back in that folder (config.json names it)",
+            )
         return open_dataset(self.config)
 
 
@@ -186,24 +192,70 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
 
 
 class MetricsLog:
-    """``metrics.csv``, one row per logged step. On resume (``step`` > 0) the rows logged
-    after ``step`` are dropped, so the file reads as one uninterrupted run."""
+    """``metrics.csv``, one row per logged step, append-only: every row is flushed as it is
+    written and never rewritten.
+
+    A run that starts at ``step`` (the checkpoint's step when resuming, else 0) keeps the rows
+    up to ``step`` and cuts the file right after them, dropping what a killed run logged past
+    its last checkpoint (the resumed run logs those steps again) and a row half-written by the
+    kill. The cut is one ``truncate`` at the end of the last row kept, and only when there is
+    something to drop: the kept rows are never copied, rewritten or held in memory, so no
+    moment of a resume can lose them. :meth:`sync` makes the rows durable before a checkpoint
+    refers to them.
+    """
 
     def __init__(self, path: Path, fields: list[str], step: int = 0) -> None:
-        rows = []
-        if path.exists() and step > 0:
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-        self.path = path
-        self._file = open(path, "w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=fields)
-        self._writer.writeheader()
-        self._writer.writerows(rows)
+        self.path, self.fields = path, list(fields)
+        end = self._end_of_kept_rows(step)
+        if end is None:  # no file yet, or one a new run starts over
+            self._file = open(path, "w", newline="")
+            csv.writer(self._file).writerow(self.fields)
+            self._file.flush()
+        else:
+            if end < path.stat().st_size:
+                os.truncate(path, end)
+            self._file = open(path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
+
+    def _end_of_kept_rows(self, step: int) -> int | None:
+        """Byte offset just after the last complete row with a step <= ``step``, or ``None``
+        when the file is to be started anew (missing, or a new run's with other columns)."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "rb") as f:
+            header = f.readline()
+            columns = next(csv.reader([header.decode("utf-8", "replace")]), [])
+            if columns != self.fields or not header.endswith(b"\n"):
+                if step == 0 or not header:
+                    return None
+                raise CheckpointError(
+                    f"{self.path} has the columns {', '.join(columns)}, not this run's ({', '.join(self.fields)})",
+                    f"move {self.path.name} away to resume; it is left as it was",
+                )
+            end = f.tell()
+            for line in iter(f.readline, b""):
+                if not line.endswith(b"\n"):
+                    break  # half-written by a kill
+                try:
+                    if int(line.split(b",", 1)[0]) > step:
+                        break
+                except ValueError:
+                    break
+                end = f.tell()
+        return end
 
     def write(self, row: dict[str, Any]) -> None:
-        """Append one row and flush it to disk."""
+        """Append one row and flush it to the operating system."""
         self._writer.writerow(row)
         self._file.flush()
 
+    def sync(self) -> None:
+        """Make every written row durable (``fsync``), before a checkpoint refers to it."""
+        if self._file.closed:  # closed: already synced
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
     def close(self) -> None:
+        self.sync()
         self._file.close()

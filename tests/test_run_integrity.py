@@ -79,11 +79,11 @@ def test_metrics_of_a_new_run_and_of_another_run(tmp_path):
     path = tmp_path / METRICS
     write_rows(path, [2, 4])  # left by a run killed before its first checkpoint
     MetricsLog(path, FIELDS, step=0).close()
-    assert path.read_text() == "step,loss,seconds\r\n"
+    assert path.read_bytes() == b"step,loss,seconds\r\n"
     write_rows(path, [2, 4])
     with pytest.raises(CheckpointError, match="columns"):
         MetricsLog(path, ["step", "elbo", "seconds"], step=4)
-    assert path.read_text().count("\n") == 3  # left as it was
+    assert path.read_bytes().count(b"\n") == 3  # left as it was
 
 
 def test_config_stores_an_absolute_data_dir_and_summary_names_the_files(tmp_path, monkeypatch):
