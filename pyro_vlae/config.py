@@ -46,6 +46,9 @@ class RunConfig:
     width: float | None = None
     likelihood: str | None = None
     likelihood_options: dict[str, Any] | None = None
+    #: the data's range ``(low, high)``, the likelihood's ``value_range``: the data set's, or
+    #: ``-L value_range=...``; saved so that a run folder rebuilds its model without the data set
+    value_range: tuple[float, float] | None = None
     steps: int | None = None
     epochs: float | None = None
     batch_size: int | None = None
@@ -74,7 +77,6 @@ class RunConfig:
         "lr": 2e-4,
         "steps": 10000,
         "warmup_steps": 2000,
-        "likelihood_options": {},
     }
     #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
     VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0}
@@ -88,8 +90,8 @@ class RunConfig:
     ) -> RunConfig:
         """A copy with every ``None`` filled from the data set's ``recommended`` settings and
         ``default_likelihood``, then the library defaults; ``epochs`` is turned into ``steps``.
-        The data set's ``value_range``, when given, goes into the likelihood options (unless
-        they set one), so the resolved configuration builds the model without the data set.
+        ``value_range`` is the data set's (the likelihood options' own, if they set one), so the
+        resolved configuration builds the model without the data set.
         Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
         for key, default in self.DEFAULTS.items():
@@ -97,8 +99,12 @@ class RunConfig:
                 setattr(c, key, recommended.get(key, default))
         if c.likelihood is None:
             c.likelihood = default_likelihood
-        if value_range is not None:
-            c.likelihood_options = {"value_range": list(value_range), **c.likelihood_options}
+        if c.likelihood_options is None:
+            # the data set recommends options for its own likelihood only
+            own = c.likelihood == default_likelihood
+            c.likelihood_options = dict(recommended.get("likelihood_options", {}) if own else {})
+        if c.value_range is None and value_range is not None:
+            c.value_range = tuple(float(v) for v in c.likelihood_options.get("value_range", value_range))
         c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
         for key, default in self.VLAE_DEFAULTS.items():
             if c.model != "vlae":
@@ -138,6 +144,7 @@ class RunConfig:
             (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
+            ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
         ]
         if self.z_dims is not None:
             check_z_dims(self.z_dims)
@@ -163,8 +170,9 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         d = dict(d)
-        if d.get("z_dims") is not None:
-            d["z_dims"] = tuple(d["z_dims"])
+        for key in ("z_dims", "value_range"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)
 
 
