@@ -47,6 +47,9 @@ class RunConfig:
     width: float | None = None
     likelihood: str | None = None
     likelihood_options: dict[str, Any] | None = None
+    #: the data's range ``(low, high)``, the likelihood's ``value_range``: the data set's, or
+    #: ``-L value_range=...``; saved so that a run folder rebuilds its model without the data set
+    value_range: tuple[float, float] | None = None
     steps: int | None = None
     epochs: float | None = None
     batch_size: int | None = None
@@ -88,8 +91,8 @@ class RunConfig:
     ) -> RunConfig:
         """A copy with every ``None`` filled from the data set's ``recommended`` settings and
         ``default_likelihood``, then the library defaults; ``epochs`` is turned into ``steps``.
-        The data set's ``value_range``, when given, goes into the likelihood options (unless
-        they set one), so the resolved configuration builds the model without the data set.
+        ``value_range`` is the data set's (the likelihood options' own, if they set one), so the
+        resolved configuration builds the model without the data set.
         Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
         for key, default in self.DEFAULTS.items():
@@ -101,8 +104,8 @@ class RunConfig:
             # the data set recommends options for its own likelihood only
             own = c.likelihood == default_likelihood
             c.likelihood_options = dict(recommended.get("likelihood_options", {}) if own else {})
-        if value_range is not None:
-            c.likelihood_options = {"value_range": list(value_range), **c.likelihood_options}
+        if c.value_range is None and value_range is not None:
+            c.value_range = tuple(float(v) for v in c.likelihood_options.get("value_range", value_range))
         if c.data_dir is not None:  # so the run finds its data from any folder
             c.data_dir = str(Path(c.data_dir).expanduser().resolve())
         c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
@@ -170,8 +173,9 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         d = dict(d)
-        if d.get("z_dims") is not None:
-            d["z_dims"] = tuple(d["z_dims"])
+        for key in ("z_dims", "value_range"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)
 
 

@@ -45,6 +45,7 @@ from .run_folder import (
     save_checkpoint,
     write_json,
 )
+from .tracking import Tracker, open_tracker
 from .train import KLWarmup, LayerFadeIn, Trainer, distributed
 
 #: options a resumed run may change; everything else comes from the checkpoint
@@ -64,6 +65,8 @@ def fit(
     echo: Callable[[str], None] = print,
     overrides: dict[str, Any] | None = None,
     dist_timeout: float = distributed.DEFAULT_TIMEOUT,
+    tracker: str | None = None,
+    log_images_every: int = 500,
 ) -> Path:
     """Train ``config`` into the run folder ``out`` and write its pictures.
 
@@ -74,6 +77,10 @@ def fit(
     Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process trains on its shard of each
     global batch with DistributedDataParallel (:mod:`pyro_vlae.train.distributed`) and process
     0 alone writes the run folder; ``dist_timeout`` bounds how long a process waits for the others.
+
+    ``tracker`` (e.g. ``"tensorboard"``, :mod:`pyro_vlae.tracking`) also receives every metrics
+    row, the per-layer grids every ``log_images_every`` steps (0: at the end only) and the
+    hyper-parameters with the final test metrics.
     """
     context = distributed.setup(config.device, dist_timeout)
     try:
@@ -81,12 +88,19 @@ def fit(
         if not setup.main:
             echo, progress = (lambda _: None), False
         trainer = build(setup)
+        track = None
         if setup.main:
             write_json(setup.out / CONFIG, setup.config.to_dict())
+            track = open_tracker(tracker, setup.out)
         echo(_banner(setup, trainer))
-        seconds = loop(setup, trainer, progress, echo)
+        try:
+            seconds = loop(setup, trainer, progress, echo, track, log_images_every)
+        except BaseException:
+            if track is not None:
+                track.close()
+            raise
         if setup.main:
-            finish(setup, trainer.model, seconds, echo)
+            finish(setup, trainer.model, seconds, echo, track)
         return setup.out
     finally:
         distributed.teardown(context)
@@ -261,8 +275,16 @@ class Progress:
         self.bar.close()
 
 
-def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], None]) -> float:
-    """Train to ``config.steps``: a metrics row every ``log_every`` steps, a checkpoint every
+def loop(
+    setup: Setup,
+    trainer: Trainer,
+    progress: bool,
+    echo: Callable[[str], None],
+    track: Tracker | None = None,
+    log_images_every: int = 500,
+) -> float:
+    """Train to ``config.steps``: a metrics row every ``log_every`` steps (also to ``track``,
+    with its per-layer grids every ``log_images_every`` steps), a checkpoint every
     ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, a
     checkpoint on Ctrl-C and when a data file cannot be read (:class:`DataError`). The
     metrics of a log step come from a random state of their own (:func:`~pyro_vlae.rng.seeded`),
@@ -288,12 +310,18 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
             if metrics is not None and logging:
                 with seeded(derived_seed(config.seed, step), model.device):
                     terms = evaluate_elbo(model, trainer.batch(step - 1))
-                metrics.write({
+                row = {
                     "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
                     "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
                     "seconds": f"{time.perf_counter() - started:.3f}",
                     **{f"kl_{s}": f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
-                })
+                }
+                metrics.write(row)
+                if track is not None:
+                    track.log_row(row)
+                    if log_images_every and step % log_images_every == 0 and step < config.steps:
+                        with seeded(derived_seed(config.seed, step, 1), model.device):  # as the metrics
+                            track.log_layers(step, model)
             bar.update(step, beta, terms)
             if step % config.checkpoint_every == 0 and step < config.steps:
                 checkpoints.save()
@@ -326,8 +354,11 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
 
 
 # ------------------------------------------------------------------------------ finish
-def finish(setup: Setup, model: LatentModel, seconds: float, echo: Callable[[str], None]) -> None:
-    """``summary.json`` (with the test ELBO), the pictures, and what was written."""
+def finish(
+    setup: Setup, model: LatentModel, seconds: float, echo: Callable[[str], None], track: Tracker | None = None
+) -> None:
+    """``summary.json`` (with the test ELBO), the pictures (also to ``track``, with the
+    hyper-parameters and final test metrics), and what was written."""
     config, out, test, sites = setup.config, setup.out, setup.test, model.latent_sites
     summary: dict[str, Any] = {
         "steps": config.steps,
@@ -339,6 +370,12 @@ def finish(setup: Setup, model: LatentModel, seconds: float, echo: Callable[[str
         summary["test"]["kl"] = dict(zip(sites, summary["test"]["kl"]))
     write_json(out / SUMMARY, summary)
     pictures = write_pictures(model, out, test if test is not None else setup.train)
+    if track is not None:
+        track.log_layers(config.steps, model)
+        final = summary.get("test", {"kl": {}})
+        results = {f"test/kl_{s}": k for s, k in final["kl"].items()}
+        track.log_hyperparameters(config.to_dict(), {"test/elbo": final["elbo"], **results} if "elbo" in final else {})
+        track.close()
     echo(f"trained {config.steps} steps in {seconds:.0f}s")
     if test is not None:
         t = summary["test"]

@@ -102,11 +102,14 @@ def open_dataset(config: RunConfig) -> DatasetPlugin:
 def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
     """A fresh model for a resolved ``config`` (the global param store is cleared).
 
-    The likelihood is built from ``config.likelihood_options`` alone, which
-    :meth:`RunConfig.resolve` completed with the data set's ``value_range``.
+    The likelihood is built from ``config.likelihood_options`` and ``config.value_range``
+    (which :meth:`RunConfig.resolve` took from the data set), not from the data set.
     """
     pyro.clear_param_store()
-    likelihood = plugins.likelihood(config.likelihood, **(config.likelihood_options or {}))
+    options = dict(config.likelihood_options or {})
+    if config.value_range is not None:
+        options.setdefault("value_range", config.value_range)
+    likelihood = plugins.likelihood(config.likelihood, **options)
     vlae = {k: getattr(config, k) for k in ("combine", "heads") if getattr(config, k) is not None}
     vlae = vlae if config.model == "vlae" else {}
     return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **vlae)
@@ -137,17 +140,15 @@ class LoadedRun:
 def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     """Rebuild the model of a run folder from its checkpoint, in eval mode.
 
-    Run folders written before the likelihood options were saved in full lack the data
-    set's ``value_range``; it is then read from the data-set plugin, as when they were trained.
+    Run folders written before ``value_range`` was saved in ``config.json`` lack it; it is
+    then read from the data-set plugin, as when they were trained.
     """
     path = Path(path)
     ckpt = load_checkpoint(path, map_location="cpu")
     try:
         config = RunConfig.from_dict(ckpt["config"])
-        if "value_range" not in (config.likelihood_options or {}):
-            config.likelihood_options = {
-                **(config.likelihood_options or {}), "value_range": open_dataset(config).value_range
-            }
+        if config.value_range is None and "value_range" not in (config.likelihood_options or {}):
+            config.value_range = tuple(open_dataset(config).value_range)
         model = make_model(config, tuple(ckpt["x_shape"]))
         model.load_state_dict(ckpt["trainer"]["model"])
     except (KeyError, RuntimeError, TypeError) as err:

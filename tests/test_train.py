@@ -134,7 +134,7 @@ def test_run_folder_rebuilds_its_model_without_the_data_set(tmp_path, monkeypatc
 
     out = fit(small_config(steps=4), tmp_path / "r", progress=False, echo=quiet)
     saved = json.loads((out / "config.json").read_text())
-    assert saved["likelihood"] == "gaussian" and saved["likelihood_options"]["value_range"] == [0.0, 1.0]
+    assert saved["likelihood"] == "gaussian" and saved["value_range"] == [0.0, 1.0]
 
     def no_data_set(config):
         raise AssertionError("the data set was opened")
@@ -143,9 +143,9 @@ def test_run_folder_rebuilds_its_model_without_the_data_set(tmp_path, monkeypatc
         m.setattr(run_folder, "open_dataset", no_data_set)
         run = load_run(out)
         assert run.model.likelihood.value_range == (0.0, 1.0) and run.model.generate(2).shape == (2, 3, 32, 32)
-    # a run folder written before the likelihood options were saved in full: the data set's range
+    # a run folder written before value_range was saved: the data set's range
     ckpt = load_checkpoint(out)
-    del ckpt["config"]["likelihood_options"]["value_range"]
+    del ckpt["config"]["value_range"]
     save_checkpoint(out / "checkpoint.pt", {k: v for k, v in ckpt.items() if k not in ("format", "version")})
     monkeypatch.setattr(Shapes, "value_range", (-1.0, 1.0))
     assert load_run(out).model.likelihood.value_range == (-1.0, 1.0)

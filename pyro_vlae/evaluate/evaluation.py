@@ -85,8 +85,8 @@ def evaluate(
       (:func:`random_subset`, seeded by ``seed``; all points when there are no more), beside
       the ELBO of the same points (``elbo``) and the Monte-Carlo ELBO of the same draws;
       ``chunk`` bounds the rows (samples × points) scored at once. ``bits_per_dim`` from
-      IWAE_K when the data are 8-bit or binary (in
-      ``value_range``, by default the model's likelihood's).
+      IWAE_K when the data are 8-bit or binary (in ``value_range``, by default the model's
+      likelihood's).
     * ``layers``: per-layer KL, KL share, active units, PCA (:func:`layer_summary`).
     * ``hierarchy`` when ``data.factors`` is set (:func:`hierarchy_metrics`).
 
@@ -121,10 +121,10 @@ def _evaluate(
     if iwae_points < 1 or chunk < 1:
         raise ConfigError("the number of IWAE points and the chunk size must be at least 1")
     value_range = value_range or model.likelihood.value_range
-    stats = posterior_statistics(model, data)
-    elbo_per_point = stats["recon"] - stats["kl"].sum(-1)
+    stats = posterior_statistics(model, data.x if isinstance(data, TensorData) else data)
     summary = elbo_summary(stats)
     results: dict[str, Any] = {"num_points": len(data), "elbo": summary["elbo"], "recon": summary["recon"]}
+    elbo_per_point = stats["recon"] - stats["kl"].sum(-1)
 
     chosen = random_subset(len(data), iwae_points, seed)
     x = _points(subset(data, chosen))

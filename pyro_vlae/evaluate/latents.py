@@ -7,12 +7,13 @@ are the means given the sampled layers above, as the guide defines them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..data.base import Data, TensorData
+from ..data.base import Data
 from ..models.base import LatentModel
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_u]) for an active unit
@@ -20,20 +21,21 @@ ACTIVE_THRESHOLD = 0.01
 
 
 @torch.no_grad()
-def posterior_statistics(model: LatentModel, data: Data | Tensor, batch_size: int = 500) -> dict[str, Any]:
+def posterior_statistics(
+    model: LatentModel, data: Data | Tensor | Iterable[Tensor], batch_size: int = 500
+) -> dict[str, Any]:
     """Per data point, in eval mode, from one guide trace and the model replayed on it:
     posterior means of every layer ``{"z1": (N, d1), ...}``, the reconstruction term
     log p(x | z) ``(N,)`` and the per-layer KL ``(N, L)`` (:meth:`LatentModel.elbo_terms`,
-    analytic where Pyro knows it). ``data``: a tensor, or in-memory or streamed data read
-    ``batch_size`` points at a time.
+    analytic where Pyro knows it). ``data``: one tensor, in-memory or streamed data (read
+    ``batch_size`` points at a time), or batches of points.
     """
-    data = TensorData(data) if torch.is_tensor(data) else data
     was_training = model.training
     model.eval()
     means: dict[str, list[Tensor]] = {name: [] for name in model.latent_sites}
     kls, recons = [], []
     try:
-        for xb in data.batches(batch_size):
+        for xb in _batches(data, batch_size):
             xb = xb.to(model.device)
             traces = model.traces(xb)
             for name in model.latent_sites:
@@ -48,6 +50,12 @@ def posterior_statistics(model: LatentModel, data: Data | Tensor, batch_size: in
         "kl": torch.cat(kls),
         "recon": torch.cat(recons),
     }
+
+
+def _batches(data: Data | Tensor | Iterable[Tensor], batch_size: int) -> Iterable[Tensor]:
+    if torch.is_tensor(data):
+        return (data[start : start + batch_size] for start in range(0, data.shape[0], batch_size))
+    return data.batches(batch_size) if isinstance(data, Data) else data
 
 
 def evaluate_elbo(model: LatentModel, data: Data | Tensor, batch_size: int = 500) -> dict[str, Any]:
