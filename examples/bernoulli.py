@@ -11,8 +11,8 @@ import torch
 
 from pyro_vlae import VLAE, Bernoulli, KLWarmup, Trainer
 from pyro_vlae.data import make_shapes
+from pyro_vlae.evaluate import evaluate_elbo
 from pyro_vlae.plotting import save_images, save_layer_grids
-from pyro_vlae.run import evaluate_elbo
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--steps", type=int, default=2000)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, ELBOS, RunConfig
+from .config import DEVICES, ELBOS, RunConfig, check_z_dims
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
 from .tracking import TRACKERS
 
@@ -38,15 +38,24 @@ class Group(click.Group):
             raise click.Abort() from None
 
 
-def parse_z_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
+def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    """A comma-separated list of positive integers: ``--z-dims`` (one width per layer, e.g.
+    2,2,2) or ``traverse --dims`` (one or two dimensions counted from 1, e.g. 1,2)."""
     if value is None:
         return None
+    z_dims = param.name == "z_dims"
+    example = "2,2,2" if z_dims else "1,2"
     try:
         dims = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 2,2,2") from None
-    if not dims or min(dims) < 1:
-        raise click.BadParameter("give one positive width per layer, e.g. 2,2,2")
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. {example}") from None
+    if z_dims:
+        try:
+            return check_z_dims(dims)
+        except ConfigError as err:
+            raise click.BadParameter(f"{err.problem}; {err.fix}") from None
+    if not 1 <= len(dims) <= 2 or min(dims) < 1:
+        raise click.BadParameter(f"give one or two dimensions counted from 1, e.g. {example}")
     return dims
 
 
@@ -101,7 +110,7 @@ def main() -> None:
 @click.option("--likelihood", help="Decoder likelihood [default: the data set's].")
 @click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")
-@click.option("--z-dims", callback=parse_z_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
+@click.option("--z-dims", callback=parse_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
 @click.option("--stem", default="auto", show_default=True,
               type=click.Choice(["auto", "mlp", "small", "medium", "large"]), help="Network family.")
 @click.option("--width", type=float, help="Multiplier on channels and dense widths [default: the data set's].")
@@ -229,10 +238,8 @@ def evaluate(run: Path, device: str, **options: Any) -> None:
     hierarchy.png into RUN.
     """
     from .evaluate import evaluate_run, format_evaluation
-    from .run import resolve_device
-
     options = {k: v for k, v in options.items() if v is not None or k != "reader_steps"}
-    results = evaluate_run(run, device=str(resolve_device(device)), **options)
+    results = evaluate_run(run, device=device, **options)
     click.echo(format_evaluation(results))
     click.echo(f"wrote {run / 'evaluation.json'}")
 
@@ -313,27 +320,11 @@ def explore(run: Path, host: str, port: int, samples: int, span: float, seed: in
     serve(run, host, port, device, samples, span, seed, echo=click.echo)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 # ---------------------------------------------------------------- diagnostics of a finished run
-def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        dims = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not one or two comma-separated integers, e.g. 1,2") from None
-    if not 1 <= len(dims) <= 2 or min(dims) < 1:
-        raise click.BadParameter("give one or two dimensions counted from 1, e.g. 1,2")
-    return dims
-
-
 def _load(run: Path, device: str, seed: int):
     import pyro
 
-    from .run import load_run
+    from .run_folder import load_run
 
     loaded = load_run(run, device)
     pyro.set_rng_seed(seed)
@@ -359,10 +350,10 @@ def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     Writes sample.png, sample-layer{l}.png (each row holds every layer's noise but l's
     fixed; l's is re-drawn along the row) and sample-layers.png into RUN.
     """
-    from .diagnostics import save_samples
+    from .plotting import save_samples
 
     loaded = _load(run, device, seed)
-    paths = save_samples(loaded.model, loaded.path, rows, cols, loaded.plugin.value_range)
+    paths = save_samples(loaded.model, loaded.path, rows, cols)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -378,11 +369,11 @@ def traverse(run: Path, seed: int, device: str, layers: tuple[int, ...], dims, s
 
     Writes traverse-z{l}.png per layer and traverse.png (all side by side) into RUN.
     """
-    from .diagnostics import save_traversals
+    from .plotting import save_traversals
 
     loaded = _load(run, device, seed)
     dims = None if dims is None else tuple(d - 1 for d in dims)
-    paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span, loaded.plugin.value_range)
+    paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -400,7 +391,7 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     z1 ~ q(z1|x), x ~ p(x|z1) (for VAE/VLAE, z1..zL). Writes gibbs.png into RUN: left, each
     row one chain from its start to the last step; right, samples of the full model.
     """
-    from .diagnostics import save_gibbs
+    from .plotting import GIBBS, save_gibbs
     from .plugins import load_data
 
     loaded = _load(run, device, seed)
@@ -408,6 +399,9 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     if start == "data":
         split = "test" if "test" in loaded.plugin.splits else "train"
         x0 = load_data(loaded.plugin, split).head(chains)
-    path = save_gibbs(loaded.model, loaded.path / "gibbs.png", x0, chains, steps, use_mean=use_mean,
-                      value_range=loaded.plugin.value_range)
+    path = save_gibbs(loaded.model, loaded.path / GIBBS, x0, chains, steps, use_mean=use_mean)
     click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name="pyro-vlae")

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from .errors import ConfigError
 
+#: ELBO estimators (``--elbo``): Pyro's Trace_ELBO and TraceMeanField_ELBO
 ELBOS = ("trace", "meanfield")
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_z_dims(z_dims: Sequence[int]) -> tuple[int, ...]:
+    """``z_dims`` as a tuple of ints, or :class:`ConfigError` unless it is a non-empty list of
+    positive widths (one per latent layer)."""
+    try:
+        dims = tuple(int(d) for d in z_dims)
+    except (TypeError, ValueError):
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise ConfigError(
+            f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
+            "e.g. --z-dims 2,2,2 for three layers of 2-D codes",
+        )
+    return dims
 
 
 @dataclass
@@ -27,11 +47,15 @@ class RunConfig:
     width: float | None = None
     likelihood: str | None = None
     likelihood_options: dict[str, Any] | None = None
+    #: the data's range ``(low, high)``, the likelihood's ``value_range``: the data set's, or
+    #: ``-L value_range=...``; saved so that a run folder rebuilds its model without the data set
+    value_range: tuple[float, float] | None = None
     steps: int | None = None
     epochs: float | None = None
     batch_size: int | None = None
     lr: float | None = None
     warmup_steps: int | None = None
+    #: first β of the KL warm-up (not a command-line option); a smaller ``beta`` lowers it
     beta_start: float = 1e-3
     beta: float = 1.0
     elbo: str = "trace"
@@ -59,9 +83,18 @@ class RunConfig:
     #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
     VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0, "kl_weights": None}
 
-    def resolve(self, recommended: dict[str, Any], default_likelihood: str, num_data: int) -> RunConfig:
-        """A copy with every ``None`` filled from ``recommended``, then the library defaults;
-        ``epochs`` is turned into ``steps``. Raises :class:`ConfigError` on bad values."""
+    def resolve(
+        self,
+        recommended: dict[str, Any],
+        default_likelihood: str,
+        num_data: int,
+        value_range: Sequence[float] | None = None,
+    ) -> RunConfig:
+        """A copy with every ``None`` filled from the data set's ``recommended`` settings and
+        ``default_likelihood``, then the library defaults; ``epochs`` is turned into ``steps``.
+        ``value_range`` is the data set's (the likelihood options' own, if they set one), so the
+        resolved configuration builds the model without the data set.
+        Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
         for key, default in self.DEFAULTS.items():
             if getattr(c, key) is None:
@@ -72,6 +105,11 @@ class RunConfig:
             # the data set recommends options for its own likelihood only
             own = c.likelihood == default_likelihood
             c.likelihood_options = dict(recommended.get("likelihood_options", {}) if own else {})
+        if c.value_range is None and value_range is not None:
+            c.value_range = tuple(float(v) for v in c.likelihood_options.get("value_range", value_range))
+        if c.data_dir is not None:  # so the run finds its data from any folder
+            c.data_dir = str(Path(c.data_dir).expanduser().resolve())
+        c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
         for key, default in self.VLAE_DEFAULTS.items():
             if c.model != "vlae":
                 if getattr(c, key) not in (None, default):
@@ -80,7 +118,7 @@ class RunConfig:
                 setattr(c, key, default)
             elif getattr(c, key) is None:
                 setattr(c, key, recommended.get(key, default))
-        c.z_dims = tuple(int(d) for d in c.z_dims)
+        c.z_dims = check_z_dims(c.z_dims)
         if c.kl_weights is not None and (len(c.kl_weights) != len(c.z_dims) or min(c.kl_weights) <= 0):
             raise ConfigError(
                 f"--kl-weights needs one positive weight per layer ({len(c.z_dims)}), got {list(c.kl_weights)}",
@@ -95,30 +133,34 @@ class RunConfig:
         return c
 
     def validate(self, num_data: int | None = None) -> None:
+        """Raise :class:`ConfigError` naming the first invalid option. Options of the command
+        line are named as such (``--beta``); the others as fields of :class:`RunConfig`."""
         checks = [
             (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
             (self.batch_size is None or self.batch_size >= 2,
              "--batch-size must be at least 2 (batch norm needs two samples)"),
             (self.lr is None or self.lr > 0, "--lr must be positive"),
             (self.warmup_steps is None or self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
-            (0 < self.beta_start <= self.beta, "need 0 < beta_start <= beta (poutine.scale refuses 0)"),
+            (self.beta > 0, "--beta must be positive (it scales the KL terms; poutine.scale refuses 0)"),
+            (self.beta_start > 0, "RunConfig.beta_start, the first β of the warm-up, must be positive"),
             (self.elbo in ELBOS, f"--elbo must be one of {', '.join(ELBOS)}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
-            (self.num_particles >= 1, "--num-particles must be at least 1"),
+            (self.num_particles >= 1, "RunConfig.num_particles must be at least 1"),
             (self.clip_norm is None or self.clip_norm > 0, "--clip-norm must be positive"),
             (self.checkpoint_every >= 1 and self.log_every >= 1,
              "--checkpoint-every and --log-every must be at least 1"),
-            (self.z_dims is None or (len(self.z_dims) > 0 and min(self.z_dims) >= 1),
-             "--z-dims must be positive integers, e.g. 2,2,2"),
             (self.width is None or self.width > 0, "--width must be positive"),
             (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
             ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
         ]
+        if self.z_dims is not None:
+            check_z_dims(self.z_dims)
         for ok, message in checks:
             if not ok:
-                raise ConfigError(f"invalid option: {message}", "see `pyro-vlae fit --help`")
+                fix = "set it in the RunConfig" if message.startswith("RunConfig.") else "see `pyro-vlae fit --help`"
+                raise ConfigError(f"invalid option: {message}", fix)
         if num_data is not None and self.batch_size is not None and self.batch_size > num_data:
             raise ConfigError(
                 f"--batch-size {self.batch_size} is larger than the data set ({num_data} items)",
@@ -138,7 +180,36 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         d = dict(d)
-        for key in ("z_dims", "kl_weights"):
+        for key in ("z_dims", "kl_weights", "value_range"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
+
+
+def resolve_device(name: str, local_rank: int | None = None, local_world_size: int = 1) -> torch.device:
+    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU.
+
+    In a data-parallel run (``local_rank`` given) every process gets a GPU of its own,
+    ``cuda:LOCAL_RANK``, so the ``local_world_size`` processes on this machine need that many.
+    Raises :class:`ConfigError` when CUDA is asked for and missing or too few.
+    """
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if name == "cpu" or (name == "auto" and gpus == 0):
+        return torch.device("cpu")
+    if local_rank is None:
+        if name == "auto":
+            return torch.device("cuda")
+        if name == "cuda" and gpus == 0:
+            raise ConfigError(
+                "--device cuda was requested but PyTorch sees no CUDA device",
+                "install a CUDA build of torch (see the README) or use --device cpu",
+            )
+        return torch.device(name)
+    if gpus < local_world_size:
+        raise ConfigError(
+            f"--device {name}: {local_world_size} processes on this machine need one GPU each, "
+            f"but PyTorch sees {gpus}",
+            f"start at most {gpus} processes per machine (torchrun --nproc-per-node {gpus})"
+            if gpus else "use --device cpu (gloo), or install a CUDA build of torch",
+        )
+    return torch.device("cuda", local_rank)

@@ -1,20 +1,18 @@
 """The paper's diagnostics of a trained model: Gibbs chains on the bottom layer
 (Proposition 1, Fig. 2), per-layer noise variation (Figs. 3, 6–7) and latent traversals
-(Fig. 5). Each ``*_grid`` function returns images; each ``save_*`` writes PNGs."""
+(Fig. 5). Each returns the generated data; :mod:`pyro_vlae.plotting` saves them as pictures
+(``save_gibbs``, ``save_samples``, ``save_traversals``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from pyro import poutine
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
 
 from .errors import ConfigError
 from .models.base import LatentModel
-from .plotting import save_layer_grids, to_images
 
 
 @torch.no_grad()
@@ -44,47 +42,20 @@ def gibbs_chain(model: LatentModel, x: Tensor, steps: int, use_mean: bool = Fals
     return torch.stack(means)
 
 
-def _side_by_side(grids: Sequence[Tensor], gap: int = 6) -> Tensor:
-    """Concatenate image grids left to right with white gaps, as RGB."""
-    height = max(g.shape[1] for g in grids)
-    parts = []
-    for g in grids:
-        g = g if g.shape[0] == 3 else g.expand(3, -1, -1)
-        if g.shape[1] < height:
-            g = torch.cat([g, torch.ones(3, height - g.shape[1], g.shape[2])], dim=1)
-        parts += [g, torch.ones(3, height, gap)]
-    return torch.cat(parts[:-1], dim=2)
-
-
 @torch.no_grad()
-def save_gibbs(
-    model: LatentModel,
-    path: str | Path,
-    start: Tensor | None = None,
-    chains: int = 8,
-    steps: int = 50,
-    snapshots: int = 8,
-    use_mean: bool = False,
-    value_range: tuple[float, float] = (0.0, 1.0),
-) -> Path:
-    """The paper's Fig. 2 as one PNG: left, ``chains`` Gibbs chains (one per row) at
-    ``snapshots`` evenly spaced steps, the first column being the start; right, ancestral
-    samples of the full model on the same grid. ``start``: data points to start from
-    (the first ``chains`` are used); without it the chains start from uniform noise."""
+def layer_variation(model: LatentModel, layer: int, rows: int = 8, cols: int = 8) -> Tensor:
+    """Conditional sampling (the paper's Figs. 3, 6–7): each row fixes one draw of the noise
+    ε of every layer except ``layer`` (1-based), which is re-drawn in every column
+    (z_l = μ_l + σ_l ε_l; for an N(0, I) prior, as in the VLAE, ε_l is z_l itself).
+    Returns ``rows * cols`` generated means, row-major."""
     model.eval()
-    if start is None:
-        low, high = model.likelihood.value_range
-        start = low + (high - low) * torch.rand(chains, *model.x_shape, device=model.device)
-    x0 = start[:chains].to(model.device)
-    chain = gibbs_chain(model, x0, steps, use_mean)
-    keep = torch.linspace(0, steps - 1, snapshots - 1).round().long()
-    frames = torch.cat([x0[None], chain[keep]])  # (snapshots, B, ...)
-    rows = frames.transpose(0, 1).flatten(0, 1)
-    left = make_grid(to_images(rows, value_range), nrow=snapshots, padding=1, pad_value=1.0)
-    ancestral = model.generate(x0.shape[0] * snapshots)
-    right = make_grid(to_images(ancestral, value_range), nrow=snapshots, padding=1, pad_value=1.0)
-    save_image(_side_by_side([left, right]), path)
-    return Path(path)
+    base = {
+        name: torch.randn(rows, 1, d, device=model.device).expand(rows, cols, d).reshape(rows * cols, d)
+        for name, d in zip(model.latent_sites, model.z_dims)
+    }
+    name = model.latent_sites[layer - 1]
+    base[name] = torch.randn(rows * cols, model.z_dims[layer - 1], device=model.device)
+    return model.generate(rows * cols, noise=base)
 
 
 @torch.no_grad()
@@ -118,39 +89,3 @@ def traversal(
         code[:, :, dims[1]] = values[:, None]
     name = model.latent_sites[layer - 1]
     return model.generate(steps * steps, fixed={name: code.reshape(steps * steps, width)})
-
-
-def save_traversals(
-    model: LatentModel,
-    folder: str | Path,
-    layers: Sequence[int] | None = None,
-    dims: Sequence[int] | None = None,
-    steps: int = 9,
-    span: float = 2.0,
-    value_range: tuple[float, float] = (0.0, 1.0),
-) -> list[Path]:
-    """``traverse-z{l}.png`` for each layer (default: all) and ``traverse.png`` with all of
-    them side by side."""
-    folder = Path(folder)
-    paths, grids = [], []
-    for layer in layers or range(1, model.num_layers + 1):
-        images = to_images(traversal(model, layer, dims, steps, span), value_range)
-        grids.append(make_grid(images, nrow=steps, padding=1, pad_value=1.0))
-        paths.append(folder / f"traverse-z{layer}.png")
-        save_image(grids[-1], paths[-1])
-    paths.append(folder / "traverse.png")
-    save_image(_side_by_side(grids), paths[-1])
-    return paths
-
-
-@torch.no_grad()
-def save_samples(
-    model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0)
-) -> list[Path]:
-    """``sample.png`` (ancestral samples), and per-layer noise variation: ``sample-layer{l}.png``
-    (each row re-draws ε_l only) and ``sample-layers.png`` (all layers side by side)."""
-    folder = Path(folder)
-    model.eval()
-    path = folder / "sample.png"
-    save_image(to_images(model.generate(rows * cols), value_range), path, nrow=cols, padding=1, pad_value=1.0)
-    return [path, *save_layer_grids(model, folder, rows, cols, value_range, prefix="sample-")]

@@ -141,7 +141,7 @@ def encode_run(
 ) -> dict[str, Tensor]:
     """:func:`encode` for a run folder: ``source`` is a split of its data set, a folder of
     images or a ``.npy``/``.pt`` file (see :func:`load_inputs`)."""
-    from .run import load_run
+    from .run_folder import load_run
 
     loaded = load_run(run, device)
     select_layers(loaded.model, layers)  # refuse a missing layer before reading any data

@@ -5,7 +5,7 @@ of the reparameterisation z_l = μ_l + σ_l ⊙ ε_l (the paper's eq. 15). For t
 VAE, whose prior is N(0, I), ε_l is z_l itself; for the Markov hierarchies (HVAE, LVAE)
 moving ε_l changes z_l and, through p(z_{l-1} | z_l), the layers below, while their own
 noise stays put: the coordinates of the per-layer grids
-(:func:`pyro_vlae.plotting.layer_variation`), decoded by the same
+(:func:`pyro_vlae.diagnostics.layer_variation`), decoded by the same
 :meth:`~pyro_vlae.models.base.LatentModel.generate`.
 
 A real image (from the run's test split, or uploaded) is encoded with the guide along its
@@ -330,7 +330,7 @@ def serve(
     Gradio app and its address (stop it with ``app.close()``)."""
     require_gradio()
     from .plugins import load_data
-    from .run import load_run
+    from .run_folder import load_run
 
     port = check_port(host, port)
     loaded = load_run(run, device)

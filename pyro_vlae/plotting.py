@@ -1,22 +1,56 @@
-"""Pictures of a model: sample grids, reconstructions, per-layer grids, loss curves."""
+"""Every picture pyro-vlae writes: image grids of a model (samples, reconstructions, the
+paper's diagnostics) and the charts of training and evaluation.
+
+Images are shown in the data's range, the likelihood's ``value_range``. File names, one
+scheme per command, all written into the run folder:
+
+* ``fit``: ``loss.png``, ``samples.png``, ``reconstructions.png``, ``layer{l}.png``, ``layers.png``;
+* ``sample``: the same pictures with the prefix ``sample-`` for the per-layer grids
+  (``sample.png``, ``sample-layer{l}.png``, ``sample-layers.png``);
+* ``traverse``: ``traverse-z{l}.png``, ``traverse.png``; ``gibbs``: ``gibbs.png``;
+* ``evaluate``: ``latents.png``, ``hierarchy.png``.
+
+Each grid of several layers is also saved side by side (:func:`side_by_side`).
+"""
 
 from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torchvision.utils import make_grid, save_image  # noqa: E402
 
+from .data.base import Data  # noqa: E402
+from .diagnostics import gibbs_chain, layer_variation, traversal  # noqa: E402
 from .models.base import LatentModel  # noqa: E402
+from .run_folder import METRICS  # noqa: E402
+
+LOSS = "loss.png"
+SAMPLES = "samples.png"
+RECONSTRUCTIONS = "reconstructions.png"
+LATENTS = "latents.png"
+HIERARCHY = "hierarchy.png"
+INTERVENTION = "intervention.png"
+GIBBS = "gibbs.png"
+LAYER = "{prefix}layer{layer}.png"
+LAYERS = "{prefix}layers.png"
+SAMPLE = "sample.png"
+SAMPLE_PREFIX = "sample-"
+TRAVERSE = "traverse-z{layer}.png"
+TRAVERSALS = "traverse.png"
 
 
+# --------------------------------------------------------------------------- images
 def to_images(x: Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> Tensor:
     """Data → images in [0, 1], ``(N, C, H, W)``. Flat vectors become one-pixel-high strips
     (or squares when their length is a perfect square)."""
@@ -34,41 +68,125 @@ def save_images(x: Tensor, path: str | Path, nrow: int, value_range=(0.0, 1.0), 
     return Path(path)
 
 
-@torch.no_grad()
-def layer_variation(model: LatentModel, layer: int, rows: int = 8, cols: int = 8) -> Tensor:
-    """Conditional sampling (the paper's Figs. 3, 6–7): each row fixes one draw of the noise
-    ε of every layer except ``layer`` (1-based), which is re-drawn in every column
-    (z_l = μ_l + σ_l ε_l; for an N(0, I) prior, as in the VLAE, ε_l is z_l itself).
-    Returns ``rows * cols`` generated means, row-major."""
-    model.eval()
-    base = {
-        name: torch.randn(rows, 1, d, device=model.device).expand(rows, cols, d).reshape(rows * cols, d)
-        for name, d in zip(model.latent_sites, model.z_dims)
-    }
-    name = model.latent_sites[layer - 1]
-    base[name] = torch.randn(rows * cols, model.z_dims[layer - 1], device=model.device)
-    return model.generate(rows * cols, noise=base)
+def grid(model: LatentModel, x: Tensor, nrow: int) -> Tensor:
+    """Data points of ``model`` as one image grid (1-pixel white lines), in its likelihood's range."""
+    return make_grid(to_images(x, model.likelihood.value_range), nrow=nrow, padding=1, pad_value=1.0)
 
 
-def save_layer_grids(
-    model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0), prefix: str = ""
-) -> list[Path]:
-    """One PNG per layer (``{prefix}layer{l}.png``) and all layers side by side
-    (``{prefix}layers.png``)."""
-    folder = Path(folder)
-    paths, grids = [], []
-    for layer in range(1, model.num_layers + 1):
-        images = to_images(layer_variation(model, layer, rows, cols), value_range)
-        grid = make_grid(images, nrow=cols, padding=1, pad_value=1.0)
-        paths.append(folder / f"{prefix}layer{layer}.png")
-        save_image(grid, paths[-1])
-        grids.append(grid)
+def side_by_side(grids: Sequence[Tensor], gap: int = 6) -> Tensor:
+    """Concatenate image grids left to right with white gaps, as RGB."""
     height = max(g.shape[1] for g in grids)
-    gap = torch.ones(3, height, 6)
-    side = torch.cat([t for g in grids for t in (g if g.shape[0] == 3 else g.expand(3, -1, -1), gap)][:-1], dim=2)
-    paths.append(folder / f"{prefix}layers.png")
-    save_image(side, paths[-1])
+    parts = []
+    for g in grids:
+        g = g if g.shape[0] == 3 else g.expand(3, -1, -1)
+        if g.shape[1] < height:
+            g = torch.cat([g, torch.ones(3, height - g.shape[1], g.shape[2])], dim=1)
+        parts += [g, torch.ones(3, height, gap)]
+    return torch.cat(parts[:-1], dim=2)
+
+
+def _save_grids(grids: Sequence[Tensor], paths: Sequence[Path], together: Path) -> list[Path]:
+    """Each grid to its path, then all of them side by side to ``together``."""
+    for g, path in zip(grids, paths):
+        save_image(g, path)
+    save_image(side_by_side(grids), together)
+    return [*paths, together]
+
+
+# ---------------------------------------------------------------- pictures of a model
+def save_layer_grids(
+    model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8, prefix: str = ""
+) -> list[Path]:
+    """Per-layer noise variation (:func:`~pyro_vlae.diagnostics.layer_variation`, the paper's
+    Figs. 3, 6–7): ``{prefix}layer{l}.png`` for each layer and ``{prefix}layers.png`` with
+    all of them side by side."""
+    folder = Path(folder)
+    layers = range(1, model.num_layers + 1)
+    grids = [grid(model, layer_variation(model, layer, rows, cols), cols) for layer in layers]
+    paths = [folder / LAYER.format(prefix=prefix, layer=layer) for layer in layers]
+    return _save_grids(grids, paths, folder / LAYERS.format(prefix=prefix))
+
+
+@torch.no_grad()
+def save_samples(model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8) -> list[Path]:
+    """``sample.png`` (ancestral samples), and per-layer noise variation: ``sample-layer{l}.png``
+    (each row re-draws ε_l only) and ``sample-layers.png`` (all layers side by side)."""
+    folder = Path(folder)
+    model.eval()
+    path = folder / SAMPLE
+    save_image(grid(model, model.generate(rows * cols), cols), path)
+    return [path, *save_layer_grids(model, folder, rows, cols, prefix=SAMPLE_PREFIX)]
+
+
+def save_traversals(
+    model: LatentModel,
+    folder: str | Path,
+    layers: Sequence[int] | None = None,
+    dims: Sequence[int] | None = None,
+    steps: int = 9,
+    span: float = 2.0,
+) -> list[Path]:
+    """Latent traversals (:func:`~pyro_vlae.diagnostics.traversal`, the paper's Fig. 5):
+    ``traverse-z{l}.png`` for each layer (default: all) and ``traverse.png`` with all of
+    them side by side."""
+    folder = Path(folder)
+    layers = list(layers or range(1, model.num_layers + 1))
+    grids = [grid(model, traversal(model, layer, dims, steps, span), steps) for layer in layers]
+    return _save_grids(grids, [folder / TRAVERSE.format(layer=layer) for layer in layers], folder / TRAVERSALS)
+
+
+@torch.no_grad()
+def save_gibbs(
+    model: LatentModel,
+    path: str | Path,
+    start: Tensor | None = None,
+    chains: int = 8,
+    steps: int = 50,
+    snapshots: int = 8,
+    use_mean: bool = False,
+) -> Path:
+    """The paper's Fig. 2 as one PNG: left, ``chains`` Gibbs chains
+    (:func:`~pyro_vlae.diagnostics.gibbs_chain`, one per row) at ``snapshots`` evenly spaced
+    steps, the first column being the start; right, ancestral samples of the full model on
+    the same grid. ``start``: data points to start from (the first ``chains`` are used);
+    without it the chains start from uniform noise."""
+    model.eval()
+    if start is None:
+        low, high = model.likelihood.value_range
+        start = low + (high - low) * torch.rand(chains, *model.x_shape, device=model.device)
+    x0 = start[:chains].to(model.device)
+    chain = gibbs_chain(model, x0, steps, use_mean)
+    keep = torch.linspace(0, steps - 1, snapshots - 1).round().long()
+    frames = torch.cat([x0[None], chain[keep]])  # (snapshots, B, ...)
+    left = grid(model, frames.transpose(0, 1).flatten(0, 1), snapshots)
+    right = grid(model, model.generate(x0.shape[0] * snapshots), snapshots)
+    save_image(side_by_side([left, right]), path)
+    return Path(path)
+
+
+@torch.no_grad()
+def write_pictures(model: LatentModel, out: str | Path, data: Data) -> list[Path]:
+    """The pictures of a trained run in ``out``: loss curve, samples, reconstructions of the
+    first 32 points of ``data`` (originals and reconstructions alternating) and the per-layer
+    grids."""
+    out = Path(out)
+    model.eval()
+    value_range = model.likelihood.value_range
+    paths = [plot_metrics(out / METRICS, out / LOSS)]
+    paths.append(save_images(model.generate(64), out / SAMPLES, 8, value_range))
+    x = data.head(32).to(model.device)
+    pairs = torch.stack([x, model.reconstruct(x)], dim=1).flatten(0, 1)
+    paths.append(save_images(pairs, out / RECONSTRUCTIONS, 8, value_range))
+    paths += save_layer_grids(model, out)
     return paths
+
+
+# --------------------------------------------------------------------------- charts
+def _finish(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_metrics(csv_path: str | Path, png_path: str | Path) -> Path:
@@ -91,7 +209,55 @@ def plot_metrics(csv_path: str | Path, png_path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return Path(png_path)
+    return _finish(fig, png_path)
+
+
+def plot_matrix(metrics: Mapping[str, Any], path: str | Path, key: str = "probe") -> Path:
+    """Heat map of a layer × factor matrix, deepest layer on top, factors by level."""
+    m = np.asarray(metrics[key], dtype=float)
+    names = list(metrics["factors"])
+    levels = metrics.get("factor_levels", {})
+    order = sorted(range(len(names)), key=lambda k: (levels.get(names[k], 99), k))
+    m = m[::-1][:, order]
+    layers = list(metrics["layers"])[::-1]
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 1.8, 0.7 * len(layers) + 1.4))
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if m[i, j] < 0.6 else "black")
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels([f"{names[k]}\n(level {levels[names[k]]})" if names[k] in levels else names[k]
+                        for k in order], fontsize=8)
+    ax.set_yticks(range(len(layers)))
+    ax.set_yticklabels(layers)
+    score = metrics.get(f"ordering_{key}")
+    title = {"probe": "probe informativeness", "nmi": "max-unit normalised MI",
+             "intervention": "change when only this layer is re-drawn"}.get(key, key)
+    ax.set_title(f"{title}; ordering score {score:.2f}" if score is not None else title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.05)
+    return _finish(fig, path)
+
+
+def plot_layers(layers: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
+    """Per-layer KL (nats, with its share of the total) and each layer's PCA spectrum of
+    posterior means (explained variance per principal axis), side by side."""
+    names = list(layers)
+    kl = [layers[n]["kl"] for n in names]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    bars = ax1.bar(names, kl, color="tab:blue")
+    for bar, n in zip(bars, names):
+        info = layers[n]
+        ax1.annotate(f"{100 * info['kl_share']:.0f}%\n{info['active_units']}/{info['units']} active",
+                     (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7)
+    ax1.set(ylabel="KL (nats per data point)", title="KL per layer")
+    ax1.margins(y=0.25)
+    for n in names:
+        ev = layers[n]["pca_explained_variance"]
+        ax2.plot(range(1, len(ev) + 1), ev, marker="o", label=n)
+    ax2.set_xticks(range(1, max(len(layers[n]["pca_explained_variance"]) for n in names) + 1))
+    ax2.set(xlabel="principal axis", ylabel="explained variance", title="PCA of posterior means", ylim=(0, 1.02))
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    return _finish(fig, path)

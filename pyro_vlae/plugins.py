@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from .data.base import DatasetPlugin, StreamData, TensorData
+from .data.base import Data, DatasetPlugin
 from .errors import ConfigError, PluginError
 from .likelihoods.base import Likelihood
 
@@ -154,10 +154,10 @@ def likelihood(name: str, **options: Any) -> Likelihood:
     return cls(**options)
 
 
-def load_data(plugin: DatasetPlugin, split: str) -> TensorData | StreamData:
+def load_data(plugin: DatasetPlugin, split: str) -> Data:
     """``plugin.load(split)``, refusing a result that is neither :class:`TensorData` nor :class:`StreamData`."""
     data = plugin.load(split)
-    if not isinstance(data, TensorData | StreamData):
+    if not isinstance(data, Data):
         raise PluginError(
             f"dataset plugin {plugin.name or type(plugin).__name__!r} returned {type(data).__name__} "
             "from load(), not TensorData or StreamData",

@@ -2,7 +2,7 @@
 
 A :class:`Tracker` receives what a run already records — every row of ``metrics.csv``
 (ELBO, β, reconstruction, per-layer KL), the per-layer grids of
-:func:`pyro_vlae.plotting.layer_variation` every ``images_every`` steps, and the
+:func:`pyro_vlae.diagnostics.layer_variation` every ``images_every`` steps, and the
 hyper-parameters with the final test metrics — and hands them to a tracking library's own
 writer. ``metrics.csv`` is written as before; a tracker is an extra copy.
 
@@ -48,7 +48,8 @@ def layer_grids(model: LatentModel, rows: int = 4, cols: int = 8) -> dict[str, t
     import torch
     from torchvision.utils import make_grid
 
-    from .plotting import layer_variation, to_images
+    from .diagnostics import layer_variation
+    from .plotting import to_images
 
     value_range = model.likelihood.value_range
     grids = {}

@@ -97,3 +97,45 @@ def test_meanfield_refused_for_hvae(tmp_path):
     r = run("fit", *SMALL, "--model", "hvae", "--elbo", "meanfield", "--out", str(tmp_path / "h"))
     assert r.exit_code == 1 and "HVAE does not support the 'meanfield' ELBO" in r.output
     assert "use one of: trace" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("module", ["pyro_vlae", "pyro_vlae.cli"])
+def test_python_dash_m_knows_every_command(module):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Usage: pyro-vlae" in r.stdout
+    for command in main.commands:
+        assert f"  {command} " in r.stdout, command
+    r = subprocess.run([sys.executable, "-m", module, "gibbs", "--help"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "Gibbs chain" in r.stdout, r.stderr
+
+
+def test_a_small_beta_holds_from_the_start(tmp_path):
+    r = run("fit", *SMALL, "--steps", "2", "--beta", "0.0001", "--out", str(tmp_path / "b"))
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["beta"] == config["beta_start"] == 0.0001
+    r = run("fit", *SMALL, "--beta", "0", "--out", str(tmp_path / "zero"))
+    assert r.exit_code == 1 and "--beta must be positive" in r.output and "beta_start" not in r.output
+
+
+def test_messages_name_only_options_that_exist():
+    import dataclasses
+    import re
+
+    from pyro_vlae import RunConfig
+    from pyro_vlae.errors import ConfigError
+
+    fit_options = {o for p in main.commands["fit"].params for o in p.opts}
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    for bad in [dict(beta=0.0), dict(beta_start=0.0), dict(num_particles=0), dict(steps=0), dict(lr=0.0)]:
+        with pytest.raises(ConfigError) as err:
+            RunConfig(**bad).validate()
+        problem = err.value.problem
+        options, config_fields = re.findall(r"--[a-z-]+", problem), re.findall(r"RunConfig\.(\w+)", problem)
+        assert options or config_fields, problem
+        assert set(options) <= fit_options and set(config_fields) <= fields, problem

@@ -4,9 +4,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pyro_vlae.cli import main
-from pyro_vlae.diagnostics import gibbs_chain, save_gibbs, save_samples, save_traversals, traversal
+from pyro_vlae.diagnostics import gibbs_chain, traversal
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.models import build_model
+from pyro_vlae.plotting import save_gibbs, save_samples, save_traversals
 
 TINY = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,1", "--width", "0.125", "--steps", "2",
         "--batch-size", "16", "--log-every", "1", "--no-progress"]

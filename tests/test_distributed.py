@@ -19,7 +19,7 @@ from pyro_vlae import KLWarmup, RunConfig, Trainer
 from pyro_vlae.cli import main
 from pyro_vlae.data import StreamData
 from pyro_vlae.errors import ConfigError
-from pyro_vlae.run import make_model, open_dataset
+from pyro_vlae.run_folder import make_model, open_dataset
 from pyro_vlae.train import load_checkpoint, make_elbo
 from pyro_vlae.train.distributed import ScaledPair, local_batch_size, step_seed
 
@@ -88,7 +88,7 @@ def reference_fit(
     data = train.head() if isinstance(train, StreamData) else train.x
     config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train))
     pyro.set_rng_seed(config.seed)
-    model = make_model(config, plugin, train.shape)
+    model = make_model(config, train.shape)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     torch.set_num_threads(1)  # conftest's fresh_pyro fixture sets it back for the next test
     global_batches = Trainer(model, data, batch_size=config.batch_size, seed=config.seed)

@@ -176,3 +176,18 @@ def test_circular_change_wraps_around():
     assert factor_change(a, b, "continuous").tolist() == pytest.approx([0.9, 0.5])
     assert factor_change(torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [3.0]]), "categorical").tolist() == [0, 1]
     assert math.isfinite(float(factor_change(a, b, "statistic").sum()))
+
+
+def test_compare_averages_matrices_of_the_same_factors_only():
+    from pyro_vlae.evaluate.report import format_comparison
+
+    def row(run, factors, matrix):
+        return {"run": run, "model": "vlae", "seed": 0, "elbo": 1.0, "iwae_10": 2.0, "kl": [1.0, 2.0],
+                "active_units": [1, 1], "ordering_probe": None, "ordering_nmi": None, "mig": None,
+                "ordering_intervention": 0.5, "intervention_layers": ["z1", "z2"],
+                "intervention_factors": factors, "intervention": matrix}
+
+    text = format_comparison([row("a", ["hue"], [[1.0], [0.0]]), row("b", ["hue"], [[0.5], [None]]),
+                              row("c", ["label", "ink"], [[0.2, 0.4], [0.9, 0.1]])])
+    assert "| z1 | 0.75 |" in text and "| z2 | 0.00 |" in text and "| z2 | 0.90 | 0.10 |" in text
+    assert "mean over 2 run(s)" in text and "mean over 1 run(s)" in text

@@ -66,3 +66,25 @@ def test_evaluate_and_gibbs_work_on_a_streamed_data_set(tmp_path):
     r = run("gibbs", out, "--steps", "2", "--chains", "3")
     assert r.exit_code == 0, r.output
     assert (out / "gibbs.png").exists()
+
+
+def test_a_bad_file_met_during_training_stops_with_a_checkpoint_and_resumes(tmp_path):
+    folder = write_folder(tmp_path / "pics", n=30)  # train: img000-img023; the first 16 are checked up front
+    good = (folder / "img021.jpg").read_bytes()
+    truncate(folder / "img021.jpg")
+    out = tmp_path / "run"
+    args = ["--plugin", "image-folder", "--data-dir", folder, "-P", "size=16", "-P", "num_workers=1",
+            "-P", "test_fraction=0.2", "--z-dims", "2,2", "--width", "0.125", "--batch-size", "4",
+            "--log-every", "1", "--checkpoint-every", "100", "--no-progress", "--out", out]
+    r = run("fit", *args, "--steps", "8")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "cannot read the image" in r.output and "img021.jpg" in r.output
+    from pyro_vlae.run_folder import load_checkpoint
+
+    step = load_checkpoint(out)["trainer"]["step"]
+    assert f"the checkpoint of step {step} is saved" in r.output and 0 <= step < 8
+    assert (out / "metrics.csv").read_text().count("\n") == step + 1  # every logged row kept
+    (folder / "img021.jpg").write_bytes(good)
+    r = run("fit", "--resume", "--out", out, "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(out)["trainer"]["step"] == 8

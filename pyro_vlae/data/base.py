@@ -16,8 +16,41 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import DataError
 
 
+class Data(ABC):
+    """One split of a data set as training, evaluation and the pictures read it: held in
+    memory (:class:`TensorData`) or streamed from disk (:class:`StreamData`)."""
+
+    #: applied to every training batch on the device (e.g. dynamic binarization), or ``None``
+    transform: Callable[[Tensor], Tensor] | None = None
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of data points."""
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one data point."""
+
+    @abstractmethod
+    def head(self, n: int | None = None) -> Tensor:
+        """The first ``n`` data points (all by default) as one tensor."""
+
+    @abstractmethod
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        """The data in order, ``batch_size`` points at a time."""
+
+    @abstractmethod
+    def points_to_check(self, batch_size: int) -> Tensor:
+        """The points :meth:`LatentModel.check_data` validates before training."""
+
+    @abstractmethod
+    def for_training(self, device: torch.device) -> Tensor | Dataset:
+        """What :class:`~pyro_vlae.train.Trainer` draws its batches from."""
+
+
 @dataclass
-class TensorData:
+class TensorData(Data):
     """A data set held as one tensor in memory.
 
     :param x: data points, ``(N, D)`` or ``(N, C, H, W)``, floating point.
@@ -72,8 +105,16 @@ class TensorData:
             x = self.x[start : start + batch_size]
             yield self.transform(x) if self.transform is not None else x
 
+    def points_to_check(self, batch_size: int) -> Tensor:
+        """Every point: in memory, the whole data set is checked."""
+        return self.head()
 
-class StreamData(Dataset):
+    def for_training(self, device: torch.device) -> Tensor:
+        """The whole tensor, moved to ``device`` once."""
+        return self.x.to(device)
+
+
+class StreamData(Dataset, Data):
     """A data set read from disk batch by batch, for data that does not fit in memory.
 
     Wraps a map-style :class:`~torch.utils.data.Dataset` whose items are images or
@@ -131,6 +172,15 @@ class StreamData(Dataset):
     def batches(self, batch_size: int) -> Iterator[Tensor]:
         """The data in order, ``batch_size`` points at a time, read by the worker processes."""
         yield from self.loader(batch_size=batch_size)
+
+    def points_to_check(self, batch_size: int) -> Tensor:
+        """The first four batches: a stream is too large to read twice."""
+        return self.head(4 * batch_size)
+
+    def for_training(self, device: torch.device) -> StreamData:
+        """The stream itself: the trainer reads it batch by batch through :meth:`loader`."""
+        return self
+
 
 class _Reported(Dataset):
     """Items of a :class:`StreamData` as ``(x, problem, fix)``: a :class:`DataError` raised
@@ -191,8 +241,21 @@ class DatasetPlugin(ABC):
         self.download = download
 
     @abstractmethod
-    def load(self, split: str = "train") -> TensorData | StreamData:
+    def load(self, split: str = "train") -> Data:
         """The ``split`` part of the data set: in memory, or streamed from disk."""
+
+    def record_sources(self, *paths: str | Path) -> None:
+        """Note files or folders that :meth:`load` reads, for :meth:`sources`."""
+        self.__dict__.setdefault("_sources", set()).update(str(Path(p).expanduser().resolve()) for p in paths)
+
+    def sources(self) -> list[str]:
+        """The files and folders the loaded data came from, as absolute paths (``summary.json``
+        lists them), noted by :meth:`record_sources`; empty for generated data. A plugin that
+        records nothing but has a ``data_dir`` reports that folder."""
+        recorded = sorted(self.__dict__.get("_sources", ()))
+        if not recorded and self.data_dir is not None:
+            return [str(self.data_dir.resolve())]
+        return recorded
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:

@@ -192,6 +192,7 @@ class CelebA(DatasetPlugin):
                 f"extract img_align_celeba.zip completely into {folder}",
             )
         self.check_sizes(images, filenames)
+        self.record_sources(images, *(folder / f for f in (ATTRIBUTES, PARTITION) if (folder / f).is_file()))
         return StreamData(CelebAImages(images, filenames, celeba_transform(self.crop)), self.shape, self.num_workers)
 
     def check_sizes(self, images: Path, filenames: list[str], probes: int = 8) -> None:

@@ -91,6 +91,7 @@ class ImageFolder(DatasetPlugin):
                 "add images or change -P test_fraction",
             )
         data = StreamData(Subset(images, list(indices)), self.shape, self.num_workers)
+        self.record_sources(self.data_dir)
         data[0]  # an unreadable first image fails here, with its name (DataError), before training
         return data
 

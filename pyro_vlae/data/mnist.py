@@ -53,14 +53,17 @@ class MNIST(DatasetPlugin):
         folder = self.data_dir or default_data_dir()
         layout = f"{self.torchvision_class.__name__}/raw"
         if all((folder / layout / name).is_file() for name in IDX_FILES):
+            self.record_sources(*(folder / layout / name for name in IDX_FILES))
             return folder
         for candidate in (folder, folder / layout):
             files = find(candidate, IDX_FILES)
             if files is not None:
+                self.record_sources(*files.values())
                 return stage(files, layout, candidate)
         if self.download:
             try:
                 self.torchvision_class(str(folder), train=True, download=True)
+                self.record_sources(*(folder / layout / name for name in IDX_FILES))
                 return folder
             except (RuntimeError, URLError, OSError) as err:
                 reason = f"download failed: {str(err).strip().splitlines()[-1]}"
@@ -144,6 +147,7 @@ class BinarizedMNIST(MNIST):
         self.check_split(split)
         static = find(self.data_dir, STATIC_FILES.values()) if self.data_dir is not None else None
         if static is not None:
+            self.record_sources(static[STATIC_FILES[split]])
             return TensorData(read_amat(static[STATIC_FILES[split]]))
         grey = super().load(split)
         if split == "train":

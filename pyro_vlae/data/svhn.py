@@ -70,6 +70,7 @@ class SVHN(DatasetPlugin):
             except (RuntimeError, URLError, OSError) as err:
                 reason = f"download failed: {str(err).strip().splitlines()[-1]}"
                 raise missing(self.name, [filename], folder, f"from {SOURCE}", reason) from err
+        self.record_sources(folder / filename)
         try:
             ds = _SVHNFiles(str(folder), split=split)
             images, labels = torch.from_numpy(ds.data), torch.from_numpy(ds.labels)

@@ -6,7 +6,15 @@ from .evaluation import EVALUATION, evaluate, evaluate_run, format_evaluation, l
 from .hierarchy import hierarchy_metrics, mig, normalized_mi, ordering_score, probe_score
 from .intervention import image_statistics, intervention_effects, intervention_metrics
 from .iwae import bits_per_dim, iwae_bound, log_weights
-from .latents import active_units, kl_shares, layer_summary, pca_explained_variance, posterior_statistics
+from .latents import (
+    active_units,
+    elbo_summary,
+    evaluate_elbo,
+    kl_shares,
+    layer_summary,
+    pca_explained_variance,
+    posterior_statistics,
+)
 from .reader import MIN_READER_QUALITY, FactorReader, ReaderError, reader_for, train_reader
 
 __all__ = [
@@ -16,7 +24,9 @@ __all__ = [
     "ReaderError",
     "active_units",
     "bits_per_dim",
+    "elbo_summary",
     "evaluate",
+    "evaluate_elbo",
     "evaluate_run",
     "format_evaluation",
     "hierarchy_metrics",

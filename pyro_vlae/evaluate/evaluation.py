@@ -25,14 +25,14 @@ from ..data.base import StreamData, TensorData
 from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
+from ..plotting import HIERARCHY, INTERVENTION, LATENTS, plot_layers, plot_matrix
+from ..rng import seeded
+from ..run_folder import EVALUATION, load_run
 from .hierarchy import hierarchy_metrics
 from .intervention import format_intervention, intervention_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
-from .latents import layer_summary, posterior_statistics
-from .plots import plot_layers, plot_matrix
+from .latents import elbo_summary, layer_summary, posterior_statistics
 from .reader import READER_STEPS, FactorReader, ReaderError, reader_for
-
-EVALUATION = "evaluation.json"
 
 
 def _clean(value: Any) -> Any:
@@ -76,7 +76,7 @@ def evaluate(
     iwae_samples: int = 1000,
     iwae_points: int = 500,
     chunk: int = 5000,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | None = None,
     factor_levels: Mapping[str, int] | None = None,
     circular_factors: Sequence[str] = (),
     intervention: bool = True,
@@ -92,7 +92,8 @@ def evaluate(
       (:func:`random_subset`, seeded by ``seed``; all points when there are no more), beside
       the ELBO of the same points (``elbo``) and the Monte-Carlo ELBO of the same draws;
       ``chunk`` bounds the rows (samples × points) scored at once. ``bits_per_dim`` from
-      IWAE_K when the data are 8-bit or binary.
+      IWAE_K when the data are 8-bit or binary (in ``value_range``, by default the model's
+      likelihood's).
     * ``layers``: per-layer KL, KL share, active units, PCA (:func:`layer_summary`).
     * ``hierarchy`` when ``data.factors`` is set (:func:`hierarchy_metrics`).
     * ``intervention`` unless ``intervention`` is false: the interventional layer × factor
@@ -105,8 +106,8 @@ def evaluate(
     it was), so an evaluation repeats exactly.
     """
     _check_pairs(intervention, intervention_samples)
-    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    value_range = value_range or model.likelihood.value_range
+    with seeded(seed, model.device):
         results = _evaluate(
             model, data, iwae_samples=iwae_samples, iwae_points=iwae_points, chunk=chunk, value_range=value_range,
             factor_levels=factor_levels, circular_factors=circular_factors, progress=progress, seed=seed,
@@ -142,7 +143,7 @@ def _evaluate(
     iwae_samples: int,
     iwae_points: int,
     chunk: int,
-    value_range: tuple[float, float],
+    value_range: tuple[float, float] | None,
     factor_levels: Mapping[str, int] | None,
     circular_factors: Sequence[str],
     progress: bool,
@@ -155,13 +156,11 @@ def _evaluate(
         )
     if iwae_points < 1 or chunk < 1:
         raise ConfigError("the number of IWAE points and the chunk size must be at least 1")
-    stats = posterior_statistics(model, data.x if isinstance(data, TensorData) else data.batches(500))
+    value_range = value_range or model.likelihood.value_range
+    stats = posterior_statistics(model, data.x if isinstance(data, TensorData) else data)
+    summary = elbo_summary(stats)
+    results: dict[str, Any] = {"num_points": len(data), "elbo": summary["elbo"], "recon": summary["recon"]}
     elbo_per_point = stats["recon"] - stats["kl"].sum(-1)
-    results: dict[str, Any] = {
-        "num_points": len(data),
-        "elbo": float(elbo_per_point.mean()),
-        "recon": float(stats["recon"].mean()),
-    }
 
     chosen = random_subset(len(data), iwae_points, seed)
     x = _points(subset(data, chosen))
@@ -215,7 +214,6 @@ def evaluate_run(
     The data set's factor reader is trained for ``reader_steps`` on first use and cached
     (:func:`~pyro_vlae.evaluate.reader.reader_for`)."""
     from ..plugins import load_data
-    from ..run import load_run
 
     _check_pairs(intervention, intervention_samples)
     run = load_run(path, device=device)
@@ -240,7 +238,6 @@ def evaluate_run(
             iwae_samples=iwae_samples,
             iwae_points=iwae_points,
             chunk=chunk,
-            value_range=run.plugin.value_range,
             factor_levels=run.plugin.factor_levels,
             circular_factors=run.plugin.circular_factors,
             intervention=False,
@@ -253,14 +250,14 @@ def evaluate_run(
                             progress=progress)
         results["intervention"] = _intervention(
             run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
-            value_range=run.plugin.value_range, progress=progress,
+            value_range=run.model.likelihood.value_range, progress=progress,
         )
     (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
-    plot_layers(results["layers"], run.path / "latents.png")
+    plot_layers(results["layers"], run.path / LATENTS)
     if "hierarchy" in results:
-        plot_matrix(results["hierarchy"], run.path / "hierarchy.png")
+        plot_matrix(results["hierarchy"], run.path / HIERARCHY)
     if "intervention" in results:
-        plot_matrix(results["intervention"], run.path / "intervention.png", key="intervention")
+        plot_matrix(results["intervention"], run.path / INTERVENTION, key="intervention")
     return results
 
 

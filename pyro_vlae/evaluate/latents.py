@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from pyro import poutine
 from torch import Tensor
 
+from ..data.base import Data
 from ..models.base import LatentModel
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_u]) for an active unit
@@ -21,27 +21,26 @@ ACTIVE_THRESHOLD = 0.01
 
 
 @torch.no_grad()
-def posterior_statistics(model: LatentModel, x: Tensor | Iterable[Tensor], batch_size: int = 500) -> dict[str, Any]:
-    """Posterior means of every layer ``{"z1": (N, d1), ...}`` and the per-point KL ``(N, L)``
-    for the points ``x``: one tensor, or its batches (e.g. ``StreamData.batches``).
-
-    KL(q(z_l | ·) ‖ p(z_l | ·)) per layer comes from :meth:`LatentModel.elbo_terms`
-    (analytic where Pyro knows it); the model is evaluated in eval mode.
+def posterior_statistics(
+    model: LatentModel, data: Data | Tensor | Iterable[Tensor], batch_size: int = 500
+) -> dict[str, Any]:
+    """Per data point, in eval mode, from one guide trace and the model replayed on it:
+    posterior means of every layer ``{"z1": (N, d1), ...}``, the reconstruction term
+    log p(x | z) ``(N,)`` and the per-layer KL ``(N, L)`` (:meth:`LatentModel.elbo_terms`,
+    analytic where Pyro knows it). ``data``: one tensor, in-memory or streamed data (read
+    ``batch_size`` points at a time), or batches of points.
     """
     was_training = model.training
     model.eval()
     means: dict[str, list[Tensor]] = {name: [] for name in model.latent_sites}
     kls, recons = [], []
     try:
-        batches = x
-        if torch.is_tensor(x):
-            batches = (x[start : start + batch_size] for start in range(0, x.shape[0], batch_size))
-        for xb in batches:
+        for xb in _batches(data, batch_size):
             xb = xb.to(model.device)
-            trace = poutine.trace(model.guide).get_trace(xb)
+            traces = model.traces(xb)
             for name in model.latent_sites:
-                means[name].append(trace.nodes[name]["fn"].mean.cpu())
-            terms = model.elbo_terms(xb)
+                means[name].append(traces[0].nodes[name]["fn"].mean.cpu())
+            terms = model.elbo_terms(xb, traces)
             kls.append(terms["kl"].cpu())
             recons.append(terms["recon"].cpu())
     finally:
@@ -50,6 +49,28 @@ def posterior_statistics(model: LatentModel, x: Tensor | Iterable[Tensor], batch
         "means": {name: torch.cat(m) for name, m in means.items()},
         "kl": torch.cat(kls),
         "recon": torch.cat(recons),
+    }
+
+
+def _batches(data: Data | Tensor | Iterable[Tensor], batch_size: int) -> Iterable[Tensor]:
+    if torch.is_tensor(data):
+        return (data[start : start + batch_size] for start in range(0, data.shape[0], batch_size))
+    return data.batches(batch_size) if isinstance(data, Data) else data
+
+
+def evaluate_elbo(model: LatentModel, data: Data | Tensor, batch_size: int = 500) -> dict[str, Any]:
+    """The ELBO (eq. 2) per data point, its reconstruction term and the KL of every layer,
+    averaged over ``data`` (:func:`posterior_statistics`)."""
+    return elbo_summary(posterior_statistics(model, data, batch_size))
+
+
+def elbo_summary(stats: dict[str, Any]) -> dict[str, Any]:
+    """Means over the data points of :func:`posterior_statistics`: ``elbo``, ``recon`` and
+    the per-layer ``kl`` (a list, z1 first)."""
+    return {
+        "elbo": float((stats["recon"] - stats["kl"].sum(-1)).mean()),
+        "recon": float(stats["recon"].mean()),
+        "kl": [float(k) for k in stats["kl"].mean(0)],
     }
 
 

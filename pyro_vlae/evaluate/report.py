@@ -19,19 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
-from .evaluation import EVALUATION, format_evaluation, load_evaluation
+from ..plotting import HIERARCHY, INTERVENTION, LATENTS, LAYERS, LOSS, RECONSTRUCTIONS, SAMPLES
+from ..run_folder import CONFIG, EVALUATION, REPORT, SUMMARY
+from .evaluation import format_evaluation, load_evaluation
 
-REPORT = "report.html"
 #: pictures shown in a report, in this order, when the run folder has them
 PICTURES = [
-    ("loss.png", "Training curves"),
-    ("latents.png", "KL per layer and PCA of posterior means"),
-    ("intervention.png", "Interventional layer × factor matrix: how much each factor of the generated images "
+    (LOSS, "Training curves"),
+    (LATENTS, "KL per layer and PCA of posterior means"),
+    (INTERVENTION, "Interventional layer × factor matrix: how much each factor of the generated images "
      "changes when only this layer is re-drawn (1 = as much as between two independent samples)"),
-    ("hierarchy.png", "Layer × factor matrix (probes of posterior means)"),
-    ("samples.png", "Samples"),
-    ("reconstructions.png", "Reconstructions (originals and reconstructions, alternating)"),
-    ("layers.png", "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
+    (HIERARCHY, "Layer × factor matrix (probes of posterior means)"),
+    (SAMPLES, "Samples"),
+    (RECONSTRUCTIONS, "Reconstructions (originals and reconstructions, alternating)"),
+    (LAYERS.format(prefix=""), "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
 ]
 
 
@@ -50,18 +51,18 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 def write_report(path: str | Path) -> Path:
     """Write ``report.html`` into the run folder ``path`` (it needs ``evaluation.json``)."""
     path = Path(path)
-    if not (path / "config.json").exists():
+    if not (path / CONFIG).exists():
         raise CheckpointError(
-            f"{path} is not a run folder (no config.json)", "pass a folder written by `pyro-vlae fit`"
+            f"{path} is not a run folder (no {CONFIG})", "pass a folder written by `pyro-vlae fit`"
         )
-    config = json.loads((path / "config.json").read_text())
+    config = json.loads((path / CONFIG).read_text())
     evaluation = load_evaluation(path)
     parts = [f"<h1>{html.escape(path.name)}: {html.escape(str(config.get('model')))} on "
              f"{html.escape(str(config.get('plugin')))}</h1>"]
     settings = [(k, json.dumps(v)) for k, v in config.items()]
     parts.append("<h2>Configuration</h2>" + _table(settings, ["option", "value"]))
-    if (path / "summary.json").exists():
-        summary = json.loads((path / "summary.json").read_text())
+    if (path / SUMMARY).exists():
+        summary = json.loads((path / SUMMARY).read_text())
         parts.append(f"<p>Trained {summary.get('steps')} steps in {summary.get('train_seconds')} s.</p>")
     parts.append("<h2>Evaluation</h2><pre>" + html.escape(format_evaluation(evaluation)) + "</pre>")
     for name, caption in PICTURES:
@@ -156,30 +157,31 @@ def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
                      f"{_mean_sd([r['ordering_probe'] for r in rs])} | {_mean_sd([r['ordering_nmi'] for r in rs])} | "
                      f"{_mean_sd([r['mig'] for r in rs])} | "
                      f"{_mean_sd([r.get('ordering_intervention') for r in rs])} |")
-    for model, rs in models.items():
-        rs = [r for r in rs if "probe" in r]
-        if not rs:
-            continue
-        factors, layers = rs[0]["factors"], rs[0]["layers"]
-        lines += ["", f"{model}: layer × factor probe informativeness, mean over {len(rs)} run(s)", "",
-                  "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
-        for i in reversed(range(len(layers))):
-            cells = [statistics.mean(r["probe"][i][k] for r in rs) for k in range(len(factors))]
-            lines.append(f"| {layers[i]} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-    for model, rs in models.items():
-        rs = [r for r in rs if "intervention" in r]
-        if not rs:
-            continue
-        factors, layers = rs[0]["intervention_factors"], rs[0]["intervention_layers"]
-        lines += ["", f"{model}: intervention matrix (change when only this layer is re-drawn), "
-                  f"mean over {len(rs)} run(s)", "",
-                  "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
-        for i in reversed(range(len(layers))):
-            cells = [[r["intervention"][i][k] for r in rs if r["intervention"][i][k] is not None]
-                     for k in range(len(factors))]
-            lines.append(f"| {layers[i]} | " + " | ".join(f"{statistics.mean(c):.2f}" if c else "–" for c in cells)
-                         + " |")
+    lines += _mean_matrices(models, "probe", "layers", "factors", "layer × factor probe informativeness")
+    lines += _mean_matrices(models, "intervention", "intervention_layers", "intervention_factors",
+                            "intervention matrix (change when only this layer is re-drawn)")
     return "\n".join(lines)
+
+
+def _mean_matrices(
+    models: dict[str, list[dict[str, Any]]], key: str, layers_key: str, factors_key: str, title: str
+) -> list[str]:
+    """Markdown tables of each model's mean ``key`` matrix (deepest layer first), one per set
+    of layers and factors, so runs on different data sets are not averaged together."""
+    lines: list[str] = []
+    for model, rs in models.items():
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for r in rs:
+            if key in r:
+                groups.setdefault((tuple(r[layers_key]), tuple(r[factors_key])), []).append(r)
+        for (layers, factors), group in groups.items():
+            lines += ["", f"{model}: {title}, mean over {len(group)} run(s)", "",
+                      "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
+            for i in reversed(range(len(layers))):
+                cells = [[r[key][i][k] for r in group if r[key][i][k] is not None] for k in range(len(factors))]
+                lines.append(f"| {layers[i]} | " + " | ".join(f"{statistics.mean(c):.2f}" if c else "–" for c in cells)
+                             + " |")
+    return lines
 
 
 def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[Path]:

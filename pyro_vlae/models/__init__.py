@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
-from .base import LatentModel
+from .base import LadderModel, LatentModel
 from .hvae import HVAE
 from .lvae import LVAE
 from .markov import MarkovHierarchy
@@ -33,4 +33,4 @@ def build_model(
     return MODELS[name](x_shape, z_dims, likelihood, stem=stem, width=width, **options)
 
 
-__all__ = ["MODELS", "HVAE", "LVAE", "LatentModel", "MarkovHierarchy", "VAE", "VLAE", "build_model"]
+__all__ = ["MODELS", "HVAE", "LVAE", "LadderModel", "LatentModel", "MarkovHierarchy", "VAE", "VLAE", "build_model"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -13,11 +14,18 @@ from pyro.infer.reparam import LocScaleReparam
 from pyro.nn import PyroModule, pyro_method
 from torch import Tensor
 
+from ..config import ELBOS, check_z_dims
 from ..errors import ConfigError, DataError
 from ..likelihoods import Gaussian, Likelihood
+from ..nets.blocks import init_weights
+from ..nets.ladder import architecture
 
 
-class LatentModel(PyroModule):
+class _AbstractPyroModule(type(PyroModule), ABCMeta):
+    """PyroModule's metaclass with abstract methods."""
+
+
+class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
     """Base class of the Pyro model/guide pairs.
 
     Subclasses implement :meth:`model` and :meth:`guide` with the signature
@@ -38,7 +46,7 @@ class LatentModel(PyroModule):
     """
 
     #: ELBO estimators that are valid for this model/guide pair (see :meth:`check_elbo`)
-    supported_elbos: ClassVar[tuple[str, ...]] = ("trace", "meanfield")
+    supported_elbos: ClassVar[tuple[str, ...]] = ELBOS
 
     def __init__(
         self,
@@ -48,12 +56,7 @@ class LatentModel(PyroModule):
     ) -> None:
         super().__init__()
         self.x_shape = tuple(int(s) for s in x_shape)
-        self.z_dims = tuple(int(d) for d in z_dims)
-        if not self.z_dims or min(self.z_dims) < 1:
-            raise ConfigError(
-                f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
-                "e.g. --z-dims 2,2,2 for three layers of 2-D codes",
-            )
+        self.z_dims = check_z_dims(z_dims)
         if not self.x_shape or min(self.x_shape) < 1:
             raise ConfigError(f"invalid data shape {self.x_shape}")
         self.likelihood = likelihood if likelihood is not None else Gaussian()
@@ -130,6 +133,14 @@ class LatentModel(PyroModule):
         self.likelihood.check(x)
 
     # ------------------------------------------------------------ model/guide
+    @abstractmethod
+    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0) -> Tensor:
+        """The generative model p(x, z): samples ``z1..zL`` and ``x`` (observed when given)."""
+
+    @abstractmethod
+    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
+        """The inference model q(z | x): samples ``z1..zL`` given the batch ``x``."""
+
     def forward(self, x: Tensor | None = None, **kwargs) -> Tensor:
         """Alias of :meth:`model`, so the module itself is a Pyro model."""
         return self.model(x, **kwargs)
@@ -143,14 +154,17 @@ class LatentModel(PyroModule):
         return guide_trace, model_trace
 
     @torch.no_grad()
-    def elbo_terms(self, x: Tensor) -> dict[str, Tensor]:
+    def elbo_terms(
+        self, x: Tensor, traces: tuple[poutine.Trace, poutine.Trace] | None = None
+    ) -> dict[str, Tensor]:
         """Per-data-point terms of the ELBO (eq. 2), one posterior sample:
 
         ``recon`` = log p(x | z) and ``kl`` = per-layer KL(q ‖ p) of shape (B, L), analytic
         where Pyro knows it (conditionally on the sampled parents for Markov chains),
-        otherwise the single-sample estimate log q − log p.
+        otherwise the single-sample estimate log q − log p. ``traces``: the guide and model
+        traces of :meth:`traces` on ``x``, when the caller has them already.
         """
-        guide_trace, model_trace = self.traces(x)
+        guide_trace, model_trace = self.traces(x) if traces is None else traces
         kls = []
         for name in self.latent_sites:
             q, p = guide_trace.nodes[name], model_trace.nodes[name]
@@ -192,3 +206,40 @@ class LatentModel(PyroModule):
         """One draw of each latent layer from the guide."""
         trace = poutine.trace(self.guide).get_trace(x)
         return {name: trace.nodes[name]["value"] for name in self.latent_sites}
+
+
+class LadderModel(LatentModel):
+    """A :class:`LatentModel` whose networks are the ladder levels of
+    :func:`~pyro_vlae.nets.ladder.architecture`: the VLAE and the baselines built from the
+    same levels, so that a comparison changes the model and not the networks.
+
+    Subclasses build their networks from :attr:`arch` and end their ``__init__`` with
+    :meth:`init_weights`.
+
+    :param x_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
+    :param z_dims: widths of z1..zL; their number L sets the depth of the ladder.
+    :param likelihood: the decoder likelihood r; default a fixed-variance Gaussian.
+    :param stem: ``"auto"`` (from ``x_shape``), ``"mlp"``, ``"small"``, ``"medium"``, ``"large"``.
+    :param width: multiplier on every channel count and dense width (1 = the authors').
+    """
+
+    def __init__(
+        self,
+        x_shape: Sequence[int],
+        z_dims: Sequence[int] = (2, 2, 2),
+        likelihood: Likelihood | None = None,
+        stem: str = "auto",
+        width: float = 1.0,
+    ) -> None:
+        z_dims = check_z_dims(z_dims)
+        super().__init__(x_shape, self.latent_dims(z_dims), likelihood)
+        self.arch = architecture(self.x_shape, len(z_dims), stem, width)
+
+    @staticmethod
+    def latent_dims(z_dims: tuple[int, ...]) -> tuple[int, ...]:
+        """Widths of the latent sites for ``z_dims`` (one site per entry here)."""
+        return z_dims
+
+    def init_weights(self) -> None:
+        """The authors' initialisation (:func:`~pyro_vlae.nets.blocks.init_weights`) of every network."""
+        self.apply(init_weights)

@@ -52,7 +52,7 @@ class HVAE(MarkovHierarchy):
         self.inference = nn.ModuleList(encoder_stage(self.arch.levels[i], S[i]) for i in range(L))
         self.lift = nn.ModuleList(latent_to_features(self.z_dims[i], S[i + 1]) for i in range(L - 1))
         self.ladder = nn.ModuleList(GaussianHead(S[i + 1], self.z_dims[i]) for i in range(L))
-        self._init_weights()
+        self.init_weights()
 
     @pyro_method
     def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):

@@ -64,7 +64,7 @@ class LVAE(MarkovHierarchy):
         S = self.arch.shapes
         self.inference = nn.ModuleList(encoder_stage(self.arch.levels[i], S[i]) for i in range(self.num_layers))
         self.ladder = nn.ModuleList(GaussianHead(S[i + 1], self.z_dims[i]) for i in range(self.num_layers))
-        self._init_weights()
+        self.init_weights()
 
     def bottom_up(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
         """(μ̂_l, σ̂_l) for l = 1..L from the deterministic pass d_l = g_l(d_{l-1})."""

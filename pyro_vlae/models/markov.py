@@ -11,12 +11,12 @@ from pyro.nn import pyro_method
 from torch import Tensor, nn
 
 from ..likelihoods import Likelihood
-from ..nets.blocks import GaussianHead, fc_bn, init_weights
-from ..nets.ladder import architecture, decoder_stage, latent_to_features
-from .base import LatentModel
+from ..nets.blocks import GaussianHead, fc_bn
+from ..nets.ladder import decoder_stage, latent_to_features
+from .base import LadderModel
 
 
-class MarkovHierarchy(LatentModel):
+class MarkovHierarchy(LadderModel):
     r"""A Markov chain of latent layers, the paper's hierarchical VAE (eqs. 3–4)::
 
         p(x, z) = p(z_L) Π_{l<L} p(z_l | z_{l+1}) p(x | z_1)
@@ -36,11 +36,7 @@ class MarkovHierarchy(LatentModel):
     Sample sites run from the top, ``zL`` … ``z1``, then ``x``. Only ``z1`` reaches ``x``,
     so the Gibbs chain of Proposition 1 uses ``z1`` alone (:attr:`gibbs_sites`).
 
-    :param x_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
-    :param z_dims: widths of z1..zL.
-    :param likelihood: r; default a fixed-variance Gaussian.
-    :param stem: ``"auto"`` (from ``x_shape``), ``"mlp"``, ``"small"``, ``"medium"``, ``"large"``.
-    :param width: multiplier on every channel count and dense width (1 = the authors').
+    Parameters as :class:`~pyro_vlae.models.base.LadderModel`.
     """
 
     def __init__(
@@ -51,8 +47,8 @@ class MarkovHierarchy(LatentModel):
         stem: str = "auto",
         width: float = 1.0,
     ) -> None:
-        super().__init__(x_shape, z_dims, likelihood)
-        self.arch = arch = architecture(self.x_shape, self.num_layers, stem, width)
+        super().__init__(x_shape, z_dims, likelihood, stem, width)
+        arch = self.arch
         S, L = arch.shapes, self.num_layers
         hidden = S[L][0]
         # z_l → features S_l of level l (index l-1); the top takes two dense layers as VLAE's f_L
@@ -71,9 +67,6 @@ class MarkovHierarchy(LatentModel):
     def gibbs_sites(self) -> tuple[str, ...]:
         """Only z1 is a parent of x."""
         return ("z1",)
-
-    def _init_weights(self) -> None:
-        self.apply(init_weights)
 
     def conditional(self, layer: int, z_above: Tensor) -> tuple[Tensor, Tensor]:
         """(loc, scale) of p(z_layer | z_{layer+1}) for ``layer`` in 1..L-1."""

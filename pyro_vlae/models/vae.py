@@ -10,14 +10,13 @@ from pyro import poutine
 from pyro.nn import pyro_method
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..likelihoods import Likelihood
-from ..nets.blocks import GaussianHead, fc_bn, init_weights
-from ..nets.ladder import architecture, decoder_stage, encoder_stage
-from .base import LatentModel
+from ..nets.blocks import GaussianHead, fc_bn
+from ..nets.ladder import decoder_stage, encoder_stage
+from .base import LadderModel
 
 
-class VAE(LatentModel):
+class VAE(LadderModel):
     r"""A VAE with one latent layer z1 of width ``sum(z_dims)`` (Kingma & Welling, 2014)::
 
         p(x, z) = N(z; 0, I) r(x; f(z)),    q(z | x) = N(μ(g(x)), σ(g(x)))
@@ -27,11 +26,8 @@ class VAE(LatentModel):
     same stem, depth and code size as the hierarchical models at the same ``z_dims``, with
     the whole code at the top. ``z_dims=(3, 3, 3)`` gives one 9-dimensional layer.
 
-    :param x_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
-    :param z_dims: widths whose sum is the width of z1; their number sets the depth.
-    :param likelihood: r; default a fixed-variance Gaussian.
-    :param stem: ``"auto"`` (from ``x_shape``), ``"mlp"``, ``"small"``, ``"medium"``, ``"large"``.
-    :param width: multiplier on every channel count and dense width (1 = the authors').
+    Parameters as :class:`~pyro_vlae.models.base.LadderModel`; ``z_dims``: widths whose sum
+    is the width of z1, their number sets the depth.
     """
 
     def __init__(
@@ -42,14 +38,8 @@ class VAE(LatentModel):
         stem: str = "auto",
         width: float = 1.0,
     ) -> None:
-        dims = tuple(int(d) for d in z_dims)
-        if not dims or min(dims) < 1:
-            raise ConfigError(
-                f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
-                "e.g. --z-dims 2,2,2 for one 6-dimensional layer at the depth of three",
-            )
-        super().__init__(x_shape, (sum(dims),), likelihood)
-        self.arch = arch = architecture(self.x_shape, len(dims), stem, width)
+        super().__init__(x_shape, z_dims, likelihood, stem, width)
+        arch = self.arch
         S, L = arch.shapes, arch.num_layers
         z_dim, hidden = self.z_dims[0], S[L][0]
         self.encoder = nn.Sequential(*(encoder_stage(arch.levels[i], S[i]) for i in range(L)))
@@ -60,7 +50,12 @@ class VAE(LatentModel):
             *(decoder_stage(arch.levels[i], S[i], concat=False) for i in reversed(range(1, L))),
             decoder_stage(arch.levels[0], S[0], concat=False, out_channels=self.out_channels),
         )
-        self.apply(init_weights)
+        self.init_weights()
+
+    @staticmethod
+    def latent_dims(z_dims: tuple[int, ...]) -> tuple[int, ...]:
+        """One site z1 holding the whole code."""
+        return (sum(z_dims),)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(μ, σ) of q(z | x)."""

@@ -14,12 +14,12 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
-from ..nets.blocks import GatedAdd, GaussianHead, fc_bn, init_weights
-from ..nets.ladder import architecture, decoder_stage, encoder_stage, latent_to_features
-from .base import LatentModel
+from ..nets.blocks import GatedAdd, GaussianHead, fc_bn
+from ..nets.ladder import decoder_stage, encoder_stage, latent_to_features
+from .base import LadderModel
 
 
-class VLAE(LatentModel):
+class VLAE(LadderModel):
     r"""Variational ladder autoencoder: a *flat* prior p(z) = N(0, I) over z = (z1..zL) with a
     ladder of networks of growing depth, so deeper layers carry more abstract features.
 
@@ -45,11 +45,8 @@ class VLAE(LatentModel):
     :class:`~pyro_vlae.train.LayerFadeIn` schedule uses it to fade the layers in from the top
     down (progressive training, Li et al., ICLR 2020).
 
-    :param x_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
-    :param z_dims: widths of z1..zL.
-    :param likelihood: r; default a fixed-variance Gaussian.
-    :param stem: ``"auto"`` (from ``x_shape``), ``"mlp"``, ``"small"``, ``"medium"``, ``"large"``.
-    :param width: multiplier on every channel count and dense width (1 = the authors').
+    Parameters as :class:`~pyro_vlae.models.base.LadderModel`, and:
+
     :param combine: ``"concat"`` (eq. 11) or ``"gated"`` (the authors' ``gated_add``).
     :param heads: ``"linear"`` ladder heads (appendix B.2) or ``"mlp"`` (two dense layers).
     :param kl_weights: one weight w_l per layer on its KL term,
@@ -71,7 +68,7 @@ class VLAE(LatentModel):
         heads: str = "linear",
         kl_weights: Sequence[float] | None = None,
     ) -> None:
-        super().__init__(x_shape, z_dims, likelihood)
+        super().__init__(x_shape, z_dims, likelihood, stem, width)
         if combine not in self.COMBINES:
             raise ConfigError(f"unknown ladder combination {combine!r}", f"use one of: {', '.join(self.COMBINES)}")
         if heads not in self.HEADS:
@@ -82,8 +79,7 @@ class VLAE(LatentModel):
                 f"kl_weights needs one positive weight per layer ({self.num_layers}), got {kl_weights}",
                 "e.g. --kl-weights " + ",".join(["1"] * self.num_layers),
             )
-        arch = architecture(self.x_shape, self.num_layers, stem, width)
-        self.arch, self.combine, self.heads = arch, combine, heads
+        arch, self.combine, self.heads = self.arch, combine, heads
         S, L = arch.shapes, self.num_layers
         hidden = S[L][0]
         # inference: g_l and the ladder heads (μ_l, σ_l)
@@ -105,7 +101,7 @@ class VLAE(LatentModel):
         )
         self.output = decoder_stage(arch.levels[0], S[0], concat=False, out_channels=self.out_channels)
         self.register_buffer("layer_gates", torch.ones(L))
-        self.apply(init_weights)
+        self.init_weights()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # run folders written before ``layer_gates`` existed hold fully open layers

@@ -1,6 +1,7 @@
-"""Training: SVI trainer (also data-parallel), KL warm-up schedule, checkpoints."""
+"""Training: SVI trainer (also data-parallel), KL warm-up schedule; checkpoints are
+:mod:`pyro_vlae.run_folder`'s, re-exported here."""
 
-from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from ..run_folder import CHECKPOINT, load_checkpoint, save_checkpoint
 from .distributed import DistributedTrainer, data_parallel_elbo, data_parallel_svi
 from .schedule import KLWarmup, LayerFadeIn
 from .trainer import Trainer, make_elbo

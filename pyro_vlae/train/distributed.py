@@ -43,6 +43,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
+from ..config import resolve_device
 from ..errors import ConfigError, DistributedError, PyroVlaeError
 from ..models.base import LatentModel
 from .trainer import Trainer
@@ -95,22 +96,6 @@ def local_batch_size(batch_size: int, world_size: int) -> int:
             f"use --batch-size {2 * world_size} or more",
         )
     return batch_size // world_size
-
-
-def resolve_device(name: str, local_rank: int, local_world_size: int) -> torch.device:
-    """One GPU per process (``cuda:LOCAL_RANK``), or the CPU; ``auto`` picks CUDA when there
-    are enough GPUs for the processes on this machine."""
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if name == "cpu" or (name == "auto" and gpus == 0):
-        return torch.device("cpu")
-    if gpus < local_world_size:
-        raise ConfigError(
-            f"--device {name}: {local_world_size} processes on this machine need one GPU each, "
-            f"but PyTorch sees {gpus}",
-            f"start at most {gpus} processes per machine (torchrun --nproc-per-node {gpus})"
-            if gpus else "use --device cpu (gloo), or install a CUDA build of torch",
-        )
-    return torch.device("cuda", local_rank)
 
 
 @dataclass(frozen=True)

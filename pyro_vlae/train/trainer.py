@@ -11,6 +11,7 @@ from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, Trace_ELBO, TraceM
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..config import ELBOS
 from ..errors import ConfigError
 from ..models.base import LatentModel
 from .schedule import KLWarmup, LayerFadeIn
@@ -45,7 +46,7 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
         "meanfield": (TraceMeanField_ELBO, _JitTraceMeanField_ELBO),
     }
     if name not in kinds:
-        raise ConfigError(f"unknown ELBO {name!r}", "use 'trace' or 'meanfield'")
+        raise ConfigError(f"unknown ELBO {name!r}", f"use one of: {', '.join(ELBOS)}")
     options = {"ignore_jit_warnings": True} if jit else {}
     return kinds[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
 

@@ -1,0 +1,143 @@
+"""`kill -9` during training, at random moments, in a checkpoint write and right after a resume:
+resuming ends with the model of an uninterrupted run and every logged row exactly once."""
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from pyro_vlae.run_folder import CHECKPOINT, METRICS, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS, LOG_EVERY, CHECKPOINT_EVERY = 30, 3, 4
+FIT = ["fit", "-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125",
+       "--batch-size", "16", "--warmup-steps", "10", "--steps", str(STEPS), "--log-every", str(LOG_EVERY),
+       "--checkpoint-every", str(CHECKPOINT_EVERY), "--seed", "5", "--no-progress"]
+
+#: the real command line, in a process that can be told to pause (marker file, then sleep) at a
+#: vulnerable moment, so the test kills it exactly there: PAUSE=checkpoint inside a checkpoint
+#: write (the temporary file written, not yet renamed), PAUSE=metrics right after a resumed run
+#: opened metrics.csv, before its first new row
+DRIVER = """
+import os, sys, time, torch
+torch.set_num_threads(1)
+from pyro_vlae import run_folder
+from pyro_vlae.cli import main
+
+pause, marker = os.environ.get("PAUSE"), os.environ.get("MARKER")
+
+def paused():
+    open(marker, "w").close()
+    time.sleep(60)
+
+if pause == "checkpoint":
+    save = torch.save
+    def slow_save(obj, f, *args, **kwargs):
+        save(obj, f, *args, **kwargs)
+        if isinstance(obj, dict) and "trainer" in obj:
+            paused()
+    torch.save = slow_save
+elif pause == "metrics":
+    init = run_folder.MetricsLog.__init__
+    def slow_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        paused()
+    run_folder.MetricsLog.__init__ = slow_init
+main(sys.argv[1:], prog_name="pyro-vlae")
+"""
+
+
+def start(out: Path, resume: bool, pause: str | None = None) -> subprocess.Popen:
+    """``pyro-vlae fit`` in a process of its own; its output lines collect in ``proc.lines``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MARKER": str(out.parent / "paused"),
+           "PAUSE": pause or ""}
+    args = [sys.executable, "-c", DRIVER, *FIT, "--out", str(out), *(["--resume"] if resume else [])]
+    proc = subprocess.Popen(args, env=env, cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    proc.lines = []
+    proc.reader = threading.Thread(target=lambda: proc.lines.extend(proc.stdout), daemon=True)
+    proc.reader.start()
+    return proc
+
+
+def training(proc: subprocess.Popen) -> bool:
+    """Whether the process has printed its banner (model built, the loop about to start)."""
+    return any(line.startswith("pyro-vlae ") for line in list(proc.lines))
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300) -> bool:
+    """Poll until ``predicate()``; False if the process ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return predicate()
+        time.sleep(0.02)
+    raise TimeoutError("the fit process neither reached the moment nor ended")
+
+
+def kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    finish(proc)
+
+
+def finish(proc: subprocess.Popen) -> str:
+    proc.wait()
+    proc.reader.join()
+    return "".join(proc.lines)
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+
+
+def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path):
+    reference = tmp_path / "reference" / "run"
+    reference.parent.mkdir()
+    uninterrupted = start(reference, resume=False)
+    out = tmp_path / "killed" / "run"
+    out.parent.mkdir()
+    marker = out.parent / "paused"
+    rng = random.Random(11)
+    kills = []
+    # where each run is killed: random moments, inside a checkpoint write, right after a resume
+    for moment in ["random", "checkpoint", "random", "metrics", "random", "checkpoint", "random"]:
+        resume = (out / CHECKPOINT).exists()
+        if moment == "metrics" and not resume:
+            moment = "random"
+        marker.unlink(missing_ok=True)
+        proc = start(out, resume, pause=moment if moment != "random" else None)
+        if moment == "random":
+            if wait_for(lambda p=proc: training(p), proc):
+                time.sleep(rng.uniform(0.0, 2.0))
+        else:
+            wait_for(marker.exists, proc)
+        finished = proc.poll() == 0
+        kill(proc)
+        if finished:
+            break
+        step = load_checkpoint(out)["trainer"]["step"] if (out / CHECKPOINT).exists() else None
+        kills.append((moment, step))
+    final = start(out, resume=(out / CHECKPOINT).exists())
+    output = finish(final)
+    assert final.returncode == 0, output
+    output = finish(uninterrupted)
+    assert uninterrupted.returncode == 0, output
+    assert len(kills) >= 5, kills  # most of the schedule was killed before the run could finish
+
+    a, b = load_checkpoint(reference)["trainer"]["model"], load_checkpoint(out)["trainer"]["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), kills
+    got, expected = rows(out / METRICS), rows(reference / METRICS)
+    steps = [int(r["step"]) for r in got]
+    assert steps == list(range(LOG_EVERY, STEPS + 1, LOG_EVERY)), (steps, kills)  # each row once
+    assert got == expected, kills  # the same numbers as the uninterrupted run's
