@@ -11,6 +11,7 @@ Fig. 2) and copies them, with the intervention and probe matrices of ``pyro-vlae
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -27,6 +28,14 @@ DIAGNOSTICS = [
 EVALUATION = ["intervention.png", "hierarchy.png"]
 
 
+def plot_intervention(run: Path) -> None:
+    """``intervention.png`` from the ``intervention.json`` of ``experiments/recipe_table.py``."""
+    from pyro_vlae.plotting import plot_matrix
+
+    if (run / "intervention.json").exists() and not (run / "intervention.png").exists():
+        plot_matrix(json.loads((run / "intervention.json").read_text()), run / "intervention.png", key="intervention")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -41,6 +50,7 @@ def main() -> None:
                            stdout=subprocess.DEVNULL)
             for picture in pictures:
                 shutil.copyfile(run / picture, args.out / f"{name}-{picture}")
+        plot_intervention(run)
         for picture in EVALUATION:
             if (run / picture).exists():
                 shutil.copyfile(run / picture, args.out / f"{name}-{picture}")

@@ -36,7 +36,7 @@ class KLWarmup:
 @dataclass(frozen=True)
 class LayerFadeIn:
     """Fade the latent layers of a ladder in from the top down (progressive training in the
-    spirit of pro-VLAE, Li, Kao, Lin et al., ICLR 2020).
+    spirit of pro-VLAE, Li, Murkute, Gyawali & Wang, ICLR 2020).
 
     Layer z_L is on from the start. Layer z_l, counted from the top by i = L − l, is off
     (its ladder path ``v_l(z_l)`` multiplied by 0) until step ``i · stage_steps − ramp``
