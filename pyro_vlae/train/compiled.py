@@ -124,8 +124,13 @@ class CompiledStep:
         graph = make_fx(step, tracing_mode="fake")(list(params.values()), list(buffers.values()), x, beta)
         graph.graph.eliminate_dead_code()
         graph.recompile()
+        compiled = torch.compile(graph, **self.compile_options)
+        # compile now, on copies of the buffers and with the random state put back afterwards:
+        # compiling draws random numbers of its own, which would shift a resumed run's stream
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), torch.no_grad():
+            compiled(list(params.values()), [b.clone() for b in buffers.values()], x, beta)
         self.compiles += 1
-        return torch.compile(graph, **self.compile_options)
+        return compiled
 
     def __call__(self, x: Tensor, beta: Tensor) -> tuple[Tensor, Sequence[Tensor]]:
         key = self._key(x)
