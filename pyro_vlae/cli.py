@@ -69,6 +69,14 @@ def main() -> None:
 @click.option("--stem", default="auto", show_default=True,
               type=click.Choice(["auto", "mlp", "small", "medium", "large"]), help="Network family.")
 @click.option("--width", type=float, help="Multiplier on channels and dense widths [default: the data set's].")
+@click.option("--combine", type=click.Choice(["concat", "gated"]),
+              help="VLAE: join z̃ and v_l(z_l) by concatenation (eq. 11) or the authors' gated addition "
+              "[default: the data set's, else concat].")
+@click.option("--heads", type=click.Choice(["linear", "mlp"]),
+              help="VLAE: linear ladder heads (μ, σ) or two dense layers first [default: the data set's, else linear].")
+@click.option("--fade-in", type=int, metavar="STEPS",
+              help="VLAE: fade the layers in from the top down, one layer every STEPS steps (0: off) "
+              "[default: the data set's, else 0].")
 @click.option("--steps", type=int, help="Training steps [default: the data set's].")
 @click.option("--epochs", type=float, help="Train for this many passes over the data instead of --steps.")
 @click.option("--batch-size", type=int, help="Mini-batch size [default: the data set's].")

@@ -35,6 +35,9 @@ class RunConfig:
     beta_start: float = 1e-3
     beta: float = 1.0
     elbo: str = "trace"
+    combine: str | None = None
+    heads: str | None = None
+    fade_in: int | None = None
     num_particles: int = 1
     clip_norm: float | None = None
     device: str = "auto"
@@ -53,6 +56,8 @@ class RunConfig:
         "warmup_steps": 2000,
         "likelihood_options": {},
     }
+    #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
+    VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0}
 
     def resolve(self, recommended: dict[str, Any], default_likelihood: str, num_data: int) -> RunConfig:
         """A copy with every ``None`` filled from ``recommended``, then the library defaults;
@@ -63,6 +68,14 @@ class RunConfig:
                 setattr(c, key, recommended.get(key, default))
         if c.likelihood is None:
             c.likelihood = default_likelihood
+        for key, default in self.VLAE_DEFAULTS.items():
+            if c.model != "vlae":
+                if getattr(c, key) not in (None, default):
+                    option = "--" + key.replace("_", "-")
+                    raise ConfigError(f"{option} applies to the VLAE only, not to --model {c.model}", f"drop {option}")
+                setattr(c, key, default)
+            elif getattr(c, key) is None:
+                setattr(c, key, recommended.get(key, default))
         c.z_dims = tuple(int(d) for d in c.z_dims)
         if c.epochs is not None:
             if not c.epochs > 0:
@@ -89,6 +102,7 @@ class RunConfig:
             (self.z_dims is None or (len(self.z_dims) > 0 and min(self.z_dims) >= 1),
              "--z-dims must be positive integers, e.g. 2,2,2"),
             (self.width is None or self.width > 0, "--width must be positive"),
+            (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
         ]

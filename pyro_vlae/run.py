@@ -26,7 +26,7 @@ from .config import RunConfig
 from .data.base import DatasetPlugin, StreamData, TensorData
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import LatentModel, build_model
-from .train import CHECKPOINT, KLWarmup, Trainer, distributed, load_checkpoint, save_checkpoint
+from .train import CHECKPOINT, KLWarmup, LayerFadeIn, Trainer, distributed, load_checkpoint, save_checkpoint
 
 #: options a resumed run may change; everything else comes from the checkpoint
 RESUMABLE = ("steps", "epochs", "device", "checkpoint_every", "log_every")
@@ -54,7 +54,9 @@ def make_model(config: RunConfig, plugin: DatasetPlugin, x_shape: tuple[int, ...
     options = dict(config.likelihood_options or {})
     options.setdefault("value_range", plugin.value_range)
     likelihood = plugins.likelihood(config.likelihood, **options)
-    return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width)
+    vlae = {k: getattr(config, k) for k in ("combine", "heads") if getattr(config, k) is not None}
+    vlae = vlae if config.model == "vlae" else {}
+    return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **vlae)
 
 
 @dataclass
@@ -226,6 +228,7 @@ def _fit(
         batch_size=config.batch_size,
         lr=config.lr,
         warmup=KLWarmup(config.warmup_steps, min(config.beta_start, config.beta), config.beta),
+        fade_in=LayerFadeIn(config.fade_in or 0),
         elbo=config.elbo,
         num_particles=config.num_particles,
         clip_norm=config.clip_norm,

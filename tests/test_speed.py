@@ -217,14 +217,17 @@ def _compiled_trainer(model, data, **kwargs):
 
 @pytest.mark.parametrize("elbo", ["trace", "meanfield"])
 def test_compiled_step_trains_like_the_eager_step_and_compiles_once(elbo):
+    from pyro_vlae.train import LayerFadeIn
     from pyro_vlae.train.compiled import CompiledStep
 
     data = torch.rand(64, 12)
     base = VLAE((12,), (2, 2), width=0.05)
     import copy
 
-    eager = Trainer(copy.deepcopy(base), data, batch_size=16, elbo=elbo, warmup=KLWarmup(5), compile=False)
-    compiled = _compiled_trainer(copy.deepcopy(base), data, batch_size=16, elbo=elbo, warmup=KLWarmup(5))
+    # β and the layer fade-in change during the first steps: both are inputs, not constants
+    options = {"batch_size": 16, "elbo": elbo, "warmup": KLWarmup(5), "fade_in": LayerFadeIn(4)}
+    eager = Trainer(copy.deepcopy(base), data, compile=False, **options)
+    compiled = _compiled_trainer(copy.deepcopy(base), data, **options)
     assert isinstance(compiled.compiled, CompiledStep) and eager.compiled is None
     losses = {}
     for name, trainer in (("eager", eager), ("compiled", compiled)):

@@ -24,11 +24,13 @@ def build_model(
     likelihood: Likelihood | None = None,
     stem: str = "auto",
     width: float = 1.0,
+    **options,
 ) -> LatentModel:
-    """The model called ``name`` (a key of :data:`MODELS`) for data of shape ``x_shape``."""
+    """The model called ``name`` (a key of :data:`MODELS`) for data of shape ``x_shape``;
+    ``options`` are passed on to its constructor (e.g. the VLAE's ``combine``, ``heads``)."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}", f"choose one of: {', '.join(MODELS)}")
-    return MODELS[name](x_shape, z_dims, likelihood, stem=stem, width=width)
+    return MODELS[name](x_shape, z_dims, likelihood, stem=stem, width=width, **options)
 
 
 __all__ = ["MODELS", "HVAE", "LVAE", "LatentModel", "MarkovHierarchy", "VAE", "VLAE", "build_model"]

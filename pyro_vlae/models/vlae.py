@@ -11,8 +11,9 @@ from pyro import poutine
 from pyro.nn import pyro_method
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..likelihoods import Likelihood
-from ..nets.blocks import GaussianHead, fc_bn, init_weights
+from ..nets.blocks import GatedAdd, GaussianHead, fc_bn, init_weights
 from ..nets.ladder import architecture, decoder_stage, encoder_stage, latent_to_features
 from .base import LatentModel
 
@@ -35,12 +36,24 @@ class VLAE(LatentModel):
     Ladder connections (``μ_l``, ``σ_l``, ``v_l``) are flattened and linear (appendix B.2);
     ``g_l``/``u_l`` follow the authors' small/medium/large stacks chosen from ``x_shape``.
 
+    Two choices of the authors' MNIST network are options: ``combine="gated"`` replaces the
+    concatenation of eq. (11) by their gated addition ``z̃_{l+1} + g_l ⊙ v_l(z_l)`` (g_l
+    initialised to 0.1), and ``heads="mlp"`` puts two dense layers in every ladder head
+    (μ_l, σ_l). ``layer_gates`` (a buffer, all ones) scales each ``v_l(z_l)``; the trainer's
+    :class:`~pyro_vlae.train.LayerFadeIn` schedule uses it to fade the layers in from the top
+    down (progressive training, Li et al., ICLR 2020).
+
     :param x_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
     :param z_dims: widths of z1..zL.
     :param likelihood: r; default a fixed-variance Gaussian.
     :param stem: ``"auto"`` (from ``x_shape``), ``"mlp"``, ``"small"``, ``"medium"``, ``"large"``.
     :param width: multiplier on every channel count and dense width (1 = the authors').
+    :param combine: ``"concat"`` (eq. 11) or ``"gated"`` (the authors' ``gated_add``).
+    :param heads: ``"linear"`` ladder heads (appendix B.2) or ``"mlp"`` (two dense layers).
     """
+
+    COMBINES = ("concat", "gated")
+    HEADS = ("linear", "mlp")
 
     def __init__(
         self,
@@ -49,27 +62,43 @@ class VLAE(LatentModel):
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,
+        combine: str = "concat",
+        heads: str = "linear",
     ) -> None:
         super().__init__(x_shape, z_dims, likelihood)
+        if combine not in self.COMBINES:
+            raise ConfigError(f"unknown ladder combination {combine!r}", f"use one of: {', '.join(self.COMBINES)}")
+        if heads not in self.HEADS:
+            raise ConfigError(f"unknown ladder heads {heads!r}", f"use one of: {', '.join(self.HEADS)}")
         arch = architecture(self.x_shape, self.num_layers, stem, width)
-        self.arch = arch
+        self.arch, self.combine, self.heads = arch, combine, heads
         S, L = arch.shapes, self.num_layers
+        hidden = S[L][0]
         # inference: g_l and the ladder heads (μ_l, σ_l)
         self.inference = nn.ModuleList(encoder_stage(arch.levels[i], S[i]) for i in range(L))
-        self.ladder = nn.ModuleList(GaussianHead(S[i + 1], self.z_dims[i]) for i in range(L))
+        self.ladder = nn.ModuleList(
+            GaussianHead(S[i + 1], self.z_dims[i], hidden=hidden if heads == "mlp" else None) for i in range(L)
+        )
         # generative: f_L, v_l, u_l, f_0
-        hidden = S[L][0]
         self.top = nn.Sequential(
             fc_bn(self.z_dims[-1], hidden, nn.ReLU()), fc_bn(hidden, hidden, nn.ReLU())
         )
         self.noise = nn.ModuleList(
             latent_to_features(self.z_dims[i], S[i + 2]) for i in range(L - 1)
         )
+        gated = combine == "gated"
+        self.gates = nn.ModuleList(GatedAdd(S[i + 2]) for i in range(L - 1)) if gated else None
         self.generative = nn.ModuleList(
-            decoder_stage(arch.levels[i + 1], S[i + 1], concat=True) for i in range(L - 1)
+            decoder_stage(arch.levels[i + 1], S[i + 1], concat=not gated) for i in range(L - 1)
         )
         self.output = decoder_stage(arch.levels[0], S[0], concat=False, out_channels=self.out_channels)
+        self.register_buffer("layer_gates", torch.ones(L))
         self.apply(init_weights)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # run folders written before ``layer_gates`` existed hold fully open layers
+        state_dict.setdefault(prefix + "layer_gates", torch.ones_like(self.layer_gates))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------ networks
     def encode(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -84,7 +113,9 @@ class VLAE(LatentModel):
         """The likelihood's parameters f_0(z̃_1) from z = (z1..zL) (eqs. 8–11)."""
         h = self.top(zs[-1])
         for i in reversed(range(self.num_layers - 1)):
-            h = self.generative[i](torch.cat([h, self.noise[i](zs[i])], dim=1))
+            v = self.noise[i](zs[i]) * self.layer_gates[i]
+            h = self.gates[i](h, v) if self.gates is not None else torch.cat([h, v], dim=1)
+            h = self.generative[i](h)
         return self.output(h)
 
     # ---------------------------------------------------------- model/guide

@@ -66,18 +66,45 @@ class GaussianHead(nn.Module):
     The paper's appendix B.2: "we always flatten convolutional layers and apply linear
     transformation to reduce dimension for each ladder connection". The authors' σ is
     ``sigmoid(fc) + 0.001`` (``vladder.py``); it caps σ near the prior's 1.
+
+    With ``hidden`` the flattened features first pass two dense → batch norm → leaky-ReLU
+    layers of that width, as the authors' ``ladder1``/``ladder2`` of the small (MNIST)
+    network (``reference-specs.md`` §1.3, ``fc_bn_lrelu 1024 ×2 → μ, σ``).
     """
 
-    def __init__(self, in_shape: tuple[int, ...], z_dim: int, min_scale: float = 1e-3) -> None:
+    def __init__(
+        self, in_shape: tuple[int, ...], z_dim: int, min_scale: float = 1e-3, hidden: int | None = None
+    ) -> None:
         super().__init__()
         n_in = math.prod(in_shape)
+        if hidden:
+            self.body = nn.Sequential(
+                nn.Flatten(), fc_bn(n_in, hidden, nn.LeakyReLU(LEAK)), fc_bn(hidden, hidden, nn.LeakyReLU(LEAK))
+            )
+            n_in = hidden
+        else:
+            self.body = nn.Flatten()
         self.loc = nn.Linear(n_in, z_dim)
         self.scale = nn.Linear(n_in, z_dim)
         self.min_scale = min_scale
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        h = h.flatten(1)
+        h = self.body(h)
         return self.loc(h), torch.sigmoid(self.scale(h)) + self.min_scale
+
+
+class GatedAdd(nn.Module):
+    """The authors' ``gated_add`` ladder combination (``vladder_small.py``):
+    ``z̃ + g ⊙ v(z)`` with a learnable gate ``g`` per unit (per channel for feature maps),
+    initialised to ``init`` (0.1), in place of eq. (11)'s concatenation ``[z̃; v(z)]``."""
+
+    def __init__(self, shape: tuple[int, ...], init: float = 0.1) -> None:
+        super().__init__()
+        gate_shape = (shape[0],) + (1,) * (len(shape) - 1)
+        self.gate = nn.Parameter(torch.full(gate_shape, float(init)))
+
+    def forward(self, h: Tensor, v: Tensor) -> Tensor:
+        return h + self.gate * v
 
 
 def init_weights(module: nn.Module) -> None:

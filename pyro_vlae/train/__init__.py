@@ -2,13 +2,14 @@
 
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .distributed import DistributedTrainer, data_parallel_elbo, data_parallel_svi
-from .schedule import KLWarmup
+from .schedule import KLWarmup, LayerFadeIn
 from .trainer import Trainer, make_elbo
 
 __all__ = [
     "CHECKPOINT",
     "DistributedTrainer",
     "KLWarmup",
+    "LayerFadeIn",
     "Trainer",
     "data_parallel_elbo",
     "data_parallel_svi",

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError
 from ..models.base import LatentModel
 from .compiled import CompiledStep, CUDAGraphStep, surrogate_loss
-from .schedule import KLWarmup
+from .schedule import KLWarmup, LayerFadeIn
 
 
 class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
@@ -104,6 +104,8 @@ class Trainer:
     :param transform: applied to every batch on the device, e.g. ``torch.bernoulli``.
     :param clip_norm: clip each parameter's gradient norm to this value, in units of the
         per-data-point loss (the loss itself is scaled to the data-set size).
+    :param fade_in: fade the model's latent layers in from the top down
+        (:class:`~pyro_vlae.train.LayerFadeIn`); needs a model with ``layer_gates`` (the VLAE).
     :param jit: trace model and guide once with :class:`~pyro.infer.JitTrace_ELBO` (or
         :class:`~pyro.infer.JitTraceMeanField_ELBO`); β is a tensor input of the trace, so a
         warm-up schedule does not retrace. Built on the deprecated ``torch.jit.trace``;
@@ -125,6 +127,7 @@ class Trainer:
         batch_size: int = 100,
         lr: float = 2e-4,
         warmup: KLWarmup | None = None,
+        fade_in: LayerFadeIn | None = None,
         elbo: str = "trace",
         num_particles: int = 1,
         clip_norm: float | None = None,
@@ -197,6 +200,16 @@ class Trainer:
             self.compiled = CompiledStep(model, self._loss)
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
+        # the layer gates of every step of the fade-in (the last row holds from then on)
+        self.fade_in = fade_in if fade_in is not None and fade_in.stage_steps > 0 else None
+        self.layer_gates = None
+        if self.fade_in is not None:
+            if not hasattr(model, "layer_gates"):
+                raise ConfigError(
+                    f"{type(model).__name__} has no ladder paths to fade in", "drop the fade-in (it is for the VLAE)"
+                )
+            end = self.fade_in.end(model.num_layers)
+            self.layer_gates = torch.stack([self.fade_in(s, model.num_layers) for s in range(end + 1)]).to(model.device)
         self.step_count = 0
         self._epoch: int | None = None
         self._perm: Tensor | None = None
@@ -281,6 +294,8 @@ class Trainer:
         tensor on the model's device (reading it is the only host–device sync)."""
         x = self._next_streamed() if self.streamed else self.batch()
         beta = self.betas[min(self.step_count, self.warmup.steps)]
+        if self.layer_gates is not None:  # in place: a compiled step reads the buffer as it is
+            self.model.layer_gates.copy_(self.layer_gates[min(self.step_count, len(self.layer_gates) - 1)])
         if isinstance(self.compiled, CUDAGraphStep):
             loss = self.compiled(x, beta)
         elif isinstance(self.compiled, CompiledStep):

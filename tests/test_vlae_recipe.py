@@ -1,0 +1,117 @@
+"""The VLAE's recipe options: gated ladder combination, two-layer heads, top-down fade-in."""
+
+import json
+
+import pytest
+import torch
+
+from pyro_vlae import VLAE, Trainer
+from pyro_vlae.config import RunConfig
+from pyro_vlae.errors import ConfigError
+from pyro_vlae.nets.blocks import GatedAdd
+from pyro_vlae.train import LayerFadeIn
+
+
+@pytest.mark.parametrize("x_shape", [(1, 28, 28), (3, 32, 32), (12,)])
+def test_gated_combination_and_mlp_heads_build_and_decode(x_shape):
+    model = VLAE(x_shape, (2, 2, 2), width=0.125, combine="gated", heads="mlp")
+    assert len(model.gates) == 2 and all(isinstance(g, GatedAdd) for g in model.gates)
+    assert all(torch.allclose(g.gate, torch.tensor(0.1)) for g in model.gates)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.ladder[0].modules()) == 2
+    x = torch.rand(4, *x_shape)
+    loc, scale = model.encode(x)[0]
+    assert loc.shape == scale.shape == (4, 2) and (scale > 0).all()
+    assert model.decode([torch.randn(4, 2) for _ in range(3)]).shape[0] == 4
+
+
+def test_gate_scales_the_ladder_path():
+    model = VLAE((12,), (2, 2), combine="gated").eval()
+    zs = [torch.randn(5, 2), torch.randn(5, 2)]
+    other = [torch.randn(5, 2), zs[1]]
+    assert not torch.allclose(model.decode(zs), model.decode(other))
+    with torch.no_grad():
+        model.gates[0].gate.zero_()
+    assert torch.allclose(model.decode(zs), model.decode(other))  # z1 no longer reaches x
+
+
+@pytest.mark.parametrize("combine", ["concat", "gated"])
+def test_closed_layer_gate_cuts_a_layer_off(combine):
+    model = VLAE((12,), (2, 2, 2), combine=combine).eval()
+    zs = [torch.randn(5, 2) for _ in range(3)]
+    model.layer_gates[0] = 0.0
+    assert torch.allclose(model.decode(zs), model.decode([torch.randn(5, 2), *zs[1:]]))
+    assert not torch.allclose(model.decode(zs), model.decode([zs[0], torch.randn(5, 2), zs[2]]))
+
+
+def test_unknown_options_are_refused():
+    with pytest.raises(ConfigError, match="ladder combination"):
+        VLAE((12,), (2, 2), combine="sum")
+    with pytest.raises(ConfigError, match="ladder heads"):
+        VLAE((12,), (2, 2), heads="deep")
+
+
+def test_fade_in_schedule_opens_layers_from_the_top_down():
+    fade = LayerFadeIn(100)
+    assert fade.end(3) == 200
+    assert fade(0, 3).tolist() == [0.0, 0.0, 1.0]
+    assert fade(75, 3).tolist() == [0.0, 0.5, 1.0]
+    assert fade(100, 3).tolist() == [0.0, 1.0, 1.0]
+    assert fade(175, 3).tolist() == [0.5, 1.0, 1.0]
+    assert fade(200, 3).tolist() == fade(10_000, 3).tolist() == [1.0, 1.0, 1.0]
+    assert LayerFadeIn(0)(0, 3).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError):
+        LayerFadeIn(-1)
+
+
+def test_trainer_applies_the_fade_in_and_leaves_layers_open():
+    torch.manual_seed(0)
+    model = VLAE((12,), (2, 2, 2), width=0.05)
+    trainer = Trainer(model, torch.rand(64, 12), batch_size=16, fade_in=LayerFadeIn(4))
+    trainer.step()
+    assert model.layer_gates.tolist() == [0.0, 0.0, 1.0]
+    for _ in range(9):
+        trainer.step()
+    assert model.layer_gates.tolist() == [1.0, 1.0, 1.0]
+    from pyro_vlae.models import HVAE
+
+    with pytest.raises(ConfigError, match="fade"):
+        Trainer(HVAE((12,), (2, 2), width=0.05), torch.rand(64, 12), batch_size=16, fade_in=LayerFadeIn(4))
+
+
+def test_old_state_dicts_without_layer_gates_load():
+    model = VLAE((12,), (2, 2))
+    state = {k: v for k, v in model.state_dict().items() if k != "layer_gates"}
+    model.layer_gates.zero_()
+    VLAE((12,), (2, 2)).load_state_dict(state)
+    fresh = VLAE((12,), (2, 2))
+    fresh.load_state_dict(state)
+    assert fresh.layer_gates.tolist() == [1.0, 1.0]
+
+
+def test_config_resolves_vlae_options_and_refuses_them_elsewhere():
+    c = RunConfig(model="vlae").resolve({"combine": "gated", "fade_in": 300}, "gaussian", 1000)
+    assert (c.combine, c.heads, c.fade_in) == ("gated", "linear", 300)
+    c = RunConfig(model="hvae").resolve({"combine": "gated", "fade_in": 300}, "gaussian", 1000)
+    assert (c.combine, c.heads, c.fade_in) == ("concat", "linear", 0)  # a VLAE recommendation is not applied
+    with pytest.raises(ConfigError, match="--fade-in applies to the VLAE only"):
+        RunConfig(model="lvae", fade_in=100).resolve({}, "gaussian", 1000)
+    with pytest.raises(ConfigError, match="--fade-in"):
+        RunConfig(fade_in=-1).validate()
+
+
+def test_fit_with_the_recipe_options_and_resume(tmp_path):
+    from pyro_vlae.run import fit, load_run
+
+    options = dict(plugin_options={"num_train": 256, "num_test": 64}, z_dims=(2, 2, 2), width=0.125,
+                   batch_size=16, warmup_steps=2, combine="gated", heads="mlp", fade_in=3, log_every=4,
+                   checkpoint_every=4, device="cpu")
+    fit(RunConfig(**options, steps=10), tmp_path / "a", progress=False, echo=lambda _: None)
+    fit(RunConfig(**options, steps=4), tmp_path / "b", progress=False, echo=lambda _: None)
+    fit(RunConfig(**options, steps=10), tmp_path / "b", resume=True, progress=False, echo=lambda _: None,
+        overrides={"steps": 10})
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (saved["combine"], saved["heads"], saved["fade_in"]) == ("gated", "mlp", 3)
+    a, b = load_run(tmp_path / "a").model, load_run(tmp_path / "b").model
+    assert a.combine == "gated" and a.layer_gates.tolist() == [1.0, 1.0, 1.0]
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
