@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ import pyro.infer.trace_mean_field_elbo
 import torch
 from pyro.infer import Trace_ELBO
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 Loss = Callable[[Tensor, Tensor], Tensor]
 
@@ -143,6 +145,23 @@ class CompiledStep:
             return self._graphs[key](*self._inputs, x, beta)
 
 
+class _DeviceConstants(TorchFunctionMode):
+    """``torch.tensor(number, device="cuda")`` as a fill kernel (``torch.full``): the same
+    constant, without the host-to-device copy that waits for the device and is refused during
+    capture. torch.distributions makes such constants, e.g. for ``Normal(loc, 1.0)``."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.tensor and len(args) == 1 and isinstance(args[0], numbers.Number):
+            device = kwargs.get("device")
+            if device is not None and torch.device(device).type == "cuda":
+                return torch.full(
+                    (), args[0], dtype=kwargs.get("dtype"), device=device,
+                    requires_grad=kwargs.get("requires_grad", False),
+                )
+        return func(*args, **kwargs)
+
+
 class CUDAGraphStep:
     """The whole training step as one CUDA graph: Pyro's Python runs once, at capture.
 
@@ -163,6 +182,9 @@ class CUDAGraphStep:
     ``load_state_dict`` of the model), never rebound, since the graph holds their addresses.
     Memory: the graph keeps a private pool with one step's activations and gradients (about
     one eager step's peak) plus the static batch, for as long as the trainer lives.
+
+    A step that cannot be captured (an operation that waits for the device) is announced with
+    a warning and runs eagerly from then on (:attr:`failed` holds the reason).
     """
 
     def __init__(self, module: nn.Module, step: Loss, zero_grad: Callable[[], None], warmup: int = 3) -> None:
@@ -171,6 +193,7 @@ class CUDAGraphStep:
         self.zero_grad = zero_grad
         self.warmup = int(warmup)
         self.captures = 0
+        self.failed: str | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -194,7 +217,7 @@ class CUDAGraphStep:
         static_x, static_beta = x.clone(memory_format=torch.preserve_format), beta.clone()
         graph = torch.cuda.CUDAGraph()
         self.zero_grad()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph), _DeviceConstants():
             static_loss = self.step(static_x, static_beta)
         self.graph, self._static = graph, (static_x, static_beta, static_loss)
         self.captures += 1
@@ -204,10 +227,25 @@ class CUDAGraphStep:
         if key != self._key:
             self.reset()
             self._key = key
+        if self.failed is not None:
+            self.zero_grad()
+            return self.step(x, beta)
         if self.graph is None:
             if self._eager_calls < self.warmup:
                 return self._run_eager(x, beta)
-            self._capture(x, beta)
+            try:
+                self._capture(x, beta)
+            except RuntimeError as err:  # nothing ran: capture records, it does not execute
+                self.failed = str(err).splitlines()[0]
+                warnings.warn(
+                    f"the training step could not be captured in a CUDA graph ({self.failed}); "
+                    "it runs eagerly from now on",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self.reset()
+                self.zero_grad()
+                return self.step(x, beta)
         static_x, static_beta, static_loss = self._static
         static_x.copy_(x)
         static_beta.copy_(beta)
