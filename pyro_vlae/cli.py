@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +11,26 @@ import click
 
 from ._version import __version__
 from .config import DEVICES, ELBOS, RunConfig
-from .errors import ConfigError, PyroVlaeError
+from .errors import ConfigError, FallbackWarning, PyroVlaeError
 
 
 class Group(click.Group):
-    """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback)."""
+    """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback),
+    and every :class:`FallbackWarning` into one ``warning:`` line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                show = warnings.showwarning
+
+                def announce(message, category, *args, **kwargs):
+                    if issubclass(category, FallbackWarning):
+                        click.echo(f"warning: {message}", err=True)
+                    else:
+                        show(message, category, *args, **kwargs)
+
+                warnings.showwarning = announce
+                return super().invoke(ctx)
         except PyroVlaeError as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
@@ -37,7 +49,11 @@ def parse_z_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
     return dims
 
 
-def parse_options(ctx, param, values: tuple[str, ...]) -> dict[str, Any]:
+def parse_options(ctx, param, values: tuple[str, ...]) -> dict[str, Any] | None:
+    """``KEY=VALUE`` pairs (values read as JSON when they parse); ``None`` when the option is
+    not given at all, so the data set's recommended options apply (:meth:`RunConfig.resolve`)."""
+    if not values:
+        return None
     options: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
@@ -108,7 +124,7 @@ def fit(
 
     if options["epochs"] is not None and options["steps"] is not None:
         raise ConfigError("--steps and --epochs exclude each other", "give one of them")
-    config = RunConfig(**options)
+    config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
     config.validate()
     if out is None:
         out = Path("runs") / f"{config.plugin}-{config.model}"
@@ -148,8 +164,10 @@ def list_plugins_command() -> None:
 @click.option("--iwae-samples", type=int, default=1000, show_default=True,
               help="Importance samples K of the IWAE bound (1 to 5000).")
 @click.option("--iwae-points", type=int, default=500, show_default=True,
-              help="Test points the IWAE bound is averaged over.")
-@click.option("--num-points", type=int, help="Evaluate the first N test points only [default: all].")
+              help="Test points the IWAE bound is averaged over: a random subset drawn with --seed.")
+@click.option("--num-points", type=int, help="Evaluate a random subset of N test points only [default: all].")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random draws and subsets: the same seed gives the same numbers.")
 @click.option("--chunk", type=int, default=5000, show_default=True,
               help="Rows (samples × points) scored at once; bounds memory.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
@@ -276,12 +294,13 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     row one chain from its start to the last step; right, samples of the full model.
     """
     from .diagnostics import save_gibbs
+    from .plugins import load_data
 
     loaded = _load(run, device, seed)
     x0 = None
     if start == "data":
         split = "test" if "test" in loaded.plugin.splits else "train"
-        x0 = loaded.plugin.load(split).x[:chains]
+        x0 = load_data(loaded.plugin, split).head(chains)
     path = save_gibbs(loaded.model, loaded.path / "gibbs.png", x0, chains, steps, use_mean=use_mean,
                       value_range=loaded.plugin.value_range)
     click.echo(f"wrote {path}")

@@ -54,7 +54,6 @@ class RunConfig:
         "lr": 2e-4,
         "steps": 10000,
         "warmup_steps": 2000,
-        "likelihood_options": {},
     }
     #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
     VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0}
@@ -68,6 +67,10 @@ class RunConfig:
                 setattr(c, key, recommended.get(key, default))
         if c.likelihood is None:
             c.likelihood = default_likelihood
+        if c.likelihood_options is None:
+            # the data set recommends options for its own likelihood only
+            own = c.likelihood == default_likelihood
+            c.likelihood_options = dict(recommended.get("likelihood_options", {}) if own else {})
         for key, default in self.VLAE_DEFAULTS.items():
             if c.model != "vlae":
                 if getattr(c, key) not in (None, default):
@@ -105,6 +108,7 @@ class RunConfig:
             (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
+            ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
         ]
         for ok, message in checks:
             if not ok:

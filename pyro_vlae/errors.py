@@ -38,3 +38,8 @@ class TrainingDiverged(PyroVlaeError, RuntimeError):
 
 class DistributedError(PyroVlaeError, RuntimeError):
     """Data-parallel training lost a process, or the processes could not meet at all."""
+
+
+class FallbackWarning(UserWarning):
+    """A choice the library made for the user (a fallback split, a resize), announced; the
+    command line prints it as one ``warning:`` line."""

@@ -11,13 +11,16 @@ a third-party package adds one with, e.g.::
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import json
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from .data.base import DatasetPlugin, StreamData, TensorData
-from .errors import PluginError
+from .errors import ConfigError, PluginError
 from .likelihoods.base import Likelihood
 
 DATASETS = "pyro_vlae.datasets"
@@ -83,14 +86,72 @@ def load_plugin(group: str, name: str) -> type:
     return _load(group, eps[name])
 
 
+def option_names(cls: type) -> list[str] | None:
+    """The keyword options ``cls(...)`` accepts, or ``None`` when it takes any (``**kwargs``)."""
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _type_name(default: Any) -> str | None:
+    """``"a number"`` etc. for a default whose type a value from the command line must match."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int | float):
+        return "a number" if isinstance(default, float) else "an integer"
+    return None
+
+
+def _matches(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return True
+
+
+def check_options(cls: type, group: str, name: str, options: dict[str, Any]) -> None:
+    """Refuse options ``cls`` does not take, with one message listing those it does, and
+    values whose type differs from the option's default (a number given as text, ...)."""
+    kind = GROUPS[group][0]
+    flag = "-P" if group == DATASETS else "-L"
+    params = inspect.signature(cls).parameters
+    for key, value in options.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        expected = _type_name(default)
+        if expected is not None and not _matches(value, default):
+            raise ConfigError(
+                f"option {key!r} of the {kind} plugin {name!r} must be {expected}, got {value!r}",
+                f"give e.g. {flag} {key}={json.dumps(default)}",
+            )
+    valid = option_names(cls)
+    unknown = [] if valid is None else sorted(set(options) - set(valid))
+    if not unknown:
+        return
+    guesses = [difflib.get_close_matches(key, valid, n=1) for key in unknown]
+    hint = "; ".join(f"{key!r}: did you mean {g[0]!r}?" for key, g in zip(unknown, guesses) if g)
+    raise ConfigError(
+        f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for the {kind} "
+        f"plugin {name!r}" + (f" ({hint})" if hint else ""),
+        f"its options are: {', '.join(valid) or 'none'}; give them as {flag} KEY=VALUE",
+    )
+
+
 def dataset(name: str, **options: Any) -> DatasetPlugin:
-    """An instance of the data-set plugin ``name``."""
-    return load_plugin(DATASETS, name)(**options)
+    """An instance of the data-set plugin ``name``; unknown ``options`` raise :class:`ConfigError`."""
+    cls = load_plugin(DATASETS, name)
+    check_options(cls, DATASETS, name, options)
+    return cls(**options)
 
 
 def likelihood(name: str, **options: Any) -> Likelihood:
-    """An instance of the likelihood plugin ``name``."""
-    return load_plugin(LIKELIHOODS, name)(**options)
+    """An instance of the likelihood plugin ``name``; unknown ``options`` raise :class:`ConfigError`."""
+    cls = load_plugin(LIKELIHOODS, name)
+    check_options(cls, LIKELIHOODS, name, options)
+    return cls(**options)
 
 
 def load_data(plugin: DatasetPlugin, split: str) -> TensorData | StreamData:

@@ -179,8 +179,8 @@ def test_celeba_streams_cropped_64x64_faces(tmp_path):
         assert batch.shape == (3, 3, 64, 64)
     other = tmp_path / "faces"
     write_celeba(other)
-    (other / "list_bbox_celeba.txt").unlink()
-    with pytest.raises(DataError, match="lacks list_bbox_celeba.txt"):
+    (other / "list_attr_celeba.txt").unlink()
+    with pytest.raises(DataError, match="lacks list_attr_celeba.txt, which lists the images"):
         dataset("celeba", data_dir=other, download=False).load()
     with pytest.raises(DataError, match="img_align_celeba/"):
         dataset("celeba", data_dir=tmp_path / "empty", download=False).load()

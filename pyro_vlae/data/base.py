@@ -110,7 +110,9 @@ class StreamData(Dataset):
         """A loader over batches of indices from ``batch_sampler`` (else in order).
 
         Its own generator (from ``seed``) seeds the workers, so reading data leaves the global
-        random state, and with it the training run, unchanged.
+        random state, and with it the training run, unchanged. An item that cannot be read
+        (:class:`DataError`, e.g. a truncated image) does not crash its worker process: the
+        error reaches the main process as the same :class:`DataError`, naming the file.
         """
         options: dict[str, Any] = {
             "num_workers": self.num_workers,
@@ -118,8 +120,8 @@ class StreamData(Dataset):
             "generator": torch.Generator().manual_seed(seed),
         }
         if batch_sampler is not None:
-            return DataLoader(self, batch_sampler=batch_sampler, **options)
-        return DataLoader(self, batch_size=batch_size, shuffle=False, **options)
+            return _CheckedLoader(_Reported(self), batch_sampler=batch_sampler, **options)
+        return _CheckedLoader(_Reported(self), batch_size=batch_size, shuffle=False, **options)
 
     def head(self, n: int | None = None) -> Tensor:
         """The first ``n`` data points (all by default) stacked into one tensor."""
@@ -129,6 +131,35 @@ class StreamData(Dataset):
     def batches(self, batch_size: int) -> Iterator[Tensor]:
         """The data in order, ``batch_size`` points at a time, read by the worker processes."""
         yield from self.loader(batch_size=batch_size)
+
+class _Reported(Dataset):
+    """Items of a :class:`StreamData` as ``(x, problem, fix)``: a :class:`DataError` raised
+    in a loader worker is returned as text (with a zero ``x``) instead of killing the worker."""
+
+    def __init__(self, data: StreamData) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, str, str]:
+        try:
+            return self.data[index], "", ""
+        except DataError as err:
+            return torch.zeros(self.data.shape), err.problem, err.fix or ""
+
+
+class _CheckedLoader(DataLoader):
+    """A DataLoader over :class:`_Reported` items that yields the batches of ``x`` and raises
+    the first item's :class:`DataError` in the main process."""
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for x, problems, fixes in super().__iter__():
+            for problem, fix in zip(problems, fixes):
+                if problem:
+                    raise DataError(problem, fix or None)
+            yield x
+
 
 class DatasetPlugin(ABC):
     """A data set, registered under the ``pyro_vlae.datasets`` entry-point group.

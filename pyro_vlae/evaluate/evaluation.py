@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from ..data.base import TensorData
+from ..data.base import StreamData, TensorData
 from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
@@ -40,9 +42,32 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def random_subset(num_data: int, size: int, seed: int) -> Tensor:
+    """``size`` distinct indices of ``0 .. num_data − 1`` drawn with a generator seeded by
+    ``seed``, sorted; all of them when ``size >= num_data``. Test sets are often sorted (by
+    class, say), so the first ``size`` points would be a biased sample."""
+    if size >= num_data:
+        return torch.arange(num_data)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(num_data, generator=generator)[:size].sort().values
+
+
+def subset(data: TensorData | StreamData, indices: Tensor) -> TensorData | StreamData:
+    """The points ``indices`` of ``data``, in the same kind of container."""
+    if isinstance(data, StreamData):
+        return StreamData(Subset(data, indices.tolist()), data.shape, data.num_workers)
+    factors = None if data.factors is None else data.factors[indices]
+    return TensorData(data.x[indices], factors, data.factor_names)
+
+
+def _points(data: TensorData | StreamData) -> Tensor:
+    """Every point of ``data`` as one tensor (as stored: no training transform)."""
+    return data.x if isinstance(data, TensorData) else data.head()
+
+
 def evaluate(
     model: LatentModel,
-    data: TensorData,
+    data: TensorData | StreamData,
     *,
     iwae_samples: int = 1000,
     iwae_points: int = 500,
@@ -51,16 +76,43 @@ def evaluate(
     factor_levels: Mapping[str, int] | None = None,
     circular_factors: Sequence[str] = (),
     progress: bool = False,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """All numbers for ``model`` on ``data`` (per data point, nats).
+    """All numbers for ``model`` on ``data`` (per data point, nats), in memory or streamed.
 
     * ``elbo``, ``recon``: the ELBO (analytic KL where available) over all points.
-    * ``iwae``: IWAE_K on the first ``iwae_points`` points with K = ``iwae_samples``, and the
-      Monte-Carlo ELBO of the same draws; ``chunk`` bounds the rows (samples × points) scored
-      at once. ``bits_per_dim`` from IWAE_K when the data are 8-bit or binary.
+    * ``iwae``: IWAE_K with K = ``iwae_samples`` on a random subset of ``iwae_points`` points
+      (:func:`random_subset`, seeded by ``seed``; all points when there are no more), beside
+      the ELBO of the same points (``elbo``) and the Monte-Carlo ELBO of the same draws;
+      ``chunk`` bounds the rows (samples × points) scored at once. ``bits_per_dim`` from
+      IWAE_K when the data are 8-bit or binary.
     * ``layers``: per-layer KL, KL share, active units, PCA (:func:`layer_summary`).
     * ``hierarchy`` when ``data.factors`` is set (:func:`hierarchy_metrics`).
+
+    Every random draw comes from a random state seeded by ``seed`` (the caller's is left as
+    it was), so an evaluation repeats exactly.
     """
+    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _evaluate(
+            model, data, iwae_samples=iwae_samples, iwae_points=iwae_points, chunk=chunk, value_range=value_range,
+            factor_levels=factor_levels, circular_factors=circular_factors, progress=progress, seed=seed,
+        )
+
+
+def _evaluate(
+    model: LatentModel,
+    data: TensorData | StreamData,
+    *,
+    iwae_samples: int,
+    iwae_points: int,
+    chunk: int,
+    value_range: tuple[float, float],
+    factor_levels: Mapping[str, int] | None,
+    circular_factors: Sequence[str],
+    progress: bool,
+    seed: int,
+) -> dict[str, Any]:
     if not 1 <= iwae_samples <= MAX_SAMPLES:
         raise ConfigError(
             f"the number of importance samples must be between 1 and {MAX_SAMPLES}, got {iwae_samples}",
@@ -68,14 +120,16 @@ def evaluate(
         )
     if iwae_points < 1 or chunk < 1:
         raise ConfigError("the number of IWAE points and the chunk size must be at least 1")
-    stats = posterior_statistics(model, data.x)
+    stats = posterior_statistics(model, data.x if isinstance(data, TensorData) else data.batches(500))
+    elbo_per_point = stats["recon"] - stats["kl"].sum(-1)
     results: dict[str, Any] = {
         "num_points": len(data),
-        "elbo": float((stats["recon"] - stats["kl"].sum(-1)).mean()),
+        "elbo": float(elbo_per_point.mean()),
         "recon": float(stats["recon"].mean()),
     }
 
-    x = data.x[:iwae_points]
+    chosen = random_subset(len(data), iwae_points, seed)
+    x = _points(subset(data, chosen))
     points = max(1, chunk // iwae_samples)  # data points per pass; samples split into chunks if K > chunk
     iwae, elbo = [], []
     with tqdm(total=x.shape[0], disable=not progress, unit="point", desc=f"IWAE-{iwae_samples}") as bar:
@@ -88,15 +142,17 @@ def evaluate(
     results["iwae"] = {
         "samples": iwae_samples,
         "num_points": x.shape[0],
+        "points": "all" if x.shape[0] == len(data) else f"random subset, seed {seed}",
         "value": iwae_value,
+        "elbo": float(elbo_per_point[chosen].mean()),
         "elbo_same_draws": float(torch.cat(elbo).mean()),
     }
     discrete = isinstance(model.likelihood, Bernoulli)
-    if discrete or is_8bit(data.x, value_range):
+    if discrete or is_8bit(x, value_range):
         results["bits_per_dim"] = bits_per_dim(iwae_value, math.prod(data.shape), value_range, discrete)
 
     results["layers"] = layer_summary(stats["means"], stats["kl"])
-    if data.factors is not None:
+    if getattr(data, "factors", None) is not None:
         results["hierarchy"] = hierarchy_metrics(
             stats["means"], data.factors, data.factor_names, factor_levels or {}, circular_factors
         )
@@ -112,21 +168,22 @@ def evaluate_run(
     num_points: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate a run folder on its test split (the training split when there is none),
-    the first ``num_points`` points of it (all by default); writes ``evaluation.json``,
-    ``latents.png`` and, with factors, ``hierarchy.png`` into the folder."""
+    """Evaluate a run folder on its test split (the training split when there is none), or
+    on a random subset of ``num_points`` of its points (:func:`random_subset`, seeded by
+    ``seed``); writes ``evaluation.json``, ``latents.png`` and, with factors,
+    ``hierarchy.png`` into the folder. The same ``seed`` gives the same numbers."""
+    from ..plugins import load_data
     from ..run import load_run
 
     run = load_run(path, device=device)
     split = "test" if "test" in run.plugin.splits else "train"
-    data = run.plugin.load(split)
+    data = load_data(run.plugin, split)
     if num_points is not None:
         if num_points < 8:
             raise ConfigError(f"--num-points must be at least 8, got {num_points}")
-        data = TensorData(
-            data.x[:num_points], None if data.factors is None else data.factors[:num_points], data.factor_names
-        )
+        data = subset(data, random_subset(len(data), num_points, seed))
     results = {
         "run": str(run.path),
         "model": run.config.model,
@@ -135,6 +192,7 @@ def evaluate_run(
         "seed": run.config.seed,
         "step": run.step,
         "split": split,
+        "evaluation_seed": seed,
         **evaluate(
             run.model,
             data,
@@ -145,6 +203,7 @@ def evaluate_run(
             factor_levels=run.plugin.factor_levels,
             circular_factors=run.plugin.circular_factors,
             progress=progress,
+            seed=seed,
         ),
     }
     (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
@@ -178,8 +237,9 @@ def format_evaluation(results: Mapping[str, Any]) -> str:
         f"{results.get('model', 'model')} on {results.get('plugin', 'data')} ({results.get('split', '')}, "
         f"{results['num_points']} points)",
         f"  ELBO            {results['elbo']:10.2f} nats   (reconstruction {results['recon']:.2f})",
-        f"  IWAE-{iw['samples']:<10d} {iw['value']:10.2f} nats   (on {iw['num_points']} points; "
-        f"ELBO of the same draws {iw['elbo_same_draws']:.2f})",
+        f"  IWAE-{iw['samples']:<10d} {iw['value']:10.2f} nats   (on {iw['num_points']} points, "
+        f"{iw.get('points', 'the first')}; ELBO of the same points {_fmt(iw.get('elbo'))}, "
+        f"of the same draws {iw['elbo_same_draws']:.2f})",
     ]
     if "bits_per_dim" in results:
         lines.append(f"  bits/dim        {results['bits_per_dim']:10.4f}")

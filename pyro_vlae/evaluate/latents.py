@@ -7,6 +7,7 @@ are the means given the sampled layers above, as the guide defines them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -20,8 +21,9 @@ ACTIVE_THRESHOLD = 0.01
 
 
 @torch.no_grad()
-def posterior_statistics(model: LatentModel, x: Tensor, batch_size: int = 500) -> dict[str, Any]:
-    """Posterior means of every layer ``{"z1": (N, d1), ...}`` and the per-point KL ``(N, L)``.
+def posterior_statistics(model: LatentModel, x: Tensor | Iterable[Tensor], batch_size: int = 500) -> dict[str, Any]:
+    """Posterior means of every layer ``{"z1": (N, d1), ...}`` and the per-point KL ``(N, L)``
+    for the points ``x``: one tensor, or its batches (e.g. ``StreamData.batches``).
 
     KL(q(z_l | ·) ‖ p(z_l | ·)) per layer comes from :meth:`LatentModel.elbo_terms`
     (analytic where Pyro knows it); the model is evaluated in eval mode.
@@ -31,8 +33,11 @@ def posterior_statistics(model: LatentModel, x: Tensor, batch_size: int = 500) -
     means: dict[str, list[Tensor]] = {name: [] for name in model.latent_sites}
     kls, recons = [], []
     try:
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start : start + batch_size].to(model.device)
+        batches = x
+        if torch.is_tensor(x):
+            batches = (x[start : start + batch_size] for start in range(0, x.shape[0], batch_size))
+        for xb in batches:
+            xb = xb.to(model.device)
             trace = poutine.trace(model.guide).get_trace(xb)
             for name in model.latent_sites:
                 means[name].append(trace.nodes[name]["fn"].mean.cpu())

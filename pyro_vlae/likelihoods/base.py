@@ -16,14 +16,20 @@ class Likelihood(nn.Module, ABC):
     """A family r(x; θ) of distributions over one data point, θ produced by the decoder.
 
     The decoder ``f0`` outputs ``params_per_channel`` values for every data channel
-    (images: ``(B, C * k, H, W)``; flat data: ``(B, D * k)``); :meth:`forward` turns
+    (images: ``(*batch, C * k, H, W)``; flat data: ``(*batch, D * k)``); :meth:`forward` turns
     them into a :class:`~pyro.distributions.TorchDistribution` whose event shape is the
-    data's shape, so ``pyro.sample("x", likelihood(params), obs=x)`` scores a batch.
+    data's shape, so ``pyro.sample("x", likelihood(params), obs=x)`` scores a batch. ``batch``
+    is usually ``(B,)``; vectorised particles and parallel ``Predictive`` add leading
+    dimensions, so index from the end: :attr:`event_dim` dimensions make one data point.
 
     Subclasses are registered through the ``pyro_vlae.likelihoods`` entry point group.
 
-    :param value_range: the interval ``(low, high)`` the data lives in.
+    :param value_range: the interval ``(low, high)`` the data lives in; the library passes the
+        data set's ``value_range``, so every subclass's constructor must accept it.
     """
+
+    #: shape of one data point, set by :meth:`bind`
+    x_shape: tuple[int, ...] | None = None
 
     #: short name used on the command line (the entry-point name)
     name: ClassVar[str] = ""
@@ -49,8 +55,14 @@ class Likelihood(nn.Module, ABC):
     def bind(self, x_shape: tuple[int, ...]) -> None:
         """Called once by the model with the shape of one data point.
 
-        Likelihoods with per-pixel parameters create them here; the default does nothing.
+        Likelihoods with per-pixel parameters create them here (calling ``super().bind``).
         """
+        self.x_shape = tuple(int(s) for s in x_shape)
+
+    def event_dim(self, params: Tensor) -> int:
+        """Trailing dimensions of ``params`` that make one data point (one batch dimension
+        assumed before :meth:`bind`)."""
+        return len(self.x_shape) if self.x_shape is not None else params.dim() - 1
 
     @abstractmethod
     def forward(self, params: Tensor) -> TorchDistribution:
@@ -58,7 +70,7 @@ class Likelihood(nn.Module, ABC):
 
     def split(self, params: Tensor) -> tuple[Tensor, ...]:
         """Split decoder output into ``params_per_channel`` tensors of the data's shape."""
-        return params.chunk(self.params_per_channel, dim=1)
+        return params.chunk(self.params_per_channel, dim=-self.event_dim(params))
 
     def squash(self, raw: Tensor) -> Tensor:
         """Map an unconstrained decoder output into the data range (the authors' output)."""

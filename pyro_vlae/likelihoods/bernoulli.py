@@ -30,7 +30,7 @@ class Bernoulli(Likelihood):
         self.probabilities = bool(probabilities)
 
     def forward(self, params: Tensor) -> dist.TorchDistribution:
-        return dist.Bernoulli(logits=params, validate_args=False).to_event(params.dim() - 1)
+        return dist.Bernoulli(logits=params, validate_args=False).to_event(self.event_dim(params))
 
     def check(self, x: Tensor) -> None:
         super().check(x)

@@ -122,7 +122,7 @@ class DiscretizedLogistic(Likelihood):
     def forward(self, params: Tensor) -> dist.TorchDistribution:
         loc, log_scale = self.split(params)
         d = DiscretizedLogisticDistribution(0.5 + loc, log_scale.clamp(min=MIN_LOG_SCALE), self.value_range)
-        return d.to_event(loc.dim() - 1)
+        return d.to_event(self.event_dim(loc))
 
     def check(self, x: Tensor) -> None:
         super().check(x)

@@ -136,17 +136,18 @@ class DiscretizedLogisticMixture(Likelihood):
                 f"the {self.name} likelihood needs images (C, H, W), got data of shape {x_shape}",
                 "use --likelihood discretized-logistic for flat data",
             )
+        super().bind(x_shape)
         self.channels = x_shape[0]
 
     def forward(self, params: Tensor) -> dist.TorchDistribution:
         K, C = self.components, self.channels
-        B, _, H, W = params.shape
-        logits, loc, log_scale, coeffs = params.split([K, K * C, K * C, K * num_coeffs(C)], dim=1)
+        *batch, _, H, W = params.shape  # batch: (B,) or more leading dimensions
+        logits, loc, log_scale, coeffs = params.split([K, K * C, K * C, K * num_coeffs(C)], dim=-3)
         return DiscretizedLogisticMixtureDistribution(
             logits,
-            0.5 + loc.reshape(B, K, C, H, W),
-            log_scale.reshape(B, K, C, H, W).clamp(min=MIN_LOG_SCALE),
-            torch.tanh(coeffs.reshape(B, K, num_coeffs(C), H, W)),
+            0.5 + loc.reshape(*batch, K, C, H, W),
+            log_scale.reshape(*batch, K, C, H, W).clamp(min=MIN_LOG_SCALE),
+            torch.tanh(coeffs.reshape(*batch, K, num_coeffs(C), H, W)),
             self.value_range,
         )
 

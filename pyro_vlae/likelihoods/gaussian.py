@@ -50,6 +50,7 @@ class Gaussian(Likelihood):
             self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
 
     def bind(self, x_shape: tuple[int, ...]) -> None:
+        super().bind(x_shape)
         if self.variance == "pixel" and self.log_scale is None:
             init = torch.full(x_shape, math.log(float(self._scale)))
             self.log_scale = nn.Parameter(init.to(self._scale.device))
@@ -63,7 +64,7 @@ class Gaussian(Likelihood):
     def forward(self, params: Tensor) -> dist.TorchDistribution:
         loc = self.squash(params)
         scale = self.scale.to(loc.dtype).expand_as(loc)
-        return dist.Normal(loc, scale).to_event(loc.dim() - 1)
+        return dist.Normal(loc, scale).to_event(self.event_dim(loc))
 
     def extra_repr(self) -> str:
         return f"scale={float(self.scale.mean()):.4g}, variance={self.variance!r}, " + super().extra_repr()

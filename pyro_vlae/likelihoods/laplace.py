@@ -30,7 +30,7 @@ class Laplace(Likelihood):
 
     def forward(self, params: Tensor) -> dist.TorchDistribution:
         loc = self.squash(params)
-        return dist.Laplace(loc, self.scale.to(loc.dtype).expand_as(loc)).to_event(loc.dim() - 1)
+        return dist.Laplace(loc, self.scale.to(loc.dtype).expand_as(loc)).to_event(self.event_dim(loc))
 
     def extra_repr(self) -> str:
         return f"scale={float(self.scale):.4g}, " + super().extra_repr()

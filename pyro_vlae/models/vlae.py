@@ -114,7 +114,8 @@ class VLAE(LatentModel):
         h = self.top(zs[-1])
         for i in reversed(range(self.num_layers - 1)):
             v = self.noise[i](zs[i]) * self.layer_gates[i]
-            h = self.gates[i](h, v) if self.gates is not None else torch.cat([h, v], dim=1)
+            channels = -len(self.arch.shapes[i + 2])  # features (*batch, C, ...): join along C
+            h = self.gates[i](h, v) if self.gates is not None else torch.cat([h, v], dim=channels)
             h = self.generative[i](h)
         return self.output(h)
 

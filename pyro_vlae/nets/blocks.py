@@ -17,6 +17,28 @@ from torch import Tensor, nn
 LEAK = 0.1  # the authors' leaky-ReLU slope
 
 
+class Stage(nn.Sequential):
+    """``nn.Sequential`` over inputs ``(*batch, *event)`` with any number of leading batch
+    dimensions, ``event_dim`` trailing ones per point: the batch dimensions are flattened into
+    one for the layers (batch norm and convolutions take ``(N, ...)``) and restored on the
+    output. Pyro adds such dimensions with ``Trace_ELBO(vectorize_particles=True)`` and
+    ``Predictive(parallel=True)``. Its parameters are named as ``nn.Sequential``'s."""
+
+    def __init__(self, event_dim: int, *layers: nn.Module) -> None:
+        super().__init__(*layers)
+        self.event_dim = int(event_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch = x.shape[: x.dim() - self.event_dim]
+        if len(batch) == 1:
+            return super().forward(x)
+        y = super().forward(x.reshape(-1, *x.shape[len(batch) :]))
+        return y.reshape(*batch, *y.shape[1:])
+
+    def extra_repr(self) -> str:
+        return f"event_dim={self.event_dim}"
+
+
 def conv_bn_lrelu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     """Convolution → batch norm → leaky ReLU(0.1): 4×4 stride 2, or 3×3 stride 1 (see above)."""
     kernel = 4 if stride == 2 else 3
@@ -41,9 +63,9 @@ def deconv_bn_lrelu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(layer, nn.BatchNorm2d(c_out), nn.LeakyReLU(LEAK))
 
 
-def fc_bn(n_in: int, n_out: int, activation: nn.Module) -> nn.Sequential:
-    """Dense → batch norm → activation (``fc_bn_lrelu`` / ``fc_bn_relu``)."""
-    return nn.Sequential(nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), activation)
+def fc_bn(n_in: int, n_out: int, activation: nn.Module) -> Stage:
+    """Dense → batch norm → activation (``fc_bn_lrelu`` / ``fc_bn_relu``), on ``(*batch, n_in)``."""
+    return Stage(1, nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), activation)
 
 
 class Reshape(nn.Module):
@@ -77,13 +99,14 @@ class GaussianHead(nn.Module):
     ) -> None:
         super().__init__()
         n_in = math.prod(in_shape)
+        flatten = nn.Flatten(-len(in_shape))  # leading batch dimensions stay
         if hidden:
             self.body = nn.Sequential(
-                nn.Flatten(), fc_bn(n_in, hidden, nn.LeakyReLU(LEAK)), fc_bn(hidden, hidden, nn.LeakyReLU(LEAK))
+                flatten, fc_bn(n_in, hidden, nn.LeakyReLU(LEAK)), fc_bn(hidden, hidden, nn.LeakyReLU(LEAK))
             )
             n_in = hidden
         else:
-            self.body = nn.Flatten()
+            self.body = flatten
         self.loc = nn.Linear(n_in, z_dim)
         self.scale = nn.Linear(n_in, z_dim)
         self.min_scale = min_scale

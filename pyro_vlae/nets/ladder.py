@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import ConfigError
-from .blocks import Reshape, conv_bn_lrelu, deconv, deconv_bn_lrelu, fc_bn
+from .blocks import Reshape, Stage, conv_bn_lrelu, deconv, deconv_bn_lrelu, fc_bn
 
 Shape = tuple[int, ...]
 Spec = tuple  # ("conv", channels, stride) or ("fc", units)
@@ -125,7 +125,7 @@ def architecture(x_shape: Shape, num_layers: int, stem: str = "auto", width: flo
     return Architecture(name, tuple(levels), tuple(shapes))
 
 
-def encoder_stage(level: tuple[Spec, ...], in_shape: Shape) -> nn.Sequential:
+def encoder_stage(level: tuple[Spec, ...], in_shape: Shape) -> Stage:
     """The inference stage g_l (eq. 12): convolutions and/or dense layers with BN, lReLU."""
     layers: list[nn.Module] = []
     shape = in_shape
@@ -139,12 +139,12 @@ def encoder_stage(level: tuple[Spec, ...], in_shape: Shape) -> nn.Sequential:
                 raise ConfigError("a convolution cannot follow a dense layer")
             layers.append(conv_bn_lrelu(shape[0], s[1], s[2]))
         shape = _after(s, shape)
-    return nn.Sequential(*layers)
+    return Stage(len(in_shape), *layers)
 
 
 def decoder_stage(
     level: tuple[Spec, ...], in_shape: Shape, concat: bool, out_channels: int | None = None
-) -> nn.Sequential:
+) -> Stage:
     """The transpose of :func:`encoder_stage`: maps features shaped like its output back to
     ``in_shape``. With ``concat`` the input has twice the channels (eq. 11's
     ``[z̃_{l+1}; v_l(z_l)]``). With ``out_channels`` the last layer is a bare linear map to
@@ -169,12 +169,12 @@ def decoder_stage(
                 layers.append(Reshape(dst))
         else:
             layers.append(deconv(n_in, dst[0], s[2]) if last else deconv_bn_lrelu(n_in, dst[0], s[2]))
-    return nn.Sequential(*layers)
+    return Stage(len(shapes[-1]), *layers)
 
 
-def latent_to_features(z_dim: int, shape: Shape) -> nn.Sequential:
+def latent_to_features(z_dim: int, shape: Shape) -> Stage:
     """v_l of eq. (11) (and f_L of eq. 8 when ``shape`` is flat): dense → BN → ReLU → reshape."""
     layers: list[nn.Module] = [fc_bn(z_dim, math.prod(shape), nn.ReLU())]
     if len(shape) > 1:
         layers.append(Reshape(shape))
-    return nn.Sequential(*layers)
+    return Stage(1, *layers)

@@ -28,7 +28,7 @@ class Beta(Likelihood):
     def forward(self, params: Tensor) -> dist.TorchDistribution:
         mean = torch.sigmoid(params).clamp(1e-4, 1 - 1e-4)
         kappa = self.log_concentration.exp()
-        return dist.Beta(mean * kappa, (1 - mean) * kappa).to_event(params.dim() - 1)
+        return dist.Beta(mean * kappa, (1 - mean) * kappa).to_event(self.event_dim(params))
 
     def check(self, x: Tensor) -> None:
         super().check(x)

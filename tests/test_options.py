@@ -1,0 +1,85 @@
+"""Options flow CLI -> config -> plugin -> model: recommended settings arrive, mistakes are named."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pyro_vlae import RunConfig
+from pyro_vlae.cli import main
+from pyro_vlae.errors import ConfigError
+from pyro_vlae.plugins import dataset, likelihood
+from pyro_vlae.run import load_run
+from tests.test_datasets import write_mnist
+
+FAST = ["--z-dims", "2,2", "--width", "0.125", "--steps", "2", "--batch-size", "4", "--log-every", "2",
+        "--no-progress"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize(
+    "args, name, scale",
+    [
+        ([], "gaussian", 0.25),  # MNIST's recommended σ, not the Gaussian's default 0.1
+        (["-L", "scale=0.5"], "gaussian", 0.5),  # given options replace the recommendation
+        (["--likelihood", "laplace"], "laplace", 0.125),  # recommended options belong to the default likelihood
+    ],
+)
+def test_recommended_likelihood_options_reach_the_model(tmp_path, args, name, scale):
+    write_mnist(tmp_path / "mnist", n_train=8, n_test=4)
+    out = tmp_path / "run"
+    r = run("fit", "--plugin", "mnist", "--data-dir", str(tmp_path / "mnist"), "-P", "download=false", *FAST,
+            *args, "--out", str(out))
+    assert r.exit_code == 0, r.output
+    model = load_run(out).model
+    assert model.likelihood.name == name
+    assert float(model.likelihood.scale) == pytest.approx(scale)
+    assert json.loads((out / "config.json").read_text())["likelihood_options"] == (
+        {"scale": scale} if name == "gaussian" else {}
+    )
+
+
+def test_resolve_fills_likelihood_options_from_the_recommendation():
+    recommended = {"likelihood_options": {"scale": 2.0}}
+    assert RunConfig().resolve(recommended, "laplace", 100).likelihood_options == {"scale": 2.0}
+    assert RunConfig(likelihood="gaussian").resolve(recommended, "laplace", 100).likelihood_options == {}
+    assert RunConfig(likelihood_options={}).resolve(recommended, "laplace", 100).likelihood_options == {}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-P", "num_trian=5"], "unknown option 'num_trian' for the dataset plugin 'shapes' ('num_trian': did you "
+                                "mean 'num_train'?)\n  fix: its options are: data_dir, download, num_train"),
+        (["-L", "scal=0.1"], "unknown option 'scal' for the likelihood plugin 'gaussian'"),
+        (["-L", "scal=0.1"], "its options are: scale, variance, value_range, min_scale; give them as -L KEY=VALUE"),
+        (["-L", "a=1", "-L", "b=2"], "unknown options 'a', 'b' for the likelihood plugin 'gaussian'"),
+        (["-P", "num_train=abc"], "option 'num_train' of the dataset plugin 'shapes' must be an integer, got 'abc'"),
+        (["-L", "scale=abc"], "option 'scale' of the likelihood plugin 'gaussian' must be a number, got 'abc'"),
+        (["-P", "download=1"], "must be true or false"),
+        (["-P", "data_dir=/tmp"], "give the data folder with --data-dir"),
+    ],
+)
+def test_misspelled_or_mistyped_plugin_options_list_the_valid_ones(tmp_path, args, message):
+    small = [] if args[0] == "-P" else ["-P", "num_train=16", "-P", "num_test=8"]
+    r = run("fit", *FAST, *small, *args, "--out", str(tmp_path / "x"))
+    assert r.exit_code == 1 and message in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "x" / "checkpoint.pt").exists()
+
+
+def test_option_checks_in_the_library():
+    with pytest.raises(ConfigError, match="did you mean 'scale'"):
+        likelihood("laplace", scal=1.0)
+    with pytest.raises(ConfigError, match="its options are: data_dir, download, num_train, num_test, seed"):
+        dataset("shapes", size=3)
+    assert float(likelihood("laplace", scale=2).scale) == 2.0  # an integer is a number
+    assert torch.is_tensor(dataset("shapes", num_train=8, num_test=4).load().x)
