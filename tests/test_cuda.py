@@ -24,6 +24,14 @@ def shapes(tiny_shapes):
     return tiny_shapes.x.to(DEVICE)
 
 
+@pytest.fixture(autouse=True)
+def deterministic_kernels(monkeypatch):
+    """cuDNN's deterministic kernels, chosen without benchmarking: eager steps and graph
+    replays then run the same kernels, and comparisons need no slack for atomics."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+
+
 def small_vlae(**kwargs):
     return VLAE((3, 32, 32), (2, 2), width=0.125, **kwargs).to(DEVICE)
 
@@ -86,7 +94,7 @@ def test_bf16_trains_and_stays_near_float32(shapes):
         pyro.set_rng_seed(5)
         losses[bf16] = torch.stack([trainer.train_step() for _ in range(20)])
     assert torch.isfinite(losses[True]).all()
-    torch.testing.assert_close(losses[True], losses[False], rtol=5e-2, atol=0.0)
+    torch.testing.assert_close(losses[True], losses[False], rtol=0.1, atol=0.0)
 
 
 def test_channels_last_images_and_weights(shapes):

@@ -127,8 +127,8 @@ class CompiledStep:
         graph.graph.eliminate_dead_code()
         graph.recompile()
         compiled = torch.compile(graph, **self.compile_options)
-        # compile now, on copies of the buffers and with the random state put back afterwards:
-        # compiling draws random numbers of its own, which would shift a resumed run's stream
+        # compile now, on copies of the buffers and with the random state put back afterwards,
+        # so that compiling leaves no trace in the batch-norm statistics or the random stream
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), torch.no_grad():
             compiled(list(params.values()), [b.clone() for b in buffers.values()], x, beta)
         self.compiles += 1
