@@ -12,6 +12,7 @@ import click
 from ._version import __version__
 from .config import DEVICES, ELBOS, RunConfig
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
+from .tracking import TRACKERS
 
 
 class Group(click.Group):
@@ -47,6 +48,16 @@ def parse_z_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
     if not dims or min(dims) < 1:
         raise click.BadParameter("give one positive width per layer, e.g. 2,2,2")
     return dims
+
+
+def parse_layers(ctx, param, values: tuple[str, ...]) -> tuple[int, ...]:
+    try:
+        layers = tuple(int(v) for value in values for v in value.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"{' '.join(values)!r} is not a list of layers, e.g. 2,3") from None
+    if layers and min(layers) < 1:
+        raise click.BadParameter("layers are counted from 1, e.g. --layers 1,2")
+    return layers
 
 
 def parse_options(ctx, param, values: tuple[str, ...]) -> dict[str, Any] | None:
@@ -115,13 +126,33 @@ def main() -> None:
 @click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
 @click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
               help="Under torchrun: how long a process waits for the others before stopping with an error.")
+@click.option("--log", "tracker", type=click.Choice(TRACKERS),
+              help="Also write metrics, per-layer grids and hyper-parameters to a tracker "
+                   '(extra: pip install "pyro-vlae[tensorboard]"); metrics.csv is written either way.')
+@click.option("--log-images-every", type=click.IntRange(0), default=500, show_default=True, metavar="N",
+              help="With --log: per-layer grids every N steps (0: only at the end).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Start from a run's config.json (or its folder) or a TOML/YAML file with the same keys; "
+                   "options given here override it.")
 @click.pass_context
 def fit(
-    ctx: click.Context, out: Path | None, resume: bool, progress: bool, dist_timeout: float, **options: Any
+    ctx: click.Context, out: Path | None, resume: bool, progress: bool, dist_timeout: float,
+    config_file: Path | None, tracker: str | None, log_images_every: int, **options: Any
 ) -> None:
     """Train a model and write a run folder: checkpoint, metrics, loss curve and pictures."""
     from .run import fit as run_fit
 
+    given = {
+        k: v for k, v in options.items()
+        if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
+    }
+    if config_file is not None:
+        from .config_file import read_config
+
+        options = {**options, **read_config(config_file), **given}
+        for length, other in (("steps", "epochs"), ("epochs", "steps")):  # the command line's length wins
+            if length in given and other not in given:
+                options[other] = None
     if options["epochs"] is not None and options["steps"] is not None:
         raise ConfigError("--steps and --epochs exclude each other", "give one of them")
     config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
@@ -133,11 +164,12 @@ def fit(
             while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
                 n += 1
             out = out.parent / (out.name if n == 1 else f"{out.name}-{n}")
-    given = {
-        k: v for k, v in options.items()
-        if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
-    }
-    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given, dist_timeout=dist_timeout)
+    if tracker is not None:
+        from .tracking import require_tracker
+
+        require_tracker(tracker)  # before the run folder is touched
+    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given, dist_timeout=dist_timeout,
+            tracker=tracker, log_images_every=log_images_every)
 
 
 @main.command("plugins")
@@ -205,6 +237,61 @@ def compare(runs: tuple[Path, ...], out: Path) -> None:
     rows = compare_runs(runs)
     click.echo(format_comparison(rows))
     click.echo("wrote " + ", ".join(str(p) for p in write_comparison(rows, out)))
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", help="Encode this split of the run's data set [default: test].")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Encode every image in this folder (any depth); other sizes are resized, with a message.")
+@click.option("--tensor", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Encode a .npy or .pt tensor shaped (N, *data shape); other shapes are refused.")
+@click.option("--layers", "--layer", "layers", multiple=True, callback=parse_layers, metavar="L[,L...]",
+              help="Layers to export, counted from 1, e.g. --layers 3 or --layers 2,3 [default: all].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Writes OUT.npz and OUT.pt [default: RUN/features-SOURCE].")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def encode(run: Path, split: str | None, images: Path | None, tensor: Path | None, layers: tuple[int, ...],
+           out: Path | None, batch_size: int, device: str, progress: bool) -> None:
+    """Per-layer posterior means and scales (z1_loc, z1_scale, ...) of data, for other tools.
+
+    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l).
+    """
+    from .encode import encode_run, save_features
+
+    given = [s for s in (split, images, tensor) if s is not None]
+    if len(given) > 1:
+        raise ConfigError("--split, --images and --tensor exclude each other", "give one of them")
+    source = str(given[0]) if given else "test"
+    if out is None:
+        out = run / f"features-{Path(source).stem if (images or tensor) else source}"
+    features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
+    click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens the page to your network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--samples", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Images in the grid of samples sharing the locked layers.")
+@click.option("--span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="Sliders run over [-SPAN, SPAN].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+def explore(run: Path, host: str, port: int, samples: int, span: float, seed: int, device: str) -> None:
+    """Play with one latent layer at a time in the browser: a local web page for RUN.
+
+    Needs the optional extra: pip install "pyro-vlae[explore]".
+    """
+    from .explore import serve
+
+    serve(run, host, port, device, samples, span, seed, echo=click.echo)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

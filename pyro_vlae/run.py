@@ -26,6 +26,7 @@ from .config import RunConfig
 from .data.base import DatasetPlugin, StreamData, TensorData
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import LatentModel, build_model
+from .tracking import open_tracker
 from .train import CHECKPOINT, KLWarmup, LayerFadeIn, Trainer, distributed, load_checkpoint, save_checkpoint
 
 #: options a resumed run may change; everything else comes from the checkpoint
@@ -155,6 +156,8 @@ def fit(
     echo: Callable[[str], None] = print,
     overrides: dict[str, Any] | None = None,
     dist_timeout: float = distributed.DEFAULT_TIMEOUT,
+    tracker: str | None = None,
+    log_images_every: int = 500,
 ) -> Path:
     """Train ``config`` into the run folder ``out`` and write its pictures.
 
@@ -165,10 +168,14 @@ def fit(
     Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process trains on its shard of each
     global batch with DistributedDataParallel (:mod:`pyro_vlae.train.distributed`) and process
     0 alone writes the run folder; ``dist_timeout`` bounds how long a process waits for the others.
+
+    ``tracker`` (e.g. ``"tensorboard"``, :mod:`pyro_vlae.tracking`) also receives every metrics
+    row, the per-layer grids every ``log_images_every`` steps (0: at the end only) and the
+    hyper-parameters with the final test metrics.
     """
     context = distributed.setup(config.device, dist_timeout)
     try:
-        return _fit(config, Path(out), resume, progress, echo, overrides, context)
+        return _fit(config, Path(out), resume, progress, echo, overrides, context, tracker, log_images_every)
     finally:
         distributed.teardown(context)
 
@@ -181,6 +188,8 @@ def _fit(
     echo: Callable[[str], None],
     overrides: dict[str, Any] | None,
     context: distributed.DistributedContext | None,
+    tracker: str | None = None,
+    log_images_every: int = 500,
 ) -> Path:
     main = context is None or context.is_main
     if not main:
@@ -240,6 +249,7 @@ def _fit(
         trainer.load_state_dict(ckpt["trainer"])
     if main:
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    track = open_tracker(tracker, out) if main else None
 
     num_params = sum(p.numel() for p in model.parameters())
     processes = "" if context is None else f" × {context.world_size} processes"
@@ -298,6 +308,10 @@ def _fit(
                 }
                 writer.writerow(row)
                 f.flush()
+                if track is not None:
+                    track.log_row(row)
+            if track is not None and log_images_every and step % log_images_every == 0 and step < config.steps:
+                track.log_layers(step, model)
                 bar.set_postfix_str(
                     f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
                 )
@@ -315,6 +329,8 @@ def _fit(
         bar.close()
         if f is not None:
             f.close()
+        if track is not None and trainer.step_count < config.steps:
+            track.close()
     save(finished=True)
     seconds = time.perf_counter() - started
     if not main:
@@ -326,6 +342,12 @@ def _fit(
         summary["test"]["kl"] = dict(zip(sites, summary["test"]["kl"]))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     pictures = write_pictures(model, out, plugin.value_range, test if test is not None else train)
+    if track is not None:
+        track.log_layers(config.steps, model)
+        final = summary.get("test", {"kl": {}})
+        results = {f"test/kl_{s}": k for s, k in final["kl"].items()}
+        track.log_hyperparameters(config.to_dict(), {"test/elbo": final["elbo"], **results} if "elbo" in final else {})
+        track.close()
     echo(f"trained {config.steps} steps in {seconds:.0f}s")
     if test is not None:
         t = summary["test"]

@@ -1,0 +1,365 @@
+"""``pyro-vlae explore``: a local web page to play with one latent layer at a time.
+
+Every layer l has one slider per dimension of its noise ε_l, the standard-normal variable
+of the reparameterisation z_l = μ_l + σ_l ⊙ ε_l (the paper's eq. 15). For the VLAE and the
+VAE, whose prior is N(0, I), ε_l is z_l itself; for the Markov hierarchies (HVAE, LVAE)
+moving ε_l changes z_l and, through p(z_{l-1} | z_l), the layers below, while their own
+noise stays put: the coordinates of the per-layer grids
+(:func:`pyro_vlae.plotting.layer_variation`), decoded by the same
+:meth:`~pyro_vlae.models.base.LatentModel.generate`.
+
+A real image (from the run's test split, or uploaded) is encoded with the guide along its
+mean path (:func:`pyro_vlae.encode.posterior`) and turned into ε by
+:func:`pyro_vlae.encode.noise_of`; from there each layer can be edited on its own.
+
+The page is built with Gradio, an optional extra (``pip install "pyro-vlae[explore]"``);
+:class:`Explorer` holds the arithmetic and needs only torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from .data.base import StreamData
+from .encode import images_to_tensor, noise_of, posterior
+from .errors import ConfigError, DataError
+from .models.base import LatentModel
+from .plotting import to_images
+
+#: pixels the longer side of the generated image is scaled up to (nearest neighbour)
+DISPLAY = 192
+INSTALL = 'pip install "pyro-vlae[explore]"'
+#: decimals of a slider's value
+DECIMALS = 2
+
+
+def require_gradio():
+    """Import Gradio, or say how to install it."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio
+    except ImportError as err:
+        raise ConfigError(
+            f"pyro-vlae explore needs Gradio, which is not installed ({err})",
+            f"install the optional extra: {INSTALL}",
+        ) from None
+    return gradio
+
+
+@dataclass
+class Explorer:
+    """The state-free arithmetic behind the page: noise ↔ pictures for one model.
+
+    Noise is a mapping ``{"z1": (d1,), ...}`` of one point's ε per layer.
+
+    :param model: a trained model (eval mode is set here).
+    :param samples: images in the grid of samples sharing the locked layers.
+    :param span: sliders run over [-span, span].
+    :param seed: seed of the draws (re-draw buttons and the grid).
+    """
+
+    model: LatentModel
+    samples: int = 8
+    span: float = 3.0
+    seed: int = 0
+    generator: torch.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    @property
+    def layers(self) -> tuple[tuple[str, int], ...]:
+        """``(("z1", d1), ...)``, z1 nearest to the data."""
+        return tuple(zip(self.model.latent_sites, self.model.z_dims))
+
+    def zero(self) -> dict[str, Tensor]:
+        return {name: torch.zeros(d) for name, d in self.layers}
+
+    def draw(self, noise: dict[str, Tensor], layers: Sequence[str]) -> dict[str, Tensor]:
+        """``noise`` with ε of ``layers`` drawn afresh from N(0, I)."""
+        out = dict(noise)
+        for name, d in self.layers:
+            if name in layers:
+                out[name] = torch.randn(d, generator=self.generator)
+        return out
+
+    def _decode(self, noise: dict[str, Tensor]) -> Tensor:
+        n = next(iter(noise.values())).shape[0]
+        device = self.model.device
+        return to_images(self.model.generate(n, noise={k: v.to(device) for k, v in noise.items()}), self.value_range)
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The data's range, read from the model's likelihood."""
+        return self.model.likelihood.value_range
+
+    @staticmethod
+    def _picture(images: Tensor, scale: int, nrow: int = 1) -> np.ndarray:
+        grid = make_grid(images, nrow=nrow, padding=1 if images.shape[0] > 1 else 0, pad_value=1.0)
+        grid = torch.nn.functional.interpolate(grid[None], scale_factor=scale, mode="nearest")[0]
+        if grid.shape[0] == 1:
+            grid = grid.expand(3, -1, -1)
+        return (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+    def _scale(self, images: Tensor) -> int:
+        return max(1, DISPLAY // max(images.shape[-2:]))
+
+    def image(self, noise: dict[str, Tensor]) -> np.ndarray:
+        """The generated image (the likelihood's mean) at ``noise``, as RGB ``uint8``."""
+        images = self._decode({k: v[None] for k, v in noise.items()})
+        return self._picture(images, self._scale(images))
+
+    def samples_with(self, noise: dict[str, Tensor], locked: Sequence[str], seed: int) -> Tensor:
+        """``samples`` images (in [0, 1]) that keep the ε of the ``locked`` layers and draw
+        every other layer from N(0, I) with ``seed``, so they move only with the locked sliders."""
+        g = torch.Generator().manual_seed(seed)
+        batch = {
+            name: noise[name].expand(self.samples, d) if name in locked else torch.randn(self.samples, d, generator=g)
+            for name, d in self.layers
+        }
+        return self._decode(batch)
+
+    def grid(self, noise: dict[str, Tensor], locked: Sequence[str], seed: int) -> np.ndarray:
+        """:meth:`samples_with` as one RGB ``uint8`` picture, four to a row."""
+        images = self.samples_with(noise, locked, seed)
+        return self._picture(images, max(1, self._scale(images) // 2), nrow=min(self.samples, 4))
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> dict[str, Tensor]:
+        """ε of one data point ``x`` (shape ``x_shape``): the guide's mean path, mapped to
+        the model's noise by :func:`~pyro_vlae.encode.noise_of`."""
+        x = x[None].to(self.model.device)
+        z = {name: loc for name, (loc, _) in posterior(self.model, x).items()}
+        return {name: eps[0].cpu() for name, eps in noise_of(self.model, z).items()}
+
+
+# ----------------------------------------------------------------------- the page
+def build_app(
+    explorer: Explorer,
+    test_point: Callable[[int], Tensor] | None = None,
+    num_test: int = 0,
+    title: str = "pyro-vlae explore",
+    description: str = "",
+):
+    """The Gradio page of ``explorer``; ``test_point(i)`` returns test point i (of ``num_test``)."""
+    gr = require_gradio()
+    layers, span = explorer.layers, explorer.span
+    names = [name for name, _ in layers]
+    x_shape = explorer.model.x_shape
+
+    def unpack(values: Sequence[float]) -> dict[str, Tensor]:
+        noise, i = {}, 0
+        for name, d in layers:
+            noise[name] = torch.tensor([float(v) for v in values[i : i + d]])
+            i += d
+        return noise
+
+    def flat(noise: dict[str, Tensor]) -> list[float]:
+        """Slider values: ε rounded to the sliders' step, which is what the page then holds."""
+        return [round(float(v), DECIMALS) for name in names for v in noise[name]]
+
+    def on_sliders(noise: dict[str, Tensor]) -> dict[str, Tensor]:
+        return unpack(flat(noise))
+
+    num_sliders = sum(d for _, d in layers)
+
+    def split(args: Sequence[Any]) -> tuple[dict[str, Tensor], list[str], int]:
+        values, locks, seed = args[:num_sliders], args[num_sliders : num_sliders + len(names)], args[-1]
+        return unpack(values), [n for n, on in zip(names, locks) if on], int(seed)
+
+    def pictures(noise, locked, seed):
+        return explorer.image(noise), explorer.grid(noise, locked, seed)
+
+    def render(*args):
+        return pictures(*split(args))
+
+    def redraw(layer: str | None):
+        def fn(*args):
+            noise, locked, seed = split(args)
+            targets = [n for n in ([layer] if layer else names) if n not in locked]
+            noise = on_sliders(explorer.draw(noise, targets))
+            if layer is None:
+                seed += 1
+            if targets:
+                note = f"Re-drew {', '.join(targets)}."
+            elif layer:
+                note = f"{layer} is locked: unlock it to re-draw."
+            else:
+                note = "Every layer is locked: nothing to re-draw."
+            return [*flat(noise), seed, *pictures(noise, locked, seed), note]
+
+        return fn
+
+    def start_from(x: Tensor, what: str, notes: list[str], locked: list[str], seed: int):
+        noise = on_sliders(explorer.encode(x))
+        # a slider whose range cannot hold the encoded value is widened to do so
+        values, widened = [], []
+        for name, _ in layers:
+            for v in noise[name].tolist():
+                reach = max(span, math.ceil(abs(v)))
+                values.append(gr.Slider(value=v, minimum=-reach, maximum=reach) if reach > span else v)
+                if reach > span and name not in widened:
+                    widened.append(name)
+        if widened:
+            notes.append(f"Sliders of {', '.join(widened)} were widened to hold the encoded ε.")
+        source = explorer._picture(to_images(x[None], explorer.value_range), explorer._scale(x[None]))
+        status = " ".join([f"Encoded {what}.", *notes])
+        return [*values, source, *pictures(noise, locked, seed), status]
+
+    def from_test(index, *args):
+        _, locked, seed = split(args)
+        if test_point is None or num_test == 0:
+            raise gr.Error("this run's data set has no test split: upload an image instead")
+        if index is None or not 0 <= int(index) < num_test:
+            raise gr.Error(f"test image {index} does not exist: pick 0 to {num_test - 1}")
+        return start_from(test_point(int(index)), f"test image {int(index)}", [], locked, seed)
+
+    def from_upload(image, *args):
+        _, locked, seed = split(args)
+        if image is None:
+            raise gr.Error("no image uploaded yet")
+        notes: list[str] = []
+        try:
+            x = images_to_tensor([image], x_shape, explorer.value_range, names=["the upload"],
+                                 echo=lambda m: notes.append(f"{m[0].upper()}{m[1:]}."))[0]
+        except DataError as err:
+            raise gr.Error(str(err)) from None
+        return start_from(x, "the uploaded image", notes, locked, seed)
+
+    start = flat(explorer.zero())
+    with gr.Blocks(title=title, analytics_enabled=False) as app:
+        gr.Markdown(f"## {title}\n{description}")
+        sliders, locks, buttons = [], [], {}
+        with gr.Row():
+            with gr.Column(scale=3):
+                i = 0
+                for name, d in layers:
+                    with gr.Group():
+                        with gr.Row():
+                            gr.Markdown(f"**{name}** · ε of {d} dimension{'s' if d > 1 else ''}")
+                            locks.append(gr.Checkbox(label=f"lock {name}", value=False, elem_id=f"lock-{name}"))
+                            buttons[name] = gr.Button(f"Re-draw {name}", size="sm", elem_id=f"redraw-{name}")
+                        with gr.Row():
+                            for k in range(d):
+                                sliders.append(gr.Slider(
+                                    -span, span, value=start[i], step=10**-DECIMALS, label=f"{name}[{k + 1}]",
+                                    elem_id=f"slider-{name}-{k + 1}", min_width=120,
+                                ))
+                                i += 1
+                with gr.Accordion("Start from a real image", open=True):
+                    with gr.Row():
+                        index = gr.Number(label=f"test image (0 to {max(num_test - 1, 0)})", value=0, precision=0,
+                                          elem_id="test-index", interactive=num_test > 0)
+                        from_test_button = gr.Button("Encode test image", elem_id="encode-test",
+                                                     interactive=num_test > 0)
+                    with gr.Row():
+                        upload = gr.Image(label="or upload an image", type="pil", sources=["upload", "clipboard"],
+                                          elem_id="upload", height=220)
+                        source = gr.Image(label="the image encoded", format="png", interactive=False,
+                                          elem_id="source", height=220)
+                    from_upload_button = gr.Button("Encode uploaded image", elem_id="encode-upload")
+            with gr.Column(scale=2):
+                image = gr.Image(label="generated", format="png", interactive=False, elem_id="image")
+                with gr.Row():
+                    redraw_all = gr.Button("Re-draw unlocked layers", variant="primary", elem_id="redraw-all")
+                grid = gr.Image(
+                    label=f"{explorer.samples} samples: locked layers kept, the others drawn anew",
+                    format="png", interactive=False, elem_id="grid",
+                )
+                status = gr.Markdown(elem_id="status")
+        seed = gr.State(explorer.seed)
+        state = [*sliders, *locks, seed]
+        for slider in sliders:
+            slider.input(render, state, [image, grid], show_progress="hidden", trigger_mode="always_last")
+        for lock in locks:
+            lock.change(render, state, [image, grid], show_progress="hidden")
+        out = [*sliders, seed, image, grid, status]
+        for name, button in buttons.items():
+            button.click(redraw(name), state, out, show_progress="hidden")
+        redraw_all.click(redraw(None), state, out, show_progress="hidden")
+        out = [*sliders, source, image, grid, status]
+        from_test_button.click(from_test, [index, *state], out, show_progress="hidden")
+        from_upload_button.click(from_upload, [upload, *state], out, show_progress="hidden")
+        app.load(render, state, [image, grid], show_progress="hidden")
+    return app
+
+
+def check_port(host: str, port: int) -> int:
+    """``port`` if it is free on ``host`` (0: any free port), else a :class:`ConfigError`."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {err.strerror or err}"
+                + (" (another program uses that port)" if err.errno in (98, 48, 10048) else ""),
+                "pass another --port (or --port 0 for any free one), or stop the program using it",
+            ) from None
+        return s.getsockname()[1]
+
+
+def serve(
+    run: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    device: str = "cpu",
+    samples: int = 8,
+    span: float = 3.0,
+    seed: int = 0,
+    block: bool = True,
+    echo: Callable[[str], None] = print,
+):
+    """Load the run folder ``run`` and serve its explorer on ``http://host:port``.
+
+    With ``block`` this returns when interrupted (Ctrl+C); otherwise it returns the running
+    Gradio app and its address (stop it with ``app.close()``)."""
+    require_gradio()
+    from .plugins import load_data
+    from .run import load_run
+
+    port = check_port(host, port)
+    loaded = load_run(run, device)
+    explorer = Explorer(loaded.model, samples, span, seed)
+    test_point, num_test = None, 0
+    if "test" in loaded.plugin.splits:
+        test = load_data(loaded.plugin, "test")
+
+        def test_point(i: int) -> Tensor:
+            return test[i] if isinstance(test, StreamData) else test.head(i + 1)[i]
+
+        num_test = len(test)
+    c = loaded.config
+    description = (
+        f"`{loaded.path}`: {c.model} on {c.plugin}, z_dims {list(loaded.model.z_dims)}, step {loaded.step}. "
+        "Each slider is one dimension of a layer's noise ε (for a VLAE or VAE, the code z itself); "
+        "a locked layer keeps its values when the others are re-drawn."
+    )
+    app = build_app(explorer, test_point, num_test, f"pyro-vlae explore · {loaded.path.name}", description)
+    try:
+        app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, inbrowser=False,
+                   show_error=True, ssr_mode=False)
+    except OSError as err:
+        raise ConfigError(f"cannot serve on {host}:{port}: {err}", "pass another --port") from None
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
+    echo(f"pyro-vlae explore: {loaded.path} at {url}" + ("  (Ctrl+C stops)" if block else ""))
+    if not block:
+        return app, url
+    try:
+        app.block_thread()
+    finally:
+        app.close()
+    return app, url
+
+

@@ -1,0 +1,136 @@
+"""Per-layer features out of a run: the function, the command, its inputs and bad inputs."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from pyro_vlae.cli import main
+from pyro_vlae.encode import encode, encode_run, posterior
+from pyro_vlae.errors import ConfigError
+from pyro_vlae.models import build_model
+
+SMALL = ["-P", "num_train=64", "-P", "num_test=24", "--z-dims", "2,3,2", "--width", "0.125", "--steps", "4",
+         "--batch-size", "16", "--log-every", "2", "--no-progress"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("encode") / "run"
+    r = run("fit", *SMALL, "--model", "lvae", "--out", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.mark.parametrize("name", ["vlae", "hvae", "lvae", "vae"])
+def test_encode_gives_each_layers_loc_and_scale(name):
+    model = build_model(name, (1, 28, 28), (2, 3, 2), None, "auto", 0.125).eval()
+    x = torch.rand(10, 1, 28, 28)
+    features = encode(model, x, batch_size=4)
+    widths = dict(zip(model.latent_sites, model.z_dims))
+    assert set(features) == {f"{s}_{k}" for s in widths for k in ("loc", "scale")}
+    for s, d in widths.items():
+        assert features[f"{s}_loc"].shape == (10, d) and (features[f"{s}_scale"] > 0).all()
+    again = encode(model, x, batch_size=10)  # the mean path is deterministic and batching does not matter
+    assert all(torch.allclose(features[k], again[k], atol=1e-5) for k in features)
+    # the top layer's parameters are those of the guide's first draw for a top-down guide, and for the VLAE
+    loc, scale = posterior(model, x)[model.latent_sites[-1]]
+    assert torch.allclose(features[f"{model.latent_sites[-1]}_loc"], loc, atol=1e-5)
+    if name != "vae":
+        only = encode(model, x, layers=[model.num_layers])
+        assert set(only) == {f"z{model.num_layers}_loc", f"z{model.num_layers}_scale"}
+
+
+def test_encode_refuses_a_missing_layer():
+    model = build_model("vlae", (1, 28, 28), (2, 2), None, "auto", 0.125)
+    with pytest.raises(ConfigError, match="layer 3 does not exist"):
+        encode(model, torch.rand(2, 1, 28, 28), layers=[3])
+
+
+def test_encode_command_writes_npz_and_pt(run_folder, tmp_path):
+    r = run("encode", run_folder, "--split", "test", "--layers", "3", "--no-progress", "--out", tmp_path / "z3")
+    assert r.exit_code == 0, r.output
+    npz, pt = np.load(tmp_path / "z3.npz"), torch.load(tmp_path / "z3.pt", weights_only=True)
+    assert set(npz) == set(pt) == {"z3_loc", "z3_scale"}
+    assert npz["z3_loc"].shape == (24, 2)
+    assert np.allclose(npz["z3_loc"], pt["z3_loc"].numpy())
+    as_function = encode_run(run_folder, "test", layers=[3])
+    assert torch.allclose(as_function["z3_loc"], pt["z3_loc"])
+    r = run("encode", run_folder, "--no-progress")  # default: all layers of the test split, into the run folder
+    assert r.exit_code == 0, r.output
+    assert set(np.load(run_folder / "features-test.npz")) == {f"z{i}_{k}" for i in (1, 2, 3) for k in ("loc", "scale")}
+
+
+def test_encode_reads_an_image_folder_and_resizes_with_a_message(run_folder, tmp_path):
+    images = tmp_path / "images" / "sub"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8), mode="L").save(images / "grey.png")
+    r = run("encode", run_folder, "--images", tmp_path / "images", "--no-progress", "--out", tmp_path / "f")
+    assert r.exit_code == 0, r.output
+    assert "resized 3 image(s) to 32×32" in r.output and "30×40" in r.output
+    assert "converted 1 image(s) to RGB" in r.output
+    assert np.load(tmp_path / "f.npz")["z1_loc"].shape == (4, 2)
+
+
+def test_encode_reads_tensors_and_refuses_the_wrong_shape(run_folder, tmp_path):
+    x = np.random.default_rng(0).random((5, 3, 32, 32), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    torch.save(torch.from_numpy(x[:2]), tmp_path / "x.pt")
+    r = run("encode", run_folder, "--tensor", tmp_path / "x.npy", "--no-progress", "--out", tmp_path / "a")
+    assert r.exit_code == 0, r.output
+    r = run("encode", run_folder, "--tensor", tmp_path / "x.pt", "--no-progress", "--out", tmp_path / "b")
+    assert r.exit_code == 0, r.output
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert a["z1_loc"].shape == (5, 2) and np.allclose(a["z2_loc"][:2], b["z2_loc"], atol=1e-5)
+
+    np.save(tmp_path / "wrong.npy", x[:, :1])
+    r = run("encode", run_folder, "--tensor", tmp_path / "wrong.npy", "--out", tmp_path / "c")
+    assert r.exit_code == 1 and "shape (5, 1, 32, 32)" in r.output and "(N, 3, 32, 32)" in r.output
+    assert "Traceback" not in r.output and not list(tmp_path.glob("c*"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "4"], "layer 4 does not exist"),
+        (["--layers", "x"], "not a list of layers"),
+        (["--split", "valid"], "neither a split"),
+        (["--split", "test", "--tensor", "{tensor}"], "exclude each other"),
+        (["--tensor", "{corrupt}"], "cannot read"),
+    ],
+)
+def test_encode_bad_input_is_one_clear_message_and_writes_nothing(run_folder, tmp_path, args, message):
+    (tmp_path / "corrupt.pt").write_bytes(b"not a tensor")
+    (tmp_path / "x.npy").write_bytes(b"")
+    args = [a.format(tensor=tmp_path / "x.npy", corrupt=tmp_path / "corrupt.pt") for a in args]
+    r = run("encode", run_folder, *args, "--out", tmp_path / "out")
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+    assert not list(tmp_path.glob("out*"))
+
+
+def test_encode_refuses_a_folder_that_is_not_a_run(tmp_path):
+    r = run("encode", tmp_path)
+    assert r.exit_code == 1 and "no checkpoint" in r.output and "Traceback" not in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_classifier_on_one_layer_as_in_the_docs(run_folder):
+    """docs/using-layers.md's scikit-learn example, on the shapes factor "shape"."""
+    sklearn = pytest.importorskip("sklearn.linear_model", reason="the example needs scikit-learn")
+    from pyro_vlae.run import load_run
+
+    plugin = load_run(run_folder).plugin
+    column = plugin.load("test").factor_names.index("shape")
+    labels = {s: plugin.load(s).factors[:, column].long() for s in ("train", "test")}
+    z3 = {s: encode_run(run_folder, s, layers=[3])["z3_loc"] for s in ("train", "test")}
+    classifier = sklearn.LogisticRegression(max_iter=1000).fit(z3["train"], labels["train"])
+    assert 0.0 <= classifier.score(z3["test"], labels["test"]) <= 1.0
+    assert z3["train"].shape == (64, 2) and labels["train"].shape == (64,)

@@ -1,0 +1,281 @@
+"""The explorer: its arithmetic for every model, its errors, and the page in a real browser."""
+
+import importlib.util
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import urllib.request
+from io import BytesIO
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pyro_vlae.cli import main
+from pyro_vlae.encode import noise_of, posterior
+from pyro_vlae.errors import ConfigError
+from pyro_vlae.explore import Explorer, check_port, require_gradio
+from pyro_vlae.models import build_model
+
+MODELS = ["vlae", "hvae", "lvae", "vae"]
+SMALL = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125", "--steps", "4",
+         "--batch-size", "16", "--log-every", "2", "--no-progress"]
+
+
+def tiny(name):
+    torch.manual_seed(0)
+    return build_model(name, (1, 28, 28), (2, 3, 2), None, "auto", 0.125).eval()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_noise_decodes_the_encoded_code(name):
+    """ε from noise_of, fed to generate(noise=...), gives the image of z itself, for every model."""
+    model = tiny(name)
+    x = torch.rand(3, 1, 28, 28)
+    z = {site: loc for site, (loc, _) in posterior(model, x).items()}
+    eps = noise_of(model, z)
+    assert torch.allclose(model.generate(3, noise=eps), model.generate(3, fixed=z), atol=1e-5)
+    if name in ("vlae", "vae"):  # an N(0, I) prior: ε is z
+        assert all(torch.allclose(eps[s], z[s]) for s in z)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_explorer_image_follows_noise_and_grid_keeps_locked_layers(name):
+    ex = Explorer(tiny(name), samples=6, seed=1)
+    noise = ex.draw(ex.zero(), [n for n, _ in ex.layers])
+    first = ex.image(noise)
+    assert first.dtype == np.uint8 and first.shape[-1] == 3 and first.shape[0] >= 28
+    assert np.array_equal(first, ex.image(dict(noise)))  # same controls, same picture
+    moved = {**noise, "z1": noise["z1"] + 2.0}
+    assert not np.array_equal(first, ex.image(moved))
+    assert ex.grid(noise, ["z1"], seed=5).dtype == np.uint8
+
+    decoded = []
+    ex._decode = lambda batch: decoded.append(batch) or torch.zeros(6, 1, 28, 28)  # the ε the grid decodes
+    everything = [n for n, _ in ex.layers]
+    ex.samples_with(noise, everything, seed=5)
+    assert all(torch.equal(decoded[-1][n], noise[n].expand(6, -1)) for n in everything)  # all locked: one picture
+    ex.samples_with(noise, ["z1"], seed=5)
+    held = decoded[-1]
+    assert torch.equal(held["z1"], noise["z1"].expand(6, -1))
+    assert all(not torch.equal(held[n][1:], held[n][:1].expand(5, -1)) for n in everything[1:])  # the rest drawn
+    ex.samples_with(moved, ["z1"], seed=5)
+    assert torch.equal(decoded[-1]["z1"], moved["z1"].expand(6, -1))  # a locked slider moves the grid
+    assert all(torch.equal(decoded[-1][n], held[n]) for n in everything[1:])  # the same draws for the same seed
+    ex.samples_with(moved, [], seed=5)
+    assert not torch.equal(decoded[-1]["z1"], moved["z1"].expand(6, -1))  # unlocked: its slider is not used
+
+
+def test_explorer_encodes_a_point_to_the_reconstruction():
+    model = tiny("hvae")
+    ex = Explorer(model)
+    x = torch.rand(1, 28, 28)
+    eps = ex.encode(x)
+    z = {site: loc for site, (loc, _) in posterior(model, x[None]).items()}
+    assert torch.allclose(model.generate(1, noise={k: v[None] for k, v in eps.items()}), model.generate(1, fixed=z),
+                          atol=1e-5)
+
+
+def test_port_in_use_is_one_clear_message():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*in use"):
+            check_port("127.0.0.1", port)
+    assert check_port("127.0.0.1", 0) > 0
+
+
+def test_without_gradio_explore_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio → ImportError
+    with pytest.raises(ConfigError, match=r'pip install "pyro-vlae\[explore\]"'):
+        require_gradio()
+    r = CliRunner().invoke(main, ["explore", str(tmp_path)])
+    assert r.exit_code == 1 and 'pip install "pyro-vlae[explore]"' in r.output and "Traceback" not in r.output
+
+
+def test_explore_refuses_a_folder_that_is_not_a_run(tmp_path):
+    pytest.importorskip("gradio", reason='the explorer needs Gradio: pip install "pyro-vlae[explore]"')
+    r = CliRunner().invoke(main, ["explore", str(tmp_path), "--port", "0"])
+    assert r.exit_code == 1 and "no checkpoint" in r.output and "Traceback" not in r.output
+
+
+# ------------------------------------------------------------------ in a real browser
+def find_browser():
+    """(chromium, chromedriver) paths, or the reason they cannot be used."""
+    if importlib.util.find_spec("gradio") is None:
+        return None, 'Gradio is not installed (pip install "pyro-vlae[explore]")'
+    if importlib.util.find_spec("selenium") is None:
+        return None, "Selenium is not installed (pip install selenium)"
+    names = ("chromium", "chromium-browser", "google-chrome")
+    browser = next((shutil.which(b) for b in names if shutil.which(b)), None)
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        return None, "no Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)"
+    return (browser, driver), ""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    found, reason = find_browser()
+    if found is None:
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium look for drivers online
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    profile = tempfile.mkdtemp(prefix="pyro-vlae-chromium-")
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", "--window-size=1400,1100"):
+        options.add_argument(arg)
+    try:
+        driver = webdriver.Chrome(service=Service(found[1]), options=options)
+    except WebDriverException as err:
+        shutil.rmtree(profile, ignore_errors=True)
+        pytest.skip(f"Chromium did not start: {err.msg}")
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    if find_browser()[0] is None:
+        pytest.skip(find_browser()[1])
+    from pyro_vlae.explore import serve
+
+    out = tmp_path_factory.mktemp("explore") / "run"
+    # 40 steps at a high learning rate: enough for images that respond to the sliders
+    r = CliRunner().invoke(main, ["fit", *SMALL, "--model", "hvae", "--z-dims", "2,2,2", "--steps", "40",
+                                  "--lr", "0.01", "--warmup-steps", "10", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    lines = []
+    app, url = serve(out, port=0, block=False, echo=lines.append)
+    assert lines and url in lines[0] and url.startswith("http://127.0.0.1:")
+    yield url
+    app.close()
+
+
+def picture(driver, elem_id, old=None, timeout=60):
+    """The pixels of the image in #elem_id, waiting (up to ``timeout`` s) for one that
+    differs from ``old`` when given."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    deadline = time.time() + timeout
+    while True:
+        images = driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} img")
+        src = images[0].get_attribute("src") if images else None
+        if src:
+            with urllib.request.urlopen(src, timeout=10) as response:
+                pixels = np.asarray(Image.open(BytesIO(response.read())).convert("RGB"))
+            if old is None or not np.array_equal(pixels, old):
+                return pixels
+        if time.time() > deadline:
+            return old
+        time.sleep(0.3)
+
+
+def slider_values(driver, layer, dims=2):
+    from selenium.webdriver.common.by import By
+
+    css = [f"#slider-{layer}-{k} input[type=number]" for k in range(1, dims + 1)]
+    boxes = [driver.find_element(By.CSS_SELECTOR, c) for c in css]
+    return [float(box.get_attribute("value")) for box in boxes]
+
+
+def settle(driver, seconds=2.0):
+    """Let the page send pending events (a lock's state travels with the next click anyway)."""
+    time.sleep(seconds)
+
+
+def wait_for_status(driver, text, timeout=60):
+    """Wait until the page's status line says ``text``: the event has been answered."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(By.ID, "status").text)
+
+
+def test_page_moves_slider_redraws_and_keeps_locked_layers(browser, served, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver = browser
+    driver.get(served)
+    first = picture(driver, "image")
+    assert first is not None, "the page showed no generated image"
+    assert "pyro-vlae explore" in driver.title
+    driver.save_screenshot(str(tmp_path / "explore.png"))
+
+    # moving a slider changes the image
+    slider = driver.find_element(By.CSS_SELECTOR, "#slider-z3-1 input[type=range]")
+    slider.send_keys(Keys.END)
+    moved = picture(driver, "image", old=first)
+    assert not np.array_equal(moved, first), "moving z3[1] did not change the image"
+    assert slider_values(driver, "z3")[0] == pytest.approx(3.0)
+
+    # re-draw with z2 locked: z2 stays, the others change, and so does the image
+    driver.find_element(By.CSS_SELECTOR, "#lock-z2 input").click()
+    settle(driver)
+    before = {layer: slider_values(driver, layer) for layer in ("z1", "z2", "z3")}
+    image_before = picture(driver, "image")
+    driver.find_element(By.ID, "redraw-all").click()
+    wait_for_status(driver, "Re-drew z1, z3.")
+    redrawn = picture(driver, "image", old=image_before)
+    after = {layer: slider_values(driver, layer) for layer in ("z1", "z2", "z3")}
+    assert after["z2"] == before["z2"], "a locked layer changed on re-draw"
+    assert after["z1"] != before["z1"] and after["z3"] != before["z3"]
+    assert not np.array_equal(redrawn, image_before)
+
+    # a per-layer re-draw of a locked layer changes nothing
+    driver.find_element(By.ID, "redraw-z2").click()
+    wait_for_status(driver, "z2 is locked")
+    assert slider_values(driver, "z2") == after["z2"]
+    assert np.array_equal(picture(driver, "image"), redrawn)
+
+    # everything locked: re-drawing leaves the sliders and the image as they are
+    for layer in ("z1", "z3"):
+        driver.find_element(By.CSS_SELECTOR, f"#lock-{layer} input").click()
+    settle(driver)
+    locked_image = picture(driver, "image")
+    driver.find_element(By.ID, "redraw-all").click()
+    wait_for_status(driver, "Every layer is locked")
+    assert {layer: slider_values(driver, layer) for layer in ("z1", "z2", "z3")} == after
+    assert np.array_equal(picture(driver, "image"), locked_image), "re-drawing only locked layers changed the image"
+
+
+def test_page_starts_from_a_test_image_or_an_upload(browser, served, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(served)
+    first = picture(driver, "image")
+    driver.find_element(By.ID, "encode-test").click()
+    source = picture(driver, "source")
+    assert source is not None, "the encoded test image was not shown"
+    encoded = picture(driver, "image", old=first)
+    assert not np.array_equal(encoded, first)
+    wait_for_status(driver, "Encoded test image 0")
+    assert any(v != 0 for layer in ("z1", "z2", "z3") for v in slider_values(driver, layer))
+
+    # an upload of another size and colour mode is resized and converted, and the page says so
+    path = tmp_path / "upload.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 40), dtype=np.uint8), mode="L").save(path)
+    driver.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
+    time.sleep(2)
+    before = picture(driver, "image")
+    driver.find_element(By.ID, "encode-upload").click()
+    wait_for_status(driver, "Encoded the uploaded image.")
+    status = driver.find_element(By.ID, "status").text
+    assert "Resized 1 image(s) to 32×32" in status and "40×50" in status, status
+    assert not np.array_equal(picture(driver, "image", old=before), before)
