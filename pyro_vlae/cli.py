@@ -203,15 +203,24 @@ def list_plugins_command() -> None:
 @click.option("--chunk", type=int, default=5000, show_default=True,
               help="Rows (samples × points) scored at once; bounds memory.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@click.option("--intervention/--no-intervention", default=True, show_default=True,
+              help="Measure the interventional layer × factor matrix (trains the data set's factor reader once).")
+@click.option("--intervention-samples", type=click.IntRange(2), default=1000, show_default=True,
+              help="Pairs of generated images per layer for the intervention matrix.")
+@click.option("--reader-steps", type=click.IntRange(1),
+              help="Training steps of the factor reader (trained once per data set, then cached) [default: 3000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate(run: Path, device: str, **options: Any) -> None:
-    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA and hierarchy metrics.
+    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix
+    and hierarchy metrics.
 
-    Prints a table and writes evaluation.json, latents.png and hierarchy.png into RUN.
+    Prints a table and writes evaluation.json, latents.png, intervention.png and
+    hierarchy.png into RUN.
     """
     from .evaluate import evaluate_run, format_evaluation
     from .run import resolve_device
 
+    options = {k: v for k, v in options.items() if v is not None or k != "reader_steps"}
     results = evaluate_run(run, device=str(resolve_device(device)), **options)
     click.echo(format_evaluation(results))
     click.echo(f"wrote {run / 'evaluation.json'}")

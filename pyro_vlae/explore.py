@@ -42,6 +42,8 @@ DISPLAY = 192
 INSTALL = 'pip install "pyro-vlae[explore]"'
 #: decimals of a slider's value
 DECIMALS = 2
+#: sliders side by side in a layer's panel
+PER_ROW = 3
 
 
 def require_gradio():
@@ -168,7 +170,7 @@ def build_app(
 
     def flat(noise: dict[str, Tensor]) -> list[float]:
         """Slider values: ε rounded to the sliders' step, which is what the page then holds."""
-        return [round(float(v), DECIMALS) for name in names for v in noise[name]]
+        return [round(float(v), DECIMALS) for name in names if name in noise for v in noise[name].tolist()]
 
     def on_sliders(noise: dict[str, Tensor]) -> dict[str, Tensor]:
         return unpack(flat(noise))
@@ -207,7 +209,7 @@ def build_app(
         # a slider whose range cannot hold the encoded value is widened to do so
         values, widened = [], []
         for name, _ in layers:
-            for v in noise[name].tolist():
+            for v in flat({name: noise[name]}):
                 reach = max(span, math.ceil(abs(v)))
                 values.append(gr.Slider(value=v, minimum=-reach, maximum=reach) if reach > span else v)
                 if reach > span and name not in widened:
@@ -251,13 +253,14 @@ def build_app(
                             gr.Markdown(f"**{name}** · ε of {d} dimension{'s' if d > 1 else ''}")
                             locks.append(gr.Checkbox(label=f"lock {name}", value=False, elem_id=f"lock-{name}"))
                             buttons[name] = gr.Button(f"Re-draw {name}", size="sm", elem_id=f"redraw-{name}")
-                        with gr.Row():
-                            for k in range(d):
-                                sliders.append(gr.Slider(
-                                    -span, span, value=start[i], step=10**-DECIMALS, label=f"{name}[{k + 1}]",
-                                    elem_id=f"slider-{name}-{k + 1}", min_width=120,
-                                ))
-                                i += 1
+                        for row in range(0, d, PER_ROW):
+                            with gr.Row():
+                                for k in range(row, min(d, row + PER_ROW)):
+                                    sliders.append(gr.Slider(
+                                        -span, span, value=start[i], step=10**-DECIMALS, label=f"{name}[{k + 1}]",
+                                        elem_id=f"slider-{name}-{k + 1}", min_width=160,
+                                    ))
+                                    i += 1
                 with gr.Accordion("Start from a real image", open=True):
                     with gr.Row():
                         index = gr.Number(label=f"test image (0 to {max(num_test - 1, 0)})", value=0, precision=0,

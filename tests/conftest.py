@@ -3,6 +3,15 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Keep what the library caches (staged files, factor readers) out of the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYRO_VLAE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def fresh_pyro():
     pyro.clear_param_store()

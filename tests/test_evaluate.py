@@ -188,20 +188,26 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
     r = runner.invoke(main, ["evaluate", str(runs[0]), "--iwae-samples", "0"])
     assert r.exit_code == 1 and "between 1 and 5000" in r.output
     for run in runs:
-        r = runner.invoke(main, ["evaluate", str(run), "--iwae-samples", "20", "--iwae-points", "8", "--no-progress"])
+        r = runner.invoke(main, ["evaluate", str(run), "--iwae-samples", "20", "--iwae-points", "8", "--no-progress",
+                                 "--intervention-samples", "40", "--reader-steps", "30"])
         assert r.exit_code == 0, r.output
-        assert "IWAE-20" in r.output and "ordering score" in r.output
+        assert "IWAE-20" in r.output and "ordering score" in r.output and "re-drawn" in r.output
         assert (run / "latents.png").exists() and (run / "hierarchy.png").exists()
+        assert (run / "intervention.png").exists()
     evaluation = json.loads((runs[0] / "evaluation.json").read_text())
     assert evaluation["iwae"]["samples"] == 20 and evaluation["num_points"] == 48
     assert set(evaluation["layers"]) == {"z1", "z2"} and "probe" in evaluation["hierarchy"]
+    iv = evaluation["intervention"]
+    assert iv["pairs"] == 40 and len(iv["intervention"]) == 2 and "centroid_x" in iv["factors"]
+    # a reader trained for 30 steps on 86 images cannot read the factors: refused, statistics kept
+    assert "hue" not in iv["factors"] and "too poorly" in iv["reader_refused"]
     r = runner.invoke(main, ["report", str(runs[0])])
     assert r.exit_code == 0, r.output
     page = (runs[0] / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and "ordering score" in page
     r = runner.invoke(main, ["compare", *map(str, runs), "--out", str(tmp_path / "cmp")])
     assert r.exit_code == 0, r.output
-    assert "| vlae | 2 |" in r.output
+    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output
     assert len((tmp_path / "cmp.csv").read_text().strip().splitlines()) == 3
     assert len(json.loads((tmp_path / "cmp.json").read_text())) == 2
 

@@ -45,6 +45,9 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+QUICK = ("--iwae-samples", "3", "--iwae-points", "4", "--intervention-samples", "20")
+
+
 def test_evaluate_and_gibbs_work_on_a_streamed_data_set(tmp_path):
     folder = write_folder(tmp_path / "pics", n=20)
     out = tmp_path / "run"
@@ -52,13 +55,13 @@ def test_evaluate_and_gibbs_work_on_a_streamed_data_set(tmp_path):
             "-P", "test_fraction=0.5", "--z-dims", "2,2", "--width", "0.125", "--steps", "2", "--batch-size", "4",
             "--no-progress", "--out", out)
     assert r.exit_code == 0, r.output
-    r = run("evaluate", out, "--iwae-samples", "3", "--iwae-points", "4", "--no-progress")
+    r = run("evaluate", out, *QUICK, "--no-progress")
     assert r.exit_code == 0, r.output
     assert "10 points" in r.output and "random subset, seed 0" in r.output
     first = (out / "evaluation.json").read_text()
-    r = run("evaluate", out, "--iwae-samples", "3", "--iwae-points", "4", "--num-points", "8", "--no-progress")
+    r = run("evaluate", out, *QUICK, "--num-points", "8", "--no-progress")
     assert r.exit_code == 0 and "8 points" in r.output, r.output
-    r = run("evaluate", out, "--iwae-samples", "3", "--iwae-points", "4", "--no-progress")
+    r = run("evaluate", out, *QUICK, "--no-progress")
     assert (out / "evaluation.json").read_text() == first  # repeatable
     r = run("gibbs", out, "--steps", "2", "--chains", "3")
     assert r.exit_code == 0, r.output

@@ -1,9 +1,11 @@
 """Evaluate a model or a run folder: ELBO, IWAE_K, bits/dim, per-layer KL, active units,
-PCA and, for data sets with ground-truth factors, the hierarchy metrics.
+PCA, the interventional layer × factor matrix and, for data sets with ground-truth factors,
+the hierarchy metrics.
 
 :func:`evaluate` works on a model and a :class:`~pyro_vlae.data.TensorData`;
 :func:`evaluate_run` loads a run folder, evaluates its test split and writes
-``evaluation.json``, ``latents.png`` (KL bars, PCA) and ``hierarchy.png`` (heat map) there.
+``evaluation.json``, ``latents.png`` (KL bars, PCA), ``intervention.png`` and
+``hierarchy.png`` (heat maps) there.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
 from .hierarchy import hierarchy_metrics
+from .intervention import format_intervention, intervention_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
 from .latents import layer_summary, posterior_statistics
 from .plots import plot_layers, plot_matrix
+from .reader import READER_STEPS, FactorReader, ReaderError, reader_for
 
 EVALUATION = "evaluation.json"
 
@@ -75,6 +79,9 @@ def evaluate(
     value_range: tuple[float, float] = (0.0, 1.0),
     factor_levels: Mapping[str, int] | None = None,
     circular_factors: Sequence[str] = (),
+    intervention: bool = True,
+    intervention_samples: int = 1000,
+    reader: FactorReader | None = None,
     progress: bool = False,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -88,16 +95,44 @@ def evaluate(
       IWAE_K when the data are 8-bit or binary.
     * ``layers``: per-layer KL, KL share, active units, PCA (:func:`layer_summary`).
     * ``hierarchy`` when ``data.factors`` is set (:func:`hierarchy_metrics`).
+    * ``intervention`` unless ``intervention`` is false: the interventional layer × factor
+      matrix over ``intervention_samples`` pairs (:func:`intervention_metrics`, its own
+      noise seeded with 0), with the factors read by ``reader`` and the label-free image
+      statistics. A reader below :data:`~pyro_vlae.evaluate.reader.MIN_READER_QUALITY` is
+      refused: the matrix then holds the statistics only and ``reader_refused`` says why.
 
     Every random draw comes from a random state seeded by ``seed`` (the caller's is left as
     it was), so an evaluation repeats exactly.
     """
+    _check_pairs(intervention, intervention_samples)
     with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
         torch.manual_seed(seed)
-        return _evaluate(
+        results = _evaluate(
             model, data, iwae_samples=iwae_samples, iwae_points=iwae_points, chunk=chunk, value_range=value_range,
             factor_levels=factor_levels, circular_factors=circular_factors, progress=progress, seed=seed,
         )
+        if intervention:
+            results["intervention"] = _intervention(
+                model, reader, factor_levels=factor_levels, num_pairs=intervention_samples,
+                value_range=value_range, progress=progress,
+            )
+    return results
+
+
+def _check_pairs(intervention: bool, pairs: int) -> None:
+    if intervention and pairs < 2:
+        raise ConfigError(f"the intervention matrix needs at least 2 pairs, got {pairs}",
+                          "pass e.g. --intervention-samples 1000")
+
+
+def _intervention(model: LatentModel, reader: FactorReader | None, **options: Any) -> dict[str, Any]:
+    """:func:`intervention_metrics`, JSON-safe; a refused reader is replaced by the image
+    statistics alone and the refusal kept as ``reader_refused`` (shown by
+    :func:`format_evaluation`)."""
+    try:
+        return _clean(intervention_metrics(model, reader, **options))
+    except ReaderError as err:
+        return _clean({**intervention_metrics(model, None, **options), "reader_refused": str(err)})
 
 
 def _evaluate(
@@ -167,16 +202,22 @@ def evaluate_run(
     chunk: int = 5000,
     num_points: int | None = None,
     device: str = "cpu",
+    intervention: bool = True,
+    intervention_samples: int = 1000,
+    reader_steps: int = READER_STEPS,
     progress: bool = True,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a run folder on its test split (the training split when there is none), or
     on a random subset of ``num_points`` of its points (:func:`random_subset`, seeded by
-    ``seed``); writes ``evaluation.json``, ``latents.png`` and, with factors,
-    ``hierarchy.png`` into the folder. The same ``seed`` gives the same numbers."""
+    ``seed``); writes ``evaluation.json``, ``latents.png``, ``intervention.png`` and, with
+    factors, ``hierarchy.png`` into the folder. The same ``seed`` gives the same numbers.
+    The data set's factor reader is trained for ``reader_steps`` on first use and cached
+    (:func:`~pyro_vlae.evaluate.reader.reader_for`)."""
     from ..plugins import load_data
     from ..run import load_run
 
+    _check_pairs(intervention, intervention_samples)
     run = load_run(path, device=device)
     split = "test" if "test" in run.plugin.splits else "train"
     data = load_data(run.plugin, split)
@@ -202,14 +243,24 @@ def evaluate_run(
             value_range=run.plugin.value_range,
             factor_levels=run.plugin.factor_levels,
             circular_factors=run.plugin.circular_factors,
+            intervention=False,
             progress=progress,
             seed=seed,
         ),
     }
+    if intervention:  # after the rest, so that bad options fail before the reader is trained
+        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
+                            progress=progress)
+        results["intervention"] = _intervention(
+            run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
+            value_range=run.plugin.value_range, progress=progress,
+        )
     (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
     plot_layers(results["layers"], run.path / "latents.png")
     if "hierarchy" in results:
         plot_matrix(results["hierarchy"], run.path / "hierarchy.png")
+    if "intervention" in results:
+        plot_matrix(results["intervention"], run.path / "intervention.png", key="intervention")
     return results
 
 
@@ -258,4 +309,6 @@ def format_evaluation(results: Mapping[str, Any]) -> str:
             lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig)}")
         lines.append(f"  ordering score {_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI); "
                      f"MIG {_fmt(h['mig'])}")
+    if results.get("intervention"):
+        lines += format_intervention(results["intervention"])
     return "\n".join(lines)

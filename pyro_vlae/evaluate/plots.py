@@ -13,7 +13,7 @@ from ..plotting import plt
 
 def plot_matrix(metrics: Mapping[str, Any], path: str | Path, key: str = "probe") -> Path:
     """Heat map of a layer × factor matrix, deepest layer on top, factors by level."""
-    m = np.asarray(metrics[key])
+    m = np.asarray(metrics[key], dtype=float)
     names = list(metrics["factors"])
     levels = metrics.get("factor_levels", {})
     order = sorted(range(len(names)), key=lambda k: (levels.get(names[k], 99), k))
@@ -31,7 +31,8 @@ def plot_matrix(metrics: Mapping[str, Any], path: str | Path, key: str = "probe"
     ax.set_yticks(range(len(layers)))
     ax.set_yticklabels(layers)
     score = metrics.get(f"ordering_{key}")
-    title = {"probe": "probe informativeness", "nmi": "max-unit normalised MI"}.get(key, key)
+    title = {"probe": "probe informativeness", "nmi": "max-unit normalised MI",
+             "intervention": "change when only this layer is re-drawn"}.get(key, key)
     ax.set_title(f"{title}; ordering score {score:.2f}" if score is not None else title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()

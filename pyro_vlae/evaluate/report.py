@@ -26,7 +26,9 @@ REPORT = "report.html"
 PICTURES = [
     ("loss.png", "Training curves"),
     ("latents.png", "KL per layer and PCA of posterior means"),
-    ("hierarchy.png", "Layer × factor matrix"),
+    ("intervention.png", "Interventional layer × factor matrix: how much each factor of the generated images "
+     "changes when only this layer is re-drawn (1 = as much as between two independent samples)"),
+    ("hierarchy.png", "Layer × factor matrix (probes of posterior means)"),
     ("samples.png", "Samples"),
     ("reconstructions.png", "Reconstructions (originals and reconstructions, alternating)"),
     ("layers.png", "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
@@ -91,6 +93,7 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         e = load_evaluation(p)
         layers = e["layers"]
         h = e.get("hierarchy") or {}
+        iv = e.get("intervention") or {}
         row = {
             "run": Path(p).name,
             "model": e.get("model"),
@@ -102,7 +105,12 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             "ordering_probe": h.get("ordering_probe"),
             "ordering_nmi": h.get("ordering_nmi"),
             "mig": h.get("mig"),
+            "ordering_intervention": iv.get("ordering_intervention"),
         }
+        if iv:
+            row["intervention_layers"] = iv["layers"]
+            row["intervention_factors"] = iv["factors"]
+            row["intervention"] = iv["intervention"]
         if h:
             row["layers"] = h["layers"]
             row["factors"] = h["factors"]
@@ -125,7 +133,7 @@ def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
     layer × factor matrix (probe informativeness)."""
     iwae_key = next((k for k in rows[0] if k.startswith("iwae_")), "iwae")
     header = ["run", "ELBO", iwae_key.replace("_", "-").upper(), "KL per layer", "active units",
-              "ordering (probe)", "ordering (NMI)", "MIG"]
+              "ordering (probe)", "ordering (NMI)", "MIG", "ordering (intervention)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def num(v: float | None) -> str:
@@ -134,18 +142,20 @@ def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(f"| {r['run']} | {num(r['elbo'])} | {num(r.get(iwae_key))} | {_layers(r['kl'])} | "
                      f"{_layers(r['active_units'], '{}')} | {num(r['ordering_probe'])} | "
-                     f"{num(r['ordering_nmi'])} | {num(r['mig'])} |")
+                     f"{num(r['ordering_nmi'])} | {num(r['mig'])} | {num(r.get('ordering_intervention'))} |")
     models: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         models.setdefault(str(r["model"]), []).append(r)
     lines += ["", "| model | runs | ELBO | " + iwae_key.replace("_", "-").upper()
-              + " | KL per layer | ordering (probe) | ordering (NMI) | MIG |", "|" + "---|" * 8]
+              + " | KL per layer | ordering (probe) | ordering (NMI) | MIG | ordering (intervention) |",
+              "|" + "---|" * 9]
     for model, rs in models.items():
         kl = [statistics.mean(v) for v in zip(*[r["kl"] for r in rs])]
         lines.append(f"| {model} | {len(rs)} | {_mean_sd([r['elbo'] for r in rs])} | "
                      f"{_mean_sd([r.get(iwae_key) for r in rs])} | {_layers(kl)} | "
                      f"{_mean_sd([r['ordering_probe'] for r in rs])} | {_mean_sd([r['ordering_nmi'] for r in rs])} | "
-                     f"{_mean_sd([r['mig'] for r in rs])} |")
+                     f"{_mean_sd([r['mig'] for r in rs])} | "
+                     f"{_mean_sd([r.get('ordering_intervention') for r in rs])} |")
     for model, rs in models.items():
         rs = [r for r in rs if "probe" in r]
         if not rs:
@@ -156,6 +166,19 @@ def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
         for i in reversed(range(len(layers))):
             cells = [statistics.mean(r["probe"][i][k] for r in rs) for k in range(len(factors))]
             lines.append(f"| {layers[i]} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    for model, rs in models.items():
+        rs = [r for r in rs if "intervention" in r]
+        if not rs:
+            continue
+        factors, layers = rs[0]["intervention_factors"], rs[0]["intervention_layers"]
+        lines += ["", f"{model}: intervention matrix (change when only this layer is re-drawn), "
+                  f"mean over {len(rs)} run(s)", "",
+                  "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
+        for i in reversed(range(len(layers))):
+            cells = [[r["intervention"][i][k] for r in rs if r["intervention"][i][k] is not None]
+                     for k in range(len(factors))]
+            lines.append(f"| {layers[i]} | " + " | ".join(f"{statistics.mean(c):.2f}" if c else "–" for c in cells)
+                         + " |")
     return "\n".join(lines)
 
 
@@ -166,7 +189,8 @@ def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[P
     md, cs, js = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".json")
     md.write_text(format_comparison(rows) + "\n")
     flat = [{k: (_layers(v, "{}") if k in ("kl", "active_units") else v) for k, v in r.items()
-             if k not in ("probe", "layers", "factors")} for r in rows]
+             if k not in ("probe", "layers", "factors", "intervention", "intervention_layers",
+                          "intervention_factors")} for r in rows]
     with open(cs, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in flat for k in r)))
         writer.writeheader()
