@@ -11,11 +11,20 @@ interquartile range as the noise. Variants:
 
 * ``hand``: the hand-written PyTorch ELBO loop of ``benchmarks/reference.py`` on the very
   same networks and likelihood (the baseline, ratio 1);
-* ``trainer``: ``pyro_vlae.Trainer`` with its defaults (what ``pyro-vlae fit`` runs);
-* ``trainer --jit``: the same with Pyro's JIT-compiled ELBO;
+* ``trainer``: ``pyro_vlae.Trainer`` with its defaults (what ``pyro-vlae fit`` runs: the eager
+  step on the CPU, the whole-step CUDA graph on CUDA);
+* ``trainer --compile`` (CPU, ``tiny`` rows): ``compile=True``, loss and gradients traced once
+  and compiled by ``torch.compile``; compiling takes minutes on a CPU, so only the tiny model
+  has this variant; ``trainer --eager`` (CUDA): ``compile=False``, the eager step;
+* ``trainer --jit``: the default step with Pyro's JIT-compiled ELBO;
 * ``SVI.step``: plain Pyro, ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO()).step(x, beta=…)``
   with Pyro's defaults (validation on, a float β), the loop of the README's Python example;
 * on CUDA, ``trainer --bf16`` and ``hand --bf16`` (bfloat16 autocast).
+
+The ``tiny`` rows (the dense ``mlp`` stem at width 0.05 on 784-vectors, 23 k parameters) are
+where the framework's per-step work shows: compute is cheap there, as it is for every model
+on a GPU; they run 50 times as many interleaved steps. The load average of the machine is
+printed with the table.
 
 Further rows: one epoch of MNIST-size data (60,000 images of 28×28) through the trainer, and
 IWAE-1000 log-likelihood estimation of 10,000 test images (on the CPU both are timed on a
@@ -38,13 +47,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# (row label, data shape, stem): each model's default architecture for MNIST- and SVHN-size
-# images, and the small dense model
+# (row label, data shape, stem, width): each model's default architecture for MNIST- and
+# SVHN-size images, the dense model, and the dense model at 1/20 width (the overhead rows)
 STEP_CASES = [
-    *((f"{m} small", (1, 28, 28), "auto") for m in ("VLAE", "HVAE", "LVAE")),
-    *((f"{m} medium", (3, 32, 32), "auto") for m in ("VLAE", "HVAE", "LVAE")),
-    ("VLAE mlp", (784,), "mlp"),
+    *((f"{m} small", (1, 28, 28), "auto", 1.0) for m in ("VLAE", "HVAE", "LVAE")),
+    *((f"{m} medium", (3, 32, 32), "auto", 1.0) for m in ("VLAE", "HVAE", "LVAE")),
+    ("VLAE mlp", (784,), "mlp", 1.0),
+    ("VLAE tiny", (784,), "mlp", 0.05),
 ]
+TINY_STEPS = 50  # the tiny rows' steps, relative to the others
 Z_DIMS = (2, 2, 2)
 LR = 2e-4
 
@@ -66,16 +77,16 @@ def _peak_memory(device) -> dict:
     return peak
 
 
-def _fresh_model(shape, stem, device, name, kind="vlae"):
+def _fresh_model(shape, stem, device, name, kind="vlae", width=1.0):
     """A new model of the row, with its own names in Pyro's parameter store."""
     from pyro_vlae import build_model
 
-    model = build_model(kind, shape, Z_DIMS, stem=stem).to(device)
+    model = build_model(kind, shape, Z_DIMS, stem=stem, width=width).to(device)
     model._pyro_name = name  # keep the copies' parameters apart in the global param store
     return model
 
 
-def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup_steps=2) -> dict:
+def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup_steps=2, width=1.0) -> dict:
     """Median ms/step of every variant on one model and batch size."""
     import pyro
     import torch
@@ -88,7 +99,7 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
     num_data = max(4096, 8 * batch)
     data = torch.rand(num_data, *shape, device=device)
     warmup = KLWarmup(1000)
-    base = _fresh_model(shape, stem, "cpu", "base", kind=label.split()[0].lower())
+    base = _fresh_model(shape, stem, "cpu", "base", kind=label.split()[0].lower(), width=width)
     channels_last = device.type == "cuda" and len(shape) == 3
     if channels_last:
         data = data.contiguous(memory_format=torch.channels_last)
@@ -120,6 +131,14 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
 
     add_hand("hand")
     add_trainer("trainer")
+    compile_seconds = None
+    if device.type == "cuda":
+        add_trainer("trainer --eager", compile=False)
+    elif label.endswith("tiny"):
+        add_trainer("trainer --compile", compile=True)
+        started = time.perf_counter()
+        variants["trainer --compile"]()  # traced and compiled here, once
+        compile_seconds = time.perf_counter() - started
     add_trainer("trainer --jit", jit=True)
     svi_model = copy_of("svi")
     svi = SVI(svi_model.model, svi_model.guide, pyro.optim.Adam({"lr": LR}), Trace_ELBO())
@@ -152,7 +171,7 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
     calls = {name: python_calls(variants[name]) for name in names}
     hand_key = {name: ("hand --bf16" if "bf16" in name else "hand") for name in names}
     result = {"label": label, "shape": list(shape), "batch": batch, "device": str(device), "steps": steps,
-              "clock": clock, "variants": {}}
+              "clock": clock, "variants": {}, "compile_seconds": compile_seconds}
     for name in names:
         ratios = sorted(t / h for t, h in zip(times[name], times[hand_key[name]]))
         q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratios[0]] * 3
@@ -261,6 +280,13 @@ def _run_child(case: dict, device: str, threads: int | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _load() -> str:
+    """The machine's 1-, 5- and 15-minute load averages and its CPU count."""
+    import os
+
+    return "/".join(f"{v:.1f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+
+
 def _memory(r: dict) -> str:
     text = f"{r['rss_mib']:.0f} MiB RSS"
     return text + (f", {r['gpu_mib']:.0f} MiB GPU" if "gpu_mib" in r else "")
@@ -311,7 +337,8 @@ def main(argv: list[str] | None = None) -> None:
 
     name = torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine())
     print(f"pyro-vlae speed suite: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"pyro {pyro.__version__}; {steps} interleaved steps per variant, {args.clock} clock")
+          f"pyro {pyro.__version__}; {steps} interleaved steps per variant ({steps * TINY_STEPS} for the tiny rows), "
+          f"{args.clock} clock; load average {_load()}")
     print(f"{'model':<12} {'batch':>5} {'device':<6} {'variant':<15} {'ms/step':>9} {'hand ms':>9} "
           f"{'ratio':>6} {'ratio IQR':>12} {'images/s':>9} {'py calls':>9}  peak memory")
     chosen = set(args.models.lower().split(","))
@@ -320,19 +347,22 @@ def main(argv: list[str] | None = None) -> None:
         return word in chosen or not chosen & group
 
     results = []
-    for label, shape, stem in STEP_CASES:
+    for label, shape, stem, width in STEP_CASES:
         model, stem_name = label.lower().split()
-        if not (wanted(model, {"vlae", "hvae", "lvae"}) and wanted(stem_name, {"small", "medium", "mlp"})):
+        if not (wanted(model, {"vlae", "hvae", "lvae"}) and wanted(stem_name, {"small", "medium", "mlp", "tiny"})):
             continue
         for batch in batches:
             r = _run_child({"kind": "step", "label": label, "shape": shape, "stem": stem, "batch": batch,
-                            "steps": steps, "clock": args.clock}, args.device, args.threads)
+                            "steps": steps * (TINY_STEPS if stem_name == "tiny" else 1), "clock": args.clock,
+                            "width": width}, args.device, args.threads)
             results.append(r)
             for variant, v in r["variants"].items():
                 hand = r["variants"]["hand --bf16" if "bf16" in variant else "hand"]["ms"]
                 print(f"{label:<12} {batch:>5} {args.device:<6} {variant:<15} {v['ms']:>9.2f} {hand:>9.2f} "
                       f"{v['ratio']:>6.3f} {v['ratio_q1']:>5.2f}–{v['ratio_q3']:<5.2f} {v['images_per_s']:>9.0f} "
                       f"{v['python_calls']:>9}  {_memory(r) if variant == 'hand' else ''}", flush=True)
+            if r.get("compile_seconds"):
+                print(f"{'':<25}(trainer --compile: traced and compiled in {r['compile_seconds']:.0f} s)")
     epoch_batch = 512 if cuda else 128
     r = _run_child({"kind": "epoch", "batch": epoch_batch, "steps": 0 if cuda else (8 if args.quick else 20)},
                    args.device, args.threads)
@@ -351,7 +381,8 @@ def main(argv: list[str] | None = None) -> None:
     path = args.out / f"speed-{args.device}.json"
     path.write_text(json.dumps(results, indent=1) + "\n")
     picture = plot_ratios(results, args.out / f"speed-{args.device}.png")
-    print(f"\nsuite took {time.perf_counter() - started:.0f} s; wrote {path} and {picture}")
+    print(f"\nsuite took {time.perf_counter() - started:.0f} s (load average now {_load()}); "
+          f"wrote {path} and {picture}")
 
 
 def plot_ratios(results: list[dict], path: Path) -> Path | None:
@@ -364,14 +395,14 @@ def plot_ratios(results: list[dict], path: Path) -> Path | None:
     rows = [r for r in results if "variants" in r]
     if not rows:
         return None
-    variants = [v for v in rows[0]["variants"] if not v.startswith("hand")]
+    variants = list(dict.fromkeys(v for r in rows for v in r["variants"] if not v.startswith("hand")))
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 1.1 * len(rows)), 3.6))
     width = 0.8 / len(variants)
     for j, name in enumerate(variants):
-        xs = [i + j * width for i in range(len(rows))]
-        ratios = [r["variants"][name]["ratio"] for r in rows]
-        errs = [[r["variants"][name]["ratio"] - r["variants"][name]["ratio_q1"] for r in rows],
-                [r["variants"][name]["ratio_q3"] - r["variants"][name]["ratio"] for r in rows]]
+        have = [(i, r["variants"][name]) for i, r in enumerate(rows) if name in r["variants"]]
+        xs = [i + j * width for i, _ in have]
+        ratios = [v["ratio"] for _, v in have]
+        errs = [[v["ratio"] - v["ratio_q1"] for _, v in have], [v["ratio_q3"] - v["ratio"] for _, v in have]]
         ax.bar(xs, ratios, width, yerr=errs, label=name, capsize=2)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axhline(1.05, color="k", lw=0.6, ls="--")

@@ -93,7 +93,7 @@ def reference_fit(
     torch.set_num_threads(1)  # conftest's fresh_pyro fixture sets it back for the next test
     global_batches = Trainer(model, data, batch_size=config.batch_size, seed=config.seed)
     warmup = KLWarmup(config.warmup_steps, min(config.beta_start, config.beta), config.beta)
-    optim = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optim = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)  # as the trainer's
     pair, b = ScaledPair(model, len(train)), config.batch_size // world_size
     guide = pair.guide  # one bound method: the JIT ELBO keys its trace on its id
     jit_elbos = [make_elbo("trace", jit=True) for _ in range(world_size)]

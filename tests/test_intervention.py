@@ -32,7 +32,17 @@ def painted_data(n: int, seed: int) -> TensorData:
     return TensorData(paint(hue, x, shape), torch.stack([hue, x, shape], 1), ("hue", "x", "shape"))
 
 
-class Painter(LatentModel):
+class Decoder(LatentModel):
+    """A hand-built generator; its guide is the N(0, I) prior (only sampling is tested)."""
+
+    @pyro_method
+    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
+        with self.data_plate(x.shape[0], num_data):
+            for name, d in zip(self.latent_sites, self.z_dims):
+                pyro.sample(name, dist.Normal(self._zero, 1.0).expand([x.shape[0], d]).to_event(1))
+
+
+class Painter(Decoder):
     """z ~ N(0, I); the image is drawn from z1 (hue), z2 (position), z3 (shape class) only,
     or from the layers ``order`` names (0-based) for these three. ``ignored`` adds a fourth
     layer the image does not depend on."""
@@ -53,7 +63,7 @@ class Painter(LatentModel):
             return pyro.sample("x", dist.Normal(mean, 0.1).to_event(3), obs=x)
 
 
-class Chain(LatentModel):
+class Chain(Decoder):
     """A Markov chain z2 ~ N(0, 1), z1 ~ N(z2, 0.05²); the image's position is z1."""
 
     def __init__(self) -> None:

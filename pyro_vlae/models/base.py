@@ -137,10 +137,6 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
     def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0) -> Tensor:
         """The generative model p(x, z): samples ``z1..zL`` and ``x`` (observed when given)."""
 
-    @abstractmethod
-    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
-        """The inference model q(z | x): samples ``z1..zL`` given the batch ``x``."""
-
     def forward(self, x: Tensor | None = None, **kwargs) -> Tensor:
         """Alias of :meth:`model`, so the module itself is a Pyro model."""
         return self.model(x, **kwargs)

@@ -285,7 +285,10 @@ class DistributedTrainer(Trainer):
     step follows the all-reduce in every process. In-memory data is sharded by index; streamed
     data reads only this process's shard (the loader's batch sampler is :meth:`batch_indices`,
     like a ``DistributedSampler`` over the global batches). :meth:`train_step` returns the loss
-    per data point averaged over all processes (the same value in each)."""
+    per data point averaged over all processes (the same value in each). Its step is the eager
+    one (a CUDA graph would have to capture the all-reduce as well)."""
+
+    supports_compile = False
 
     def __init__(
         self,

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyro
 import torch
 from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.nn import PyroModule
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..config import ELBOS
 from ..errors import ConfigError
 from ..models.base import LatentModel
+from .compiled import CompiledStep, CUDAGraphStep, surrogate_loss
 from .schedule import KLWarmup, LayerFadeIn
 
 
@@ -51,6 +56,26 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
     return kinds[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
 
 
+def plain_methods(model: LatentModel) -> tuple[Callable, Callable]:
+    """``model.model`` and ``model.guide`` without the parameter statements of their
+    :class:`~pyro.nn.PyroModule` context.
+
+    Inside a ``pyro_method`` every read of a network attribute registers all of that network's
+    parameters with Pyro (one ``param`` message each through every handler, dozens per step),
+    which the ELBO ignores: its loss is made of the sample sites alone. Called as plain
+    methods, model and guide issue the very same sample sites. That is only equivalent when no
+    :class:`~pyro.nn.PyroParam` or :class:`~pyro.nn.PyroSample` attribute depends on the
+    context; a model with any keeps its decorated methods.
+    """
+    managed = any(
+        isinstance(m, PyroModule) and (m._pyro_params or m._pyro_samples) for m in model.modules()
+    )
+    if managed:
+        return model.model, model.guide
+    cls = type(model)
+    return functools.partial(inspect.unwrap(cls.model), model), functools.partial(inspect.unwrap(cls.guide), model)
+
+
 class Trainer:
     """Mini-batch SVI with KL warm-up over data held as one tensor, or streamed from a
     :class:`~pyro_vlae.data.StreamData` (a torch Dataset) by its DataLoader.
@@ -61,9 +86,17 @@ class Trainer:
     of eq. 2 with the batch scaled to ``num_data``; Pyro's recipe for custom optimisers).
 
     The hot loop keeps Pyro's per-step work to the ELBO itself: validation is off (the data
-    is checked once, by :meth:`LatentModel.check_data`), one ``torch.optim.Adam`` updates the
-    model's parameters (fused on CUDA), β comes from a schedule held on the model's device and
-    :meth:`train_step` returns the loss as a tensor, so no step waits for the device.
+    is checked once, by :meth:`LatentModel.check_data`), model and guide run without
+    registering their networks' parameters (:func:`plain_methods`), the loss is Pyro's
+    surrogate read back never (:func:`~pyro_vlae.train.compiled.surrogate_loss`), one fused
+    ``torch.optim.Adam`` updates the model's parameters, β comes from a schedule held on the
+    model's device and :meth:`train_step` returns the loss as a tensor, so no step waits for
+    the device.
+
+    Compiled steps (``compile``): on CUDA the whole step is captured once in a CUDA graph and
+    replayed (:class:`~pyro_vlae.train.compiled.CUDAGraphStep`, the default there); elsewhere
+    loss and gradients are traced once and compiled by :func:`torch.compile`
+    (:class:`~pyro_vlae.train.compiled.CompiledStep`, opt-in: compiling takes a minute or more).
 
     :param model: the Pyro model/guide pair; every trainable parameter is one of its
         ``parameters()`` (``PyroModule`` networks and likelihood).
@@ -76,7 +109,11 @@ class Trainer:
         (:class:`~pyro_vlae.train.LayerFadeIn`); needs a model with ``layer_gates`` (the VLAE).
     :param jit: trace model and guide once with :class:`~pyro.infer.JitTrace_ELBO` (or
         :class:`~pyro.infer.JitTraceMeanField_ELBO`); β is a tensor input of the trace, so a
-        warm-up schedule does not retrace.
+        warm-up schedule does not retrace. Built on the deprecated ``torch.jit.trace``;
+        ``compile`` is its successor.
+    :param compile: ``True``: a compiled step (CUDA graph on CUDA, ``torch.compile``
+        elsewhere); ``False``: the eager step; ``None``: the CUDA graph on CUDA (unless ``jit``),
+        the eager step elsewhere.
     :param bf16: CUDA only: run the networks under bfloat16 autocast (log-densities and the
         optimiser stay in float32).
     :param channels_last: keep 4-D data and convolution weights in the channels-last memory
@@ -100,6 +137,7 @@ class Trainer:
         jit: bool = False,
         bf16: bool = False,
         channels_last: bool | None = None,
+        compile: bool | None = None,
     ) -> None:
         if batch_size > len(data):
             raise ConfigError(
@@ -116,6 +154,14 @@ class Trainer:
             raise ConfigError(
                 "--bf16 and --jit do not combine (a JIT trace would freeze the autocast casts)",
                 "drop one of them",
+            )
+        if compile and jit:
+            raise ConfigError(
+                "--jit (Pyro's JIT ELBO) and a compiled step do not combine", "drop one of them"
+            )
+        if compile and not self.supports_compile:
+            raise ConfigError(
+                f"{type(self).__name__} has no compiled step", "train without compiling the step"
             )
         model.check_elbo(elbo)
         images = len(model.x_shape) == 3
@@ -138,10 +184,21 @@ class Trainer:
         self.clip_norm = clip_norm * self.num_data if clip_norm else None
         self.bf16 = bool(bf16)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optim = torch.optim.Adam(self.params, lr=lr, fused=True if cuda else None)
+        if compile is None:
+            compile = cuda and not jit and self.supports_compile
+        graphed = bool(compile) and cuda
+        self.optim = torch.optim.Adam(self.params, lr=lr, fused=True, capturable=graphed)
         self.elbo = make_elbo(elbo, num_particles, jit)
+        # Pyro's JIT ELBO finds the parameters to trace as inputs by their param statements
+        self._plain_model, self._plain_guide = (model.model, model.guide) if jit else plain_methods(model)
         # one bound method each: the JIT ELBO keys its cache on their ids
         self._model_fn, self._guide_fn = self._model, self._guide
+        #: the compiled step, if any: a CUDAGraphStep or a CompiledStep
+        self.compiled: CUDAGraphStep | CompiledStep | None = None
+        if graphed:
+            self.compiled = CUDAGraphStep(model, self._update, self._zero_grad)
+        elif compile:
+            self.compiled = CompiledStep(model, self._loss)
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
         # the layer gates of every step of the fade-in (the last row holds from then on)
@@ -158,12 +215,15 @@ class Trainer:
         self._epoch: int | None = None
         self._perm: Tensor | None = None
 
+    #: whether this trainer offers compiled steps (the data-parallel one does not)
+    supports_compile = True
+
     # ------------------------------------------------------------ model/guide
     def _model(self, x: Tensor, beta: Tensor):
-        return self.model.model(x, num_data=self.num_data, beta=beta)
+        return self._plain_model(x, num_data=self.num_data, beta=beta)
 
     def _guide(self, x: Tensor, beta: Tensor):
-        return self.model.guide(x, num_data=self.num_data, beta=beta)
+        return self._plain_guide(x, num_data=self.num_data, beta=beta)
 
     # ------------------------------------------------------------------ batches
     def batch_indices(self, step: int) -> Tensor:
@@ -197,26 +257,60 @@ class Trainer:
 
     # --------------------------------------------------------------------- step
     def differentiable_loss(self, x: Tensor, beta: Tensor) -> Tensor:
-        """Pyro's differentiable ELBO loss (eq. 2, negated) of the batch ``x``, scaled to ``num_data``."""
-        return self.elbo.differentiable_loss(self._model_fn, self._guide_fn, x, beta)
+        """Pyro's differentiable ELBO loss (eq. 2, negated) of the batch ``x``, scaled to
+        ``num_data``: ``elbo.differentiable_loss``'s value and gradient, read back never."""
+        if isinstance(self.elbo, (JitTrace_ELBO, JitTraceMeanField_ELBO)):
+            return self.elbo.differentiable_loss(self._model_fn, self._guide_fn, x, beta)
+        return surrogate_loss(self.elbo, self._model_fn, self._guide_fn, x, beta)
+
+    def _loss(self, x: Tensor, beta: Tensor) -> Tensor:
+        """The loss the compiled step traces (validation is off there)."""
+        return surrogate_loss(self.elbo, self._model_fn, self._guide_fn, x, beta)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        # no weight-cast cache: it would outlive a CUDA-graph capture
+        if self.bf16:
+            return torch.autocast("cuda", torch.bfloat16, cache_enabled=self.compiled is None)
+        return contextlib.nullcontext()
+
+    def _zero_grad(self) -> None:
+        self.optim.zero_grad(set_to_none=True)
+
+    def _clip_and_step(self) -> None:
+        if self.clip_norm is not None:
+            for p in self.params:
+                torch.nn.utils.clip_grad_norm_(p, self.clip_norm)
+        self.optim.step()
+
+    def _update(self, x: Tensor, beta: Tensor) -> Tensor:
+        """Loss, backward pass and Adam step on ``x``; the loss per data point."""
+        with pyro.validation_enabled(False), self._autocast():
+            loss = self.differentiable_loss(x, beta)
+        loss.backward()
+        self._clip_and_step()
+        return loss.detach() / self.num_data
 
     def train_step(self) -> Tensor:
         """One optimisation step; returns the β-weighted loss per data point as a 0-d
         tensor on the model's device (reading it is the only host–device sync)."""
         x = self._next_streamed() if self.streamed else self.batch()
         beta = self.betas[min(self.step_count, self.warmup.steps)]
-        if self.layer_gates is not None:
+        if self.layer_gates is not None:  # in place: a compiled step reads the buffer as it is
             self.model.layer_gates.copy_(self.layer_gates[min(self.step_count, len(self.layer_gates) - 1)])
-        with pyro.validation_enabled(False), torch.autocast("cuda", torch.bfloat16, enabled=self.bf16):
-            loss = self.differentiable_loss(x, beta)
-        loss.backward()
-        if self.clip_norm is not None:
-            for p in self.params:
-                torch.nn.utils.clip_grad_norm_(p, self.clip_norm)
-        self.optim.step()
-        self.optim.zero_grad(set_to_none=True)
+        if isinstance(self.compiled, CUDAGraphStep):
+            loss = self.compiled(x, beta)
+        elif isinstance(self.compiled, CompiledStep):
+            loss, grads = self.compiled(x, beta)
+            for p, g in zip(self.params, grads):
+                p.grad = g
+            self._clip_and_step()
+            self._zero_grad()
+            loss = loss / self.num_data
+        else:
+            loss = self._update(x, beta)
+            self._zero_grad()
         self.step_count += 1
-        return loss.detach() / self.num_data
+        return loss
 
     def step(self) -> float:
         """One step, as :meth:`train_step`, with the loss per data point as a float."""
@@ -240,7 +334,13 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        # keep this trainer's Adam implementation (fused, capturable), whatever saved the state
+        flags = [{k: g[k] for k in ("fused", "capturable", "foreach") if k in g} for g in self.optim.param_groups]
         self.optim.load_state_dict(state["optim"])
+        for group, saved in zip(self.optim.param_groups, flags):
+            group.update(saved)
+        if isinstance(self.compiled, CUDAGraphStep):
+            self.compiled.reset()  # the graph holds the old optimiser state's tensors
         self.step_count = int(state["step"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.model.device.type == "cuda":
