@@ -20,17 +20,17 @@ from pyro_vlae.cli import main
 from pyro_vlae.data import StreamData
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.run_folder import make_model, open_dataset
-from pyro_vlae.train import load_checkpoint, make_elbo
+from pyro_vlae.train import LayerFadeIn, load_checkpoint, make_elbo
 from pyro_vlae.train.distributed import ScaledPair, local_batch_size, step_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "data_parallel_svi.py"
 OPTIONS = dict(
     plugin_options={"num_train": 64, "num_test": 16}, z_dims=(2, 2), width=0.125, batch_size=16, lr=3e-3,
-    warmup_steps=3, seed=5,
+    warmup_steps=3, seed=5, fade_in=4,
 )
 ARGS = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125", "--batch-size", "16",
-        "--lr", "0.003", "--warmup-steps", "3", "--seed", "5", "--no-progress"]
+        "--lr", "0.003", "--warmup-steps", "3", "--seed", "5", "--fade-in", "4", "--no-progress"]
 TIMEOUT = 240  # seconds for a whole launch on a busy machine; a hang fails the test instead of blocking it
 
 
@@ -97,7 +97,9 @@ def reference_fit(
     pair, b = ScaledPair(model, len(train)), config.batch_size // world_size
     guide = pair.guide  # one bound method: the JIT ELBO keys its trace on its id
     jit_elbos = [make_elbo("trace", jit=True) for _ in range(world_size)]
+    fade = LayerFadeIn(config.fade_in)  # the VLAE's layers open from the top down, as in the trainer
     for step in range(config.steps):
+        model.layer_gates.copy_(fade(step, model.num_layers))
         batch = global_batches.batch_indices(step)
         buffers = {k: v.clone() for k, v in model.named_buffers()}
         for rank in reversed(range(world_size)):  # process 0 last: its batch-norm statistics are kept
