@@ -16,7 +16,7 @@ import torch
 from pyro_vlae.run_folder import CHECKPOINT, METRICS, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS, LOG_EVERY, CHECKPOINT_EVERY = 30, 3, 4
+STEPS, LOG_EVERY, CHECKPOINT_EVERY = 240, 20, 25  # long enough that a random kill lands mid-run on a fast machine
 FIT = ["fit", "-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125",
        "--batch-size", "16", "--warmup-steps", "10", "--steps", str(STEPS), "--log-every", str(LOG_EVERY),
        "--checkpoint-every", str(CHECKPOINT_EVERY), "--seed", "5", "--no-progress"]
@@ -119,7 +119,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
         proc = start(out, resume, pause=moment if moment != "random" else None)
         if moment == "random":
             if wait_for(lambda p=proc: training(p), proc):
-                time.sleep(rng.uniform(0.0, 2.0))
+                time.sleep(rng.uniform(0.0, 1.0))
         else:
             wait_for(marker.exists, proc)
         finished = proc.poll() == 0
