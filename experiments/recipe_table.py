@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyro_vlae import plugins
 from pyro_vlae.evaluate import intervention_metrics
 from pyro_vlae.evaluate.reader import reader_for
 from pyro_vlae.run import load_run
@@ -38,10 +37,7 @@ def evaluate(run: Path, samples: int) -> dict:
     path = run / "intervention.json"
     if not path.exists():
         loaded = load_run(run)
-        plugin = loaded.plugin if hasattr(loaded, "plugin") else None
-        if plugin is None:
-            plugin = plugins.dataset(loaded.config.plugin, data_dir=loaded.config.data_dir,
-                                     **(loaded.config.plugin_options or {}))
+        plugin = loaded.plugin
         reader = reader_for(plugin, loaded.config.plugin_options)
         metrics = intervention_metrics(loaded.model, reader, factor_levels=plugin.factor_levels, num_pairs=samples,
                                        value_range=loaded.model.likelihood.value_range)

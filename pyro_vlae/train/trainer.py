@@ -202,15 +202,14 @@ class Trainer:
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
         # the layer gates of every step of the fade-in (the last row holds from then on)
-        self.fade_in = fade_in if fade_in is not None and fade_in.stage_steps > 0 else None
         self.layer_gates = None
-        if self.fade_in is not None:
+        if fade_in is not None and fade_in.stage_steps > 0:
             if not hasattr(model, "layer_gates"):
                 raise ConfigError(
                     f"{type(model).__name__} has no ladder paths to fade in", "drop the fade-in (it is for the VLAE)"
                 )
-            end = self.fade_in.end(model.num_layers)
-            self.layer_gates = torch.stack([self.fade_in(s, model.num_layers) for s in range(end + 1)]).to(model.device)
+            end = fade_in.end(model.num_layers)
+            self.layer_gates = torch.stack([fade_in(s, model.num_layers) for s in range(end + 1)]).to(model.device)
         self.step_count = 0
         self._epoch: int | None = None
         self._perm: Tensor | None = None
