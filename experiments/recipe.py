@@ -56,6 +56,7 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
         {
             "base": (["--fade-in", "0"], 2000),
             "fade": ([], 2000),
+            "fade-long": (["--fade-in", "2500"], 10000),
             "hvae": (["--model", "hvae"], 2000),
             "lvae": (["--model", "lvae"], 2000),
             "vae": (["--model", "vae"], 2000),
