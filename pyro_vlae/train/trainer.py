@@ -76,6 +76,29 @@ def plain_methods(model: LatentModel) -> tuple[Callable, Callable]:
     return functools.partial(inspect.unwrap(cls.model), model), functools.partial(inspect.unwrap(cls.guide), model)
 
 
+class ScaledPair(torch.nn.Module):
+    """A :class:`LatentModel`'s model and guide on a mini-batch scaled to ``num_data``, as one
+    module: ``forward(x, β)`` is the model, :meth:`guide` the guide, and the parameters are the
+    latent model's (so Pyro's ELBO module, and DistributedDataParallel around it, find them).
+    β is positional, so a JIT ELBO traces it as an input.
+
+    :param plain: call model and guide as plain methods (:func:`plain_methods`), without the
+        parameter statements a JIT ELBO needs.
+    """
+
+    def __init__(self, latent: LatentModel, num_data: int, plain: bool = False) -> None:
+        super().__init__()
+        self.latent = latent
+        self.num_data = int(num_data)
+        self.model_fn, self.guide_fn = plain_methods(latent) if plain else (latent.model, latent.guide)
+
+    def forward(self, x: Tensor, beta: Tensor) -> Tensor:
+        return self.model_fn(x, num_data=self.num_data, beta=beta)
+
+    def guide(self, x: Tensor, beta: Tensor) -> None:
+        self.guide_fn(x, num_data=self.num_data, beta=beta)
+
+
 class Trainer:
     """Mini-batch SVI with KL warm-up over data held as one tensor, or streamed from a
     :class:`~pyro_vlae.data.StreamData` (a torch Dataset) by its DataLoader.
@@ -190,9 +213,9 @@ class Trainer:
         self.optim = torch.optim.Adam(self.params, lr=lr, fused=True, capturable=graphed)
         self.elbo = make_elbo(elbo, num_particles, jit)
         # Pyro's JIT ELBO finds the parameters to trace as inputs by their param statements
-        self._plain_model, self._plain_guide = (model.model, model.guide) if jit else plain_methods(model)
+        self.pair = ScaledPair(model, self.num_data, plain=not jit)
         # one bound method each: the JIT ELBO keys its cache on their ids
-        self._model_fn, self._guide_fn = self._model, self._guide
+        self._model_fn, self._guide_fn = self.pair.forward, self.pair.guide
         #: the compiled step, if any: a CUDAGraphStep or a CompiledStep
         self.compiled: CUDAGraphStep | CompiledStep | None = None
         if graphed:
@@ -216,13 +239,6 @@ class Trainer:
 
     #: whether this trainer offers compiled steps (the data-parallel one does not)
     supports_compile = True
-
-    # ------------------------------------------------------------ model/guide
-    def _model(self, x: Tensor, beta: Tensor):
-        return self._plain_model(x, num_data=self.num_data, beta=beta)
-
-    def _guide(self, x: Tensor, beta: Tensor):
-        return self._plain_guide(x, num_data=self.num_data, beta=beta)
 
     # ------------------------------------------------------------------ batches
     def batch_indices(self, step: int) -> Tensor:
