@@ -38,17 +38,24 @@ class Group(click.Group):
             raise click.Abort() from None
 
 
+def parse_list(text: str, kind: type[int] | type[float], example: str) -> tuple:
+    """A comma-separated list (spaces ignored) of ``kind`` values: the one reader of every
+    list option (``--z-dims``, ``--dims``, ``--kl-weights``, ``--layers``)."""
+    try:
+        return tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of {what}, e.g. {example}") from None
+
+
 def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
-    """A comma-separated list of positive integers: ``--z-dims`` (one width per layer, e.g.
-    2,2,2) or ``traverse --dims`` (one or two dimensions counted from 1, e.g. 1,2)."""
+    """``--z-dims`` (one width per layer, e.g. 2,2,2) or ``traverse --dims`` (one or two
+    dimensions counted from 1, e.g. 1,2)."""
     if value is None:
         return None
     z_dims = param.name == "z_dims"
     example = "2,2,2" if z_dims else "1,2"
-    try:
-        dims = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. {example}") from None
+    dims = parse_list(value, int, example)
     if z_dims:
         try:
             return check_z_dims(dims)
@@ -60,19 +67,13 @@ def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
 
 
 def parse_weights(ctx, param, value: str | None) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, e.g. 4,1,1") from None
+    """``--kl-weights``: one number per layer, e.g. 4,1,1."""
+    return None if value is None else parse_list(value, float, "4,1,1")
 
 
 def parse_layers(ctx, param, values: tuple[str, ...]) -> tuple[int, ...]:
-    try:
-        layers = tuple(int(v) for value in values for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{' '.join(values)!r} is not a list of layers, e.g. 2,3") from None
+    """``encode --layers``, given once or more: layers counted from 1, e.g. 2,3."""
+    layers = parse_list(",".join(values), int, "2,3")
     if layers and min(layers) < 1:
         raise click.BadParameter("layers are counted from 1, e.g. --layers 1,2")
     return layers
