@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from pyro_vlae.run_folder import CHECKPOINT, SUMMARY
+
 #: the budget shared by every variant of a data set. MNIST: width 0.25 of the authors' small
 #: network, Adam 1e-3, batch 64, the data set's σ = 0.25; shapes: the defaults of `pyro-vlae fit`
 BUDGETS = {
@@ -68,7 +70,7 @@ def main() -> None:
         for name in args.variants.split(","):
             extra, steps = variants[name]
             out = root / f"{name}-s{seed}"
-            if (out / "summary.json").exists():
+            if (out / SUMMARY).exists():
                 continue
             out.mkdir(parents=True, exist_ok=True)
             try:  # another copy of this script may be training the same run
@@ -76,7 +78,7 @@ def main() -> None:
             except FileExistsError:
                 print(f"{out}: taken by another process, skipped", flush=True)
                 continue
-            resume = ["--resume"] if (out / "checkpoint.pt").exists() else []
+            resume = ["--resume"] if (out / CHECKPOINT).exists() else []
             command = [
                 sys.executable, "-m", "pyro_vlae.cli", "fit", *data, *BUDGETS[args.dataset], *extra,
                 "--steps", str(steps), "--seed", seed, "--out", str(out), "--no-progress", *resume,

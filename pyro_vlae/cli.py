@@ -239,10 +239,12 @@ def evaluate(run: Path, device: str, **options: Any) -> None:
     hierarchy.png into RUN.
     """
     from .evaluate import evaluate_run, format_evaluation
+    from .run_folder import EVALUATION
+
     options = {k: v for k, v in options.items() if v is not None or k != "reader_steps"}
     results = evaluate_run(run, device=device, **options)
     click.echo(format_evaluation(results))
-    click.echo(f"wrote {run / 'evaluation.json'}")
+    click.echo(f"wrote {run / EVALUATION}")
 
 
 @main.command()
@@ -287,13 +289,14 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
     Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l).
     """
     from .encode import encode_run, save_features
+    from .run_folder import FEATURES
 
     given = [s for s in (split, images, tensor) if s is not None]
     if len(given) > 1:
         raise ConfigError("--split, --images and --tensor exclude each other", "give one of them")
     source = str(given[0]) if given else "test"
     if out is None:
-        out = run / f"features-{Path(source).stem if (images or tensor) else source}"
+        out = run / FEATURES.format(source=Path(source).stem if (images or tensor) else source)
     features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
     click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
@@ -348,8 +351,8 @@ def diagnostic_command(function):
 def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     """Ancestral samples and per-layer noise variation (paper Figs. 3, 6-7) of RUN.
 
-    Writes sample.png, sample-layer{l}.png (each row holds every layer's noise but l's
-    fixed; l's is re-drawn along the row) and sample-layers.png into RUN.
+    Writes samples.png, layer{l}.png (each row holds every layer's noise but l's fixed; l's
+    is re-drawn along the row) and layers.png into RUN: fit's pictures, drawn anew.
     """
     from .plotting import save_samples
 
@@ -392,8 +395,9 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     z1 ~ q(z1|x), x ~ p(x|z1) (for VAE/VLAE, z1..zL). Writes gibbs.png into RUN: left, each
     row one chain from its start to the last step; right, samples of the full model.
     """
-    from .plotting import GIBBS, save_gibbs
+    from .plotting import save_gibbs
     from .plugins import load_data
+    from .run_folder import GIBBS
 
     loaded = _load(run, device, seed)
     x0 = None

@@ -25,9 +25,9 @@ from ..data.base import StreamData, TensorData
 from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
-from ..plotting import HIERARCHY, INTERVENTION, LATENTS, plot_layers, plot_matrix
+from ..plotting import plot_layers, plot_matrix
 from ..rng import seeded
-from ..run_folder import EVALUATION, load_run
+from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run
 from .hierarchy import hierarchy_metrics
 from .intervention import format_intervention, intervention_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
