@@ -39,8 +39,7 @@ def evaluate(run: Path, samples: int) -> dict:
         loaded = load_run(run)
         plugin = loaded.plugin
         reader = reader_for(plugin, loaded.config.plugin_options)
-        metrics = intervention_metrics(loaded.model, reader, factor_levels=plugin.factor_levels, num_pairs=samples,
-                                       value_range=loaded.model.likelihood.value_range)
+        metrics = intervention_metrics(loaded.model, reader, factor_levels=plugin.factor_levels, num_pairs=samples)
         path.write_text(json.dumps(metrics, indent=1) + "\n")
         print(f"{run}: measured", flush=True)
     results["intervention"] = json.loads(path.read_text())

@@ -45,6 +45,8 @@ EVALUATION = "evaluation.json"
 REPORT = "report.html"
 #: ``pyro-vlae encode``'s default ``OUT`` (it writes ``OUT.npz`` and ``OUT.pt``)
 FEATURES = "features-{source}"
+#: the folder of ``fit --log tensorboard``'s event files
+TENSORBOARD = "tensorboard"
 
 # pictures: written by the command named, read back by the report
 LOSS = "loss.png"  # fit

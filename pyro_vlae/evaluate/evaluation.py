@@ -237,7 +237,7 @@ def evaluate_run(
                             progress=progress)
         results["intervention"] = _intervention(
             run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
-            value_range=run.model.likelihood.value_range, progress=progress,
+            progress=progress,
         )
     (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
     plot_layers(results["layers"], run.path / LATENTS)

@@ -36,6 +36,13 @@ class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
         return loss
 
 
+#: Pyro's ELBO classes, plain and JIT-compiled, for each name of :data:`~pyro_vlae.config.ELBOS`
+#: (in that order: Monte-Carlo, then mean-field)
+ELBO_CLASSES: dict[str, tuple[type[Trace_ELBO], type[Trace_ELBO]]] = dict(
+    zip(ELBOS, [(Trace_ELBO, JitTrace_ELBO), (TraceMeanField_ELBO, _JitTraceMeanField_ELBO)], strict=True)
+)
+
+
 def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELBO:
     """``"trace"``: Monte-Carlo ELBO (:class:`~pyro.infer.Trace_ELBO`); ``"meanfield"``:
     analytic KL terms (:class:`~pyro.infer.TraceMeanField_ELBO`), valid when the guide's
@@ -46,14 +53,10 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
     non-tensor arguments, so every changing input (the batch, β) must be a tensor.
     The models use one plate (``"data"``, dim −1), hence ``max_plate_nesting=1``.
     """
-    kinds = {
-        "trace": (Trace_ELBO, JitTrace_ELBO),
-        "meanfield": (TraceMeanField_ELBO, _JitTraceMeanField_ELBO),
-    }
-    if name not in kinds:
+    if name not in ELBO_CLASSES:
         raise ConfigError(f"unknown ELBO {name!r}", f"use one of: {', '.join(ELBOS)}")
     options = {"ignore_jit_warnings": True} if jit else {}
-    return kinds[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
+    return ELBO_CLASSES[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
 
 
 def plain_methods(model: LatentModel) -> tuple[Callable, Callable]:
