@@ -38,14 +38,15 @@ class Group(click.Group):
             raise click.Abort() from None
 
 
-def parse_list(text: str, kind: type[int] | type[float], example: str) -> tuple:
+def parse_list(text: str, kind: type[int] | type[float], example: str, what: str | None = None) -> tuple:
     """A comma-separated list (spaces ignored) of ``kind`` values: the one reader of every
-    list option (``--z-dims``, ``--dims``, ``--kl-weights``, ``--layers``)."""
+    list option (``--z-dims``, ``--dims``, ``--kl-weights``, ``--layers``). ``what`` names
+    the list in the message (default: a comma-separated list of integers, or of numbers)."""
     try:
         return tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
-        what = "integers" if kind is int else "numbers"
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of {what}, e.g. {example}") from None
+        what = what or f"a comma-separated list of {'integers' if kind is int else 'numbers'}"
+        raise click.BadParameter(f"{text!r} is not {what}, e.g. {example}") from None
 
 
 def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
@@ -73,7 +74,7 @@ def parse_weights(ctx, param, value: str | None) -> tuple[float, ...] | None:
 
 def parse_layers(ctx, param, values: tuple[str, ...]) -> tuple[int, ...]:
     """``encode --layers``, given once or more: layers counted from 1, e.g. 2,3."""
-    layers = parse_list(",".join(values), int, "2,3")
+    layers = parse_list(",".join(values), int, "2,3", "a list of layers")
     if layers and min(layers) < 1:
         raise click.BadParameter("layers are counted from 1, e.g. --layers 1,2")
     return layers
