@@ -223,7 +223,8 @@ def plot_matrix(metrics: Mapping[str, Any], path: str | Path, key: str = "probe"
     score = metrics.get(f"ordering_{key}")
     title = {"probe": "probe informativeness", "nmi": "max-unit normalised MI",
              "intervention": "change when only this layer is re-drawn"}.get(key, key)
-    ax.set_title(f"{title}; ordering score {score:.2f}" if score is not None else title, fontsize=9)
+    defined = score is not None and math.isfinite(score)
+    ax.set_title(f"{title}; ordering score {score:.2f}" if defined else title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.05)
     return _finish(fig, path)
 
