@@ -46,21 +46,18 @@ def layer_grids(model: LatentModel, rows: int = 4, cols: int = 8) -> dict[str, t
     """``{"z1": (3, H, W), ...}``: each layer's grid of :func:`layer_variation` in [0, 1].
     The draws come from a forked random stream, so logging never changes training."""
     import torch
-    from torchvision.utils import make_grid
 
     from .diagnostics import layer_variation
-    from .plotting import to_images
+    from .plotting import grid
 
-    value_range = model.likelihood.value_range
     grids = {}
     was_training = model.training
     devices = [model.device] if model.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(0)
         for layer, name in enumerate(model.latent_sites, start=1):
-            images = to_images(layer_variation(model, layer, rows, cols), value_range)
-            grid = make_grid(images, nrow=cols, padding=1, pad_value=1.0)
-            grids[name] = grid if grid.shape[0] == 3 else grid.expand(3, -1, -1)
+            picture = grid(model, layer_variation(model, layer, rows, cols), cols)
+            grids[name] = picture if picture.shape[0] == 3 else picture.expand(3, -1, -1)
     model.train(was_training)
     return grids
 
@@ -129,5 +126,7 @@ def open_tracker(name: str | None, run_folder: str | Path) -> Tracker | None:
     """The tracker ``--log NAME`` asks for (``None``: none), writing below ``run_folder``."""
     if name is None:
         return None
+    from .run_folder import TENSORBOARD
+
     require_tracker(name)
-    return TensorBoard(Path(run_folder) / "tensorboard")
+    return TensorBoard(Path(run_folder) / TENSORBOARD)
