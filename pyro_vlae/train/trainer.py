@@ -173,8 +173,9 @@ class Trainer:
         (:class:`~pyro_vlae.train.LayerFadeIn`); needs a model with ``layer_gates`` (the VLAE).
     :param jit: trace model and guide once with :class:`~pyro.infer.JitTrace_ELBO` (or
         :class:`~pyro.infer.JitTraceMeanField_ELBO`); β is a tensor input of the trace, so a
-        warm-up schedule does not retrace. Built on the deprecated ``torch.jit.trace``;
-        ``compile`` is its successor.
+        warm-up schedule does not retrace. The model's parameters are put in Pyro's param
+        store, where the trace finds them (:func:`register_params`). Built on the deprecated
+        ``torch.jit.trace``; ``compile`` is its successor.
     :param compile: ``True``: a compiled step (CUDA graph on CUDA, ``torch.compile``
         elsewhere); ``False``: the eager step; ``None``: the CUDA graph on CUDA (unless ``jit``),
         the eager step elsewhere.
