@@ -307,7 +307,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
 @click.option("--samples", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Images in the grid of samples sharing the locked layers.")
 @click.option("--span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
-              help="Sliders run over [-SPAN, SPAN].")
+              help="Sliders and the pads of 2-D layers run over [-SPAN, SPAN].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 def explore(run: Path, host: str, port: int, samples: int, span: float, seed: int, device: str) -> None:
