@@ -18,6 +18,7 @@ a folder of images, or a ``.npy``/``.pt`` tensor.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -28,11 +29,11 @@ import torch
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from .data.base import StreamData, TensorData
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
+from .progress import Progress
 
 #: file name endings read as images by :func:`read_images`
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -103,12 +104,14 @@ def encode(
     layers: Sequence[int] | None = None,
     batch_size: int = 256,
     progress: bool = False,
+    echo: Callable[[str], None] = print,
 ) -> dict[str, Tensor]:
     """Per-layer posterior parameters of ``data``, batch by batch, on the CPU::
 
         {"z1_loc": (N, d1), "z1_scale": (N, d1), "z2_loc": ..., ...}
 
-    ``layers`` (1-based) selects layers; the model runs in eval mode on its device.
+    ``layers`` (1-based) selects layers; the model runs in eval mode on its device. With
+    ``progress``, a bar counts points (off a terminal: a line to ``echo`` every tenth of the data).
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}", "pass --batch-size 256")
@@ -117,14 +120,16 @@ def encode(
     model.eval()
     parts: dict[str, list[Tensor]] = {f"{s}_{k}": [] for s in sites for k in ("loc", "scale")}
     total, batches = _batches(data, batch_size)
+    every = max(1, math.ceil(math.ceil(total / batch_size) / 10))  # batches between two lines
     try:
-        with tqdm(total=total, disable=not progress, unit="point", desc="encode", dynamic_ncols=True) as bar:
-            for x in batches:
+        with Progress(total, progress, echo, unit="point", prefix="encode", desc="encode") as bar:
+            for i, x in enumerate(batches, start=1):
                 params = posterior(model, x.to(model.device))
                 for s in sites:
                     parts[f"{s}_loc"].append(params[s][0].float().cpu())
                     parts[f"{s}_scale"].append(params[s][1].float().cpu())
-                bar.update(x.shape[0])
+                done = bar.done + x.shape[0]
+                bar.update(x.shape[0], "" if i % every == 0 or done >= total else None)
     finally:
         model.train(was_training)
     return {key: torch.cat(value) for key, value in parts.items()}
@@ -148,7 +153,7 @@ def encode_run(
     data, what = load_inputs(source, loaded, echo)
     if echo is not None:
         echo(f"encoding {what} with the {loaded.config.model} of {loaded.path} (step {loaded.step})")
-    return encode(loaded.model, data, layers, batch_size, progress)
+    return encode(loaded.model, data, layers, batch_size, progress, echo or print)
 
 
 # ------------------------------------------------------------------- inputs

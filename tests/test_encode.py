@@ -97,6 +97,19 @@ def test_encode_reads_tensors_and_refuses_the_wrong_shape(run_folder, tmp_path):
     assert "Traceback" not in r.output and not list(tmp_path.glob("c*"))
 
 
+def test_encode_progress_off_a_terminal_is_plain_lines(run_folder, tmp_path, capsys):
+    """As for fit: no tqdm redraws in a log file, one line per tenth of the data instead."""
+    r = run("encode", run_folder, "--batch-size", "4", "--out", tmp_path / "f")  # 24 points, 6 batches
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("encode ")]
+    assert [line.split()[1] for line in lines] == ["4/24", "8/24", "12/24", "16/24", "20/24", "24/24"]
+    assert "points/s" in lines[-1] and "\r" not in r.output and "\r" not in capsys.readouterr().err
+    lines = []
+    encode(build_model("vae", (1, 28, 28), (2,), None, "auto", 0.125), torch.rand(100, 1, 28, 28), batch_size=4,
+           progress=True, echo=lines.append)
+    assert [line.split()[1] for line in lines] == [f"{n}/100" for n in (12, 24, 36, 48, 60, 72, 84, 96, 100)]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
