@@ -148,7 +148,8 @@ def main() -> None:
               help="Under torchrun: how long a process waits for the others before stopping with an error.")
 @click.option("--log", "tracker", type=click.Choice(TRACKERS),
               help="Also write metrics, per-layer grids and hyper-parameters to a tracker "
-                   '(extra: pip install "pyro-vlae[tensorboard]"); metrics.csv is written either way.')
+                   '(extras: pip install "pyro-vlae[tensorboard]" or "pyro-vlae[mlflow]"); '
+                   "metrics.csv is written either way.")
 @click.option("--log-images-every", type=click.IntRange(0), default=500, show_default=True, metavar="N",
               help="With --log: per-layer grids every N steps (0: only at the end).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="FILE",

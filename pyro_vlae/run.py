@@ -94,9 +94,9 @@ def fit(
         echo(_banner(setup, trainer))
         try:
             seconds = loop(setup, trainer, progress, echo, track, log_images_every)
-        except BaseException:
+        except BaseException as err:
             if track is not None:
-                track.close()
+                track.close(err)
             raise
         if setup.main:
             finish(setup, trainer.model, seconds, echo, track)
