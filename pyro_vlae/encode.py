@@ -171,6 +171,24 @@ def image_mode(x_shape: Sequence[int]) -> tuple[str, tuple[int, int]]:
     )
 
 
+def eight_bits(image, name: str):
+    """``image`` with 8 bits per channel: a 16-bit (or 32-bit integer) grey image is scaled
+    from 0–65535 to 0–255, since PIL's own conversion would clip it to white; a
+    floating-point image, whose range cannot be known, is refused."""
+    from PIL import Image
+
+    if image.mode == "F":
+        raise DataError(f"{name} holds floating-point pixels (PIL mode F), whose range cannot be known",
+                        "save it as an 8- or 16-bit PNG, or pass a .npy/.pt tensor in the data's range")
+    if not (image.mode.startswith("I;16") or image.mode == "I"):
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    if array.min() < 0 or array.max() > 65535:
+        raise DataError(f"{name} holds pixel values outside 0 to 65535 (PIL mode {image.mode})",
+                        "save it as an 8- or 16-bit PNG")
+    return Image.fromarray(np.round(array / 257).astype(np.uint8))  # mode L
+
+
 def images_to_tensor(
     images: Sequence, x_shape: Sequence[int], value_range: tuple[float, float] = (0.0, 1.0),
     echo: Callable[[str], None] | None = None, names: Sequence[str] | None = None,
@@ -178,7 +196,8 @@ def images_to_tensor(
     """PIL images → a batch shaped like the model's data, in its ``value_range``.
 
     An image of another size is resized to the model's (bilinear) and one of another colour
-    mode is converted (RGB → grey or grey → RGB); each change is announced through ``echo``.
+    mode is converted (RGB → grey or grey → RGB, 16-bit grey scaled to 8 bits by
+    :func:`eight_bits`); each change is announced through ``echo``.
     """
     from PIL import Image
 
@@ -189,6 +208,7 @@ def images_to_tensor(
         name = names[i] if names is not None else f"image {i}"
         if image.mode != mode:
             converted.append((name, image.mode))
+            image = eight_bits(image, name)
             try:
                 image = image.convert(mode)
             except (ValueError, OSError) as err:

@@ -19,6 +19,7 @@ The page is built with Gradio, an optional extra (``pip install "pyro-vlae[explo
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import socket
@@ -360,7 +361,7 @@ def build_app(
                                                      interactive=num_test > 0)
                     with gr.Row():
                         upload = gr.Image(label="or upload an image", type="pil", sources=["upload", "clipboard"],
-                                          elem_id="upload", height=220)
+                                          image_mode=None, elem_id="upload", height=220)  # converted here
                         source = gr.Image(label="the image encoded", format="png", interactive=False,
                                           elem_id="source", height=220)
                     from_upload_button = gr.Button("Encode uploaded image", elem_id="encode-upload")
@@ -398,17 +399,23 @@ def build_app(
 
 
 def check_port(host: str, port: int) -> int:
-    """``port`` if it is free on ``host`` (0: any free port), else a :class:`ConfigError`."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
+    """``port`` if it is free on ``host`` (0: any free port), else a :class:`ConfigError`
+    saying whether the port is taken or the address cannot be listened on."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as s:
             s.bind((host, port))
-        except OSError as err:
+            return s.getsockname()[1]
+    except OSError as err:
+        if err.errno in (errno.EADDRINUSE, 10048):  # 10048: Windows
             raise ConfigError(
-                f"cannot listen on {host}:{port}: {err.strerror or err}"
-                + (" (another program uses that port)" if err.errno in (98, 48, 10048) else ""),
+                f"cannot listen on {host}:{port}: {err.strerror or err} (another program uses that port)",
                 "pass another --port (or --port 0 for any free one), or stop the program using it",
             ) from None
-        return s.getsockname()[1]
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {err.strerror or err} (not an address of this machine)",
+            "pass another --host: 127.0.0.1 (this machine only) or 0.0.0.0 (your network)",
+        ) from None
 
 
 def serve(

@@ -105,6 +105,21 @@ def test_port_in_use_is_one_clear_message():
         with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*in use"):
             check_port("127.0.0.1", port)
     assert check_port("127.0.0.1", 0) > 0
+    with pytest.raises(ConfigError, match="not an address of this machine") as caught:
+        check_port("no such host.invalid", 0)
+    assert "--host" in caught.value.fix
+
+
+def test_explore_on_a_port_in_use_is_one_message_and_exit_1(tmp_path):
+    pytest.importorskip("gradio", reason='the explorer needs Gradio: pip install "pyro-vlae[explore]"')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = CliRunner().invoke(main, ["explore", str(tmp_path), "--port", str(port)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"127.0.0.1:{port}" in r.output and "another program uses that port" in r.output and "--port" in r.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_without_gradio_explore_says_how_to_install(monkeypatch, tmp_path):
@@ -297,6 +312,7 @@ def test_page_starts_from_a_test_image_or_an_upload(browser, served, tmp_path):
     wait_for_status(driver, "Encoded the uploaded image.")
     status = driver.find_element(By.ID, "status").text
     assert "Resized 1 image(s) to 32×32" in status and "40×50" in status, status
+    assert "Converted 1 image(s) to RGB for this model (e.g. the upload: L)" in status, status
     assert not np.array_equal(picture(driver, "image", old=before), before)
 
 
