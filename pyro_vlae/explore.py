@@ -175,12 +175,13 @@ def pad_point(pixel: Sequence[float], reach: float, size: int = PAD) -> tuple[fl
 
 def pad_picture(point: Sequence[float], span: float, size: int = PAD) -> np.ndarray:
     """A pad as RGB ``uint8``: the plane [-reach, reach]² (:func:`pad_reach`) with a line at
-    every whole value, the axes darker, and a dot at ``point`` (to the controls' precision, so
-    the same values always give the same picture)."""
+    every whole value (every few when widened beyond ±5), the axes darker, and a dot at
+    ``point`` (to the controls' precision, so the same values always give the same picture)."""
     point = [round(float(v), DECIMALS) for v in point]
     reach = pad_reach(point, span)
     picture = np.full((size, size, 3), 250, dtype=np.uint8)
-    ticks = np.arange(-math.floor(reach), math.floor(reach) + 1)
+    step = 1 if reach <= 5 else math.ceil(reach / 5)  # at most about ten lines a side
+    ticks = np.arange(-math.floor(reach / step), math.floor(reach / step) + 1) * step
     for t in ticks:
         column, row = (round(c) for c in pad_pixel((t, t), reach, size))
         shade = 160 if t == 0 else 222

@@ -294,6 +294,7 @@ def test_page_starts_from_a_test_image_or_an_upload(browser, served, tmp_path):
     driver = browser
     driver.get(served)
     first = picture(driver, "image")
+    pads = {layer: picture(driver, f"pad-{layer}") for layer in ("z1", "z2")}
     driver.find_element(By.ID, "encode-test").click()
     source = picture(driver, "source")
     assert source is not None, "the encoded test image was not shown"
@@ -301,6 +302,9 @@ def test_page_starts_from_a_test_image_or_an_upload(browser, served, tmp_path):
     assert not np.array_equal(encoded, first)
     wait_for_status(driver, "Encoded test image 0")
     assert any(v != 0 for layer in ("z1", "z2", "z3") for v in slider_values(driver, layer))
+    for layer, before in pads.items():  # the pads' dots move to the encoded values
+        assert not np.array_equal(picture(driver, f"pad-{layer}", old=before), before), f"the pad of {layer} stayed"
+    driver.save_screenshot(str(tmp_path / "encoded.png"))
 
     # an upload of another size and colour mode is resized and converted, and the page says so
     path = tmp_path / "upload.png"
