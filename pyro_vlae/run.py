@@ -89,8 +89,8 @@ def fit(
         trainer = build(setup)
         track = None
         if setup.main:
+            track = open_tracker(tracker, setup.out)  # a store that cannot be opened stops the run here
             write_json(setup.out / CONFIG, setup.config.to_dict())
-            track = open_tracker(tracker, setup.out)
         echo(_banner(setup, trainer))
         try:
             seconds = loop(setup, trainer, progress, echo, track, log_images_every)

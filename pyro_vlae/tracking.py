@@ -157,35 +157,50 @@ class MLflow(Tracker):
         import logging
 
         from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
 
-        run_folder = Path(run_folder)
-        self.folder = run_folder / "mlflow"
-        self.folder.mkdir(parents=True, exist_ok=True)
         for name in ("mlflow.store.db.utils", "alembic"):  # the store's set-up notes
             logging.getLogger(name).setLevel(logging.WARNING)
+        run_folder = Path(run_folder)
+        self.folder = run_folder / "mlflow"
         self.uri = mlflow_uri(run_folder)
+        try:
+            self.run_id = self._open(run_folder)
+        except MlflowException as err:
+            raise ConfigError(
+                f"cannot open the MLflow tracking store {self.uri}: {err.message}",
+                "check MLFLOW_TRACKING_URI (or unset it: a SQLite store in the run folder), or drop --log",
+            ) from None
+
+    def _open(self, run_folder: Path) -> str:
+        """The id of the run folder's MLflow run: the one kept in ``mlflow/run-id`` if the
+        store still has it, else a new one."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        own_store = not os.environ.get("MLFLOW_TRACKING_URI")
+        if own_store:
+            self.folder.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "pyro-vlae"
         experiment = self.client.get_experiment_by_name(name)
         if experiment is None:
-            artifacts = None if "MLFLOW_TRACKING_URI" in os.environ else (self.folder / "artifacts").resolve().as_uri()
+            artifacts = (self.folder / "artifacts").resolve().as_uri() if own_store else None
             experiment_id = self.client.create_experiment(name, artifact_location=artifacts)
         else:
             experiment_id = experiment.experiment_id
         kept = self.folder / "run-id"
-        self.run_id = None
         if kept.exists():
             try:
-                self.run_id = self.client.get_run(kept.read_text().strip()).info.run_id
-                self.client.update_run(self.run_id, status="RUNNING")
+                run_id = self.client.get_run(kept.read_text().strip()).info.run_id
+                self.client.update_run(run_id, status="RUNNING")
+                return run_id
             except MlflowException:  # another tracking store than the last time: a new run
-                self.run_id = None
-        if self.run_id is None:
-            run = self.client.create_run(experiment_id, run_name=run_folder.name,
-                                         tags={"pyro_vlae.run_folder": str(run_folder.resolve())})
-            self.run_id = run.info.run_id
-            kept.write_text(self.run_id + "\n")
+                pass
+        run = self.client.create_run(experiment_id, run_name=run_folder.name,
+                                     tags={"pyro_vlae.run_folder": str(run_folder.resolve())})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        kept.write_text(run.info.run_id + "\n")
+        return run.info.run_id
 
     def _metrics(self, values: Mapping[str, Any], step: int) -> list:
         from mlflow.entities import Metric

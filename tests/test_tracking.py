@@ -187,3 +187,14 @@ def test_fit_logs_to_mlflow_in_the_run_folder_and_resumes_the_same_run(tmp_path,
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
     assert [s for s, _ in history(client, again, "train/elbo")] == [2, 4, 6, 8]
     assert again.data.params["steps"] == "6"  # MLflow keeps a parameter's first value; config.json has 8
+
+
+def test_mlflow_store_that_cannot_be_opened_is_one_message_before_anything_is_written(tmp_path, monkeypatch):
+    needs_mlflow()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://store")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "mlflow", "--out", str(out)])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "cannot open the MLflow tracking store nosuchscheme://store" in r.output
+    assert "MLFLOW_TRACKING_URI" in r.output
+    assert not out.exists() or list(out.iterdir()) == []
