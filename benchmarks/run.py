@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -155,9 +156,15 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
         add_trainer("trainer --bf16", bf16=True)
         add_hand("hand --bf16", bf16=True)
 
-    for step in variants.values():  # warm-up: caches, JIT trace, cuDNN autotuning
-        for _ in range(warmup_steps):
-            step()
+    failed = {}
+    for name, step in list(variants.items()):  # warm-up: caches, JIT trace, cuDNN autotuning
+        try:
+            for _ in range(warmup_steps):
+                step()
+        except Exception as error:  # reported in the table, the other variants still measured
+            failed[name] = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+            traceback.print_exc()
+            del variants[name]
     _sync(device)
     times = {name: [] for name in variants}
     names = list(variants)
@@ -171,7 +178,7 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
     calls = {name: python_calls(variants[name]) for name in names}
     hand_key = {name: ("hand --bf16" if "bf16" in name else "hand") for name in names}
     result = {"label": label, "shape": list(shape), "batch": batch, "device": str(device), "steps": steps,
-              "clock": clock, "variants": {}, "compile_seconds": compile_seconds}
+              "clock": clock, "variants": {}, "compile_seconds": compile_seconds, "failed": failed}
     for name in names:
         ratios = sorted(t / h for t, h in zip(times[name], times[hand_key[name]]))
         q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratios[0]] * 3
@@ -363,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"{v['python_calls']:>9}  {_memory(r) if variant == 'hand' else ''}", flush=True)
             if r.get("compile_seconds"):
                 print(f"{'':<25}(trainer --compile: traced and compiled in {r['compile_seconds']:.0f} s)")
+            for variant, reason in r.get("failed", {}).items():
+                print(f"{label:<12} {batch:>5} {args.device:<6} {variant:<15} failed: {reason}", flush=True)
     epoch_batch = 512 if cuda else 128
     r = _run_child({"kind": "epoch", "batch": epoch_batch, "steps": 0 if cuda else (8 if args.quick else 20)},
                    args.device, args.threads)

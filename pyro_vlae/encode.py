@@ -30,7 +30,7 @@ from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
 
-from .data.base import StreamData, TensorData
+from .data.base import Data, TensorData
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
 from .progress import Progress
@@ -91,7 +91,7 @@ def noise_of(model: LatentModel, z: dict[str, Tensor]) -> dict[str, Tensor]:
     return noise
 
 
-def _batches(data: Tensor | TensorData | StreamData, batch_size: int) -> tuple[int, Iterator[Tensor]]:
+def _batches(data: Tensor | Data, batch_size: int) -> tuple[int, Iterator[Tensor]]:
     if torch.is_tensor(data):
         data = TensorData(data)
     return len(data), data.batches(batch_size)
@@ -100,7 +100,7 @@ def _batches(data: Tensor | TensorData | StreamData, batch_size: int) -> tuple[i
 @torch.no_grad()
 def encode(
     model: LatentModel,
-    data: Tensor | TensorData | StreamData,
+    data: Tensor | Data,
     layers: Sequence[int] | None = None,
     batch_size: int = 256,
     progress: bool = False,
@@ -291,7 +291,7 @@ def read_tensor(path: str | Path, x_shape: Sequence[int]) -> Tensor:
 
 def load_inputs(
     source: str, loaded, echo: Callable[[str], None] | None = None
-) -> tuple[Tensor | TensorData | StreamData, str]:
+) -> tuple[Tensor | Data, str]:
     """What to encode and a short description: ``source`` is a split of the run's data set
     (``train``, ``test``), a folder of images, or a ``.npy``/``.pt`` file."""
     path = Path(source)

@@ -33,7 +33,6 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from .data.base import StreamData
 from .encode import images_to_tensor, noise_of, posterior
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
@@ -446,7 +445,7 @@ def serve(
         test = load_data(loaded.plugin, "test")
 
         def test_point(i: int) -> Tensor:
-            return test[i] if isinstance(test, StreamData) else test.head(i + 1)[i]
+            return test.subset(torch.tensor([i])).head()[0]
 
         num_test = len(test)
     c = loaded.config

@@ -53,21 +53,18 @@ def layer_grids(model: LatentModel, rows: int = 4, cols: int = 8) -> dict[str, t
     """``{"z1": (3, H, W), ...}``: each layer's grid of :func:`layer_variation` in [0, 1].
     The draws come from a forked random stream, so logging never changes training."""
     import torch
-    from torchvision.utils import make_grid
 
     from .diagnostics import layer_variation
-    from .plotting import to_images
+    from .plotting import grid
 
-    value_range = model.likelihood.value_range
     grids = {}
     was_training = model.training
     devices = [model.device] if model.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(0)
         for layer, name in enumerate(model.latent_sites, start=1):
-            images = to_images(layer_variation(model, layer, rows, cols), value_range)
-            grid = make_grid(images, nrow=cols, padding=1, pad_value=1.0)
-            grids[name] = grid if grid.shape[0] == 3 else grid.expand(3, -1, -1)
+            picture = grid(model, layer_variation(model, layer, rows, cols), cols)
+            grids[name] = picture if picture.shape[0] == 3 else picture.expand(3, -1, -1)
     model.train(was_training)
     return grids
 
@@ -139,7 +136,9 @@ class TensorBoard(Tracker):
 
 def mlflow_uri(run_folder: str | Path) -> str:
     """``MLFLOW_TRACKING_URI`` when set, else a SQLite store in ``RUN/mlflow/mlflow.db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(run_folder) / 'mlflow' / 'mlflow.db').resolve()}"
+    from .run_folder import MLFLOW
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(run_folder) / MLFLOW / 'mlflow.db').resolve()}"
 
 
 class MLflow(Tracker):
@@ -160,8 +159,10 @@ class MLflow(Tracker):
 
         for name in ("mlflow.store.db.utils", "alembic"):  # the store's set-up notes
             logging.getLogger(name).setLevel(logging.WARNING)
+        from .run_folder import MLFLOW
+
         run_folder = Path(run_folder)
-        self.folder = run_folder / "mlflow"
+        self.folder = run_folder / MLFLOW
         self.uri = mlflow_uri(run_folder)
         try:
             self.run_id = self._open(run_folder)
@@ -215,7 +216,7 @@ class MLflow(Tracker):
 
     def log_layers(self, step: int, model: LatentModel, rows: int = 4, cols: int = 8) -> None:
         for name, grid in layer_grids(model, rows, cols).items():
-            image = (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+            image = grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy()  # (H, W, 3) in [0, 1]
             self.client.log_image(self.run_id, image, key=f"layers/{name}", step=step)
 
     def log_hyperparameters(self, config: Mapping[str, Any], results: Mapping[str, float]) -> None:
@@ -235,7 +236,9 @@ def open_tracker(name: str | None, run_folder: str | Path) -> Tracker | None:
     """The tracker ``--log NAME`` asks for (``None``: none), writing below ``run_folder``."""
     if name is None:
         return None
+    from .run_folder import TENSORBOARD
+
     require_tracker(name)
     if name == "mlflow":
         return MLflow(run_folder)
-    return TensorBoard(Path(run_folder) / "tensorboard")
+    return TensorBoard(Path(run_folder) / TENSORBOARD)

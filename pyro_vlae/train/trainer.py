@@ -36,6 +36,13 @@ class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
         return loss
 
 
+#: Pyro's ELBO classes, plain and JIT-compiled, for each name of :data:`~pyro_vlae.config.ELBOS`
+#: (in that order: Monte-Carlo, then mean-field)
+ELBO_CLASSES: dict[str, tuple[type[Trace_ELBO], type[Trace_ELBO]]] = dict(
+    zip(ELBOS, [(Trace_ELBO, JitTrace_ELBO), (TraceMeanField_ELBO, _JitTraceMeanField_ELBO)], strict=True)
+)
+
+
 def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELBO:
     """``"trace"``: Monte-Carlo ELBO (:class:`~pyro.infer.Trace_ELBO`); ``"meanfield"``:
     analytic KL terms (:class:`~pyro.infer.TraceMeanField_ELBO`), valid when the guide's
@@ -46,14 +53,10 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
     non-tensor arguments, so every changing input (the batch, β) must be a tensor.
     The models use one plate (``"data"``, dim −1), hence ``max_plate_nesting=1``.
     """
-    kinds = {
-        "trace": (Trace_ELBO, JitTrace_ELBO),
-        "meanfield": (TraceMeanField_ELBO, _JitTraceMeanField_ELBO),
-    }
-    if name not in kinds:
+    if name not in ELBO_CLASSES:
         raise ConfigError(f"unknown ELBO {name!r}", f"use one of: {', '.join(ELBOS)}")
     options = {"ignore_jit_warnings": True} if jit else {}
-    return kinds[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
+    return ELBO_CLASSES[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
 
 
 def plain_methods(model: LatentModel) -> tuple[Callable, Callable]:
@@ -74,6 +77,29 @@ def plain_methods(model: LatentModel) -> tuple[Callable, Callable]:
         return model.model, model.guide
     cls = type(model)
     return functools.partial(inspect.unwrap(cls.model), model), functools.partial(inspect.unwrap(cls.guide), model)
+
+
+class ScaledPair(torch.nn.Module):
+    """A :class:`LatentModel`'s model and guide on a mini-batch scaled to ``num_data``, as one
+    module: ``forward(x, β)`` is the model, :meth:`guide` the guide, and the parameters are the
+    latent model's (so Pyro's ELBO module, and DistributedDataParallel around it, find them).
+    β is positional, so a JIT ELBO traces it as an input.
+
+    :param plain: call model and guide as plain methods (:func:`plain_methods`), without the
+        parameter statements a JIT ELBO needs.
+    """
+
+    def __init__(self, latent: LatentModel, num_data: int, plain: bool = False) -> None:
+        super().__init__()
+        self.latent = latent
+        self.num_data = int(num_data)
+        self.model_fn, self.guide_fn = plain_methods(latent) if plain else (latent.model, latent.guide)
+
+    def forward(self, x: Tensor, beta: Tensor) -> Tensor:
+        return self.model_fn(x, num_data=self.num_data, beta=beta)
+
+    def guide(self, x: Tensor, beta: Tensor) -> None:
+        self.guide_fn(x, num_data=self.num_data, beta=beta)
 
 
 class Trainer:
@@ -190,9 +216,9 @@ class Trainer:
         self.optim = torch.optim.Adam(self.params, lr=lr, fused=True, capturable=graphed)
         self.elbo = make_elbo(elbo, num_particles, jit)
         # Pyro's JIT ELBO finds the parameters to trace as inputs by their param statements
-        self._plain_model, self._plain_guide = (model.model, model.guide) if jit else plain_methods(model)
+        self.pair = ScaledPair(model, self.num_data, plain=not jit)
         # one bound method each: the JIT ELBO keys its cache on their ids
-        self._model_fn, self._guide_fn = self._model, self._guide
+        self._model_fn, self._guide_fn = self.pair.forward, self.pair.guide
         #: the compiled step, if any: a CUDAGraphStep or a CompiledStep
         self.compiled: CUDAGraphStep | CompiledStep | None = None
         if graphed:
@@ -216,13 +242,6 @@ class Trainer:
 
     #: whether this trainer offers compiled steps (the data-parallel one does not)
     supports_compile = True
-
-    # ------------------------------------------------------------ model/guide
-    def _model(self, x: Tensor, beta: Tensor):
-        return self._plain_model(x, num_data=self.num_data, beta=beta)
-
-    def _guide(self, x: Tensor, beta: Tensor):
-        return self._plain_guide(x, num_data=self.num_data, beta=beta)
 
     # ------------------------------------------------------------------ batches
     def batch_indices(self, step: int) -> Tensor:
