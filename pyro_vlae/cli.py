@@ -150,7 +150,8 @@ def main() -> None:
               help="Under torchrun: how long a process waits for the others before stopping with an error.")
 @click.option("--log", "tracker", type=click.Choice(TRACKERS),
               help="Also write metrics, per-layer grids and hyper-parameters to a tracker "
-                   '(extra: pip install "pyro-vlae[tensorboard]"); metrics.csv is written either way.')
+                   '(extras: pip install "pyro-vlae[tensorboard]" or "pyro-vlae[mlflow]"); '
+                   "metrics.csv is written either way.")
 @click.option("--log-images-every", type=click.IntRange(0), default=500, show_default=True, metavar="N",
               help="With --log: per-layer grids every N steps (0: only at the end).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="FILE",
@@ -312,7 +313,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
 @click.option("--samples", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Images in the grid of samples sharing the locked layers.")
 @click.option("--span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
-              help="Sliders run over [-SPAN, SPAN].")
+              help="Sliders and the pads of 2-D layers run over [-SPAN, SPAN].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 def explore(run: Path, host: str, port: int, samples: int, span: float, seed: int, device: str) -> None:

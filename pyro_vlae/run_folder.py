@@ -47,6 +47,8 @@ REPORT = "report.html"
 FEATURES = "features-{source}"
 #: the folder of ``fit --log tensorboard``'s event files
 TENSORBOARD = "tensorboard"
+#: the folder of ``fit --log mlflow``: its SQLite store, images and the MLflow run's id
+MLFLOW = "mlflow"
 
 # pictures: written by the command named, read back by the report
 LOSS = "loss.png"  # fit
