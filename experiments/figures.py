@@ -18,22 +18,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: run-folder pictures copied to the page: (command, its options, the pictures it writes)
+from pyro_vlae.run_folder import GIBBS, HIERARCHY, INTERVENTION, LAYERS, TRAVERSALS
+
+#: run-folder pictures copied to the page: (command and its options, {picture it writes: name on the page})
 DIAGNOSTICS = [
-    (["sample"], ["sample-layers.png"]),
-    (["traverse"], ["traverse.png"]),
-    (["gibbs", "--steps", "20"], ["gibbs.png"]),
+    (["sample"], {LAYERS: "sample-layers.png"}),
+    (["traverse"], {TRAVERSALS: TRAVERSALS}),
+    (["gibbs", "--steps", "20"], {GIBBS: GIBBS}),
 ]
 #: pictures of `pyro-vlae evaluate`
-EVALUATION = ["intervention.png", "hierarchy.png"]
+EVALUATION = [INTERVENTION, HIERARCHY]
 
 
 def plot_intervention(run: Path) -> None:
     """``intervention.png`` from the ``intervention.json`` of ``experiments/recipe_table.py``."""
     from pyro_vlae.plotting import plot_matrix
 
-    if (run / "intervention.json").exists() and not (run / "intervention.png").exists():
-        plot_matrix(json.loads((run / "intervention.json").read_text()), run / "intervention.png", key="intervention")
+    if (run / "intervention.json").exists() and not (run / INTERVENTION).exists():
+        plot_matrix(json.loads((run / "intervention.json").read_text()), run / INTERVENTION, key="intervention")
 
 
 def main() -> None:
@@ -48,8 +50,8 @@ def main() -> None:
         for command, pictures in DIAGNOSTICS:
             subprocess.run([sys.executable, "-m", "pyro_vlae", *command, str(run)], env=env, check=True,
                            stdout=subprocess.DEVNULL)
-            for picture in pictures:
-                shutil.copyfile(run / picture, args.out / f"{name}-{picture}")
+            for picture, page_name in pictures.items():
+                shutil.copyfile(run / picture, args.out / f"{name}-{page_name}")
         plot_intervention(run)
         for picture in EVALUATION:
             if (run / picture).exists():

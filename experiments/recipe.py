@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from pyro_vlae.run_folder import CHECKPOINT, SUMMARY
+
 #: study name -> (the budget shared by its variants, {variant: (extra options, steps)}).
 #: ``mnist``: width 0.25 of the authors' small network, Adam 1e-3, batch 64, σ = 0.25 (CPU);
 #: ``mnist-default``: MNIST's recommended configuration, i.e. what ``pyro-vlae fit --plugin
@@ -89,7 +91,7 @@ def main() -> None:
         for name in args.variants.split(","):
             extra, steps = variants[name]
             out = root / f"{name}-s{seed}"
-            if (out / "summary.json").exists():
+            if (out / SUMMARY).exists():
                 continue
             out.mkdir(parents=True, exist_ok=True)
             try:  # another copy of this script may be training the same run
@@ -97,7 +99,7 @@ def main() -> None:
             except FileExistsError:
                 print(f"{out}: taken by another process, skipped", flush=True)
                 continue
-            resume = ["--resume"] if (out / "checkpoint.pt").exists() else []
+            resume = ["--resume"] if (out / CHECKPOINT).exists() else []
             command = [
                 sys.executable, "-m", "pyro_vlae.cli", "fit", *data, *budget, *extra,
                 "--steps", str(steps), "--seed", seed, "--out", str(out), "--no-progress", *resume,

@@ -24,7 +24,7 @@ import torch
 
 from pyro_vlae.evaluate import intervention_metrics
 from pyro_vlae.evaluate.reader import reader_for
-from pyro_vlae.run import load_run
+from pyro_vlae.run_folder import EVALUATION, SUMMARY, load_run
 
 #: columns of the intervention matrix shown per layer (those the run's evaluation has)
 SHOWN = ("label", "hue", "size", "x", "y", "shape", "ink", "slant", "width")
@@ -32,19 +32,18 @@ SHOWN = ("label", "hue", "size", "x", "y", "shape", "ink", "slant", "width")
 
 def evaluate(run: Path, samples: int) -> dict:
     """``summary.json``'s test ELBO and KL with the run's intervention metrics (measured once)."""
-    summary = json.loads((run / "summary.json").read_text())["test"]
+    summary = json.loads((run / SUMMARY).read_text())["test"]
     results = {"elbo": summary["elbo"], "layers": {name: {"kl": kl} for name, kl in summary["kl"].items()}}
     path = run / "intervention.json"
     if not path.exists():
         loaded = load_run(run)
         plugin = loaded.plugin
         reader = reader_for(plugin, loaded.config.plugin_options)
-        metrics = intervention_metrics(loaded.model, reader, factor_levels=plugin.factor_levels, num_pairs=samples,
-                                       value_range=loaded.model.likelihood.value_range)
+        metrics = intervention_metrics(loaded.model, reader, factor_levels=plugin.factor_levels, num_pairs=samples)
         path.write_text(json.dumps(metrics, indent=1) + "\n")
         print(f"{run}: measured", flush=True)
     results["intervention"] = json.loads(path.read_text())
-    evaluation = run / "evaluation.json"
+    evaluation = run / EVALUATION
     if evaluation.exists():
         results["hierarchy"] = json.loads(evaluation.read_text()).get("hierarchy")
     return results
@@ -79,7 +78,7 @@ def main() -> None:
     groups: dict[str, list[dict[str, float]]] = defaultdict(list)
     for run in sorted(args.root.iterdir()):
         match = re.fullmatch(r"(.+)-s(\d+)", run.name)
-        if match and (run / "summary.json").exists():
+        if match and (run / SUMMARY).exists():
             groups[match[1]].append(row(evaluate(run, args.intervention_samples)))
     columns = list(dict.fromkeys(c for rows in groups.values() for r in rows for c in r))
     columns = [c for c in columns if any(np.isfinite(r.get(c, np.nan)) for rows in groups.values() for r in rows)]

@@ -21,6 +21,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pyro_vlae.run_folder import CHECKPOINT, EVALUATION, SUMMARY
+
 #: the budget shared by every model (options of `pyro-vlae fit`)
 BUDGET = ["--plugin", "shapes", "--z-dims", "3,3,3", "--width", "0.25", "--steps", "500",
           "--warmup-steps", "250", "--batch-size", "64", "--lr", "1e-3", "-L", "scale=0.1"]
@@ -31,7 +33,7 @@ def cli(*args: str) -> list[str]:
 
 
 def finished(run: Path) -> bool:
-    return (run / "summary.json").exists()
+    return (run / SUMMARY).exists()
 
 
 def execute(command: list[str], log: Path) -> int:
@@ -59,13 +61,13 @@ def main() -> None:
         model, seed, run = job
         if finished(run):
             return 0
-        resume = ["--resume"] if (run / "checkpoint.pt").exists() else [*BUDGET, *args.fit_option]
+        resume = ["--resume"] if (run / CHECKPOINT).exists() else [*BUDGET, *args.fit_option]
         command = cli("fit", "--model", model, "--seed", str(seed), "--out", str(run), "--no-progress", *resume)
         return execute(command, args.out / f"{run.name}.log")
 
     def evaluate(job):
         _, _, run = job
-        if not finished(run) or (run / "evaluation.json").exists():
+        if not finished(run) or (run / EVALUATION).exists():
             return 0
         command = cli("evaluate", str(run), "--iwae-samples", str(args.iwae_samples),
                       "--iwae-points", str(args.iwae_points), "--no-progress")
@@ -76,7 +78,7 @@ def main() -> None:
         failed += [r for r, code in zip(runs, pool.map(evaluate, runs)) if code]
     for _, _, run in failed:
         print(f"failed: {run} (see {args.out / (run.name + '.log')})", file=sys.stderr)
-    done = [str(run) for _, _, run in runs if (run / "evaluation.json").exists()]
+    done = [str(run) for _, _, run in runs if (run / EVALUATION).exists()]
     if done:
         subprocess.run(cli("compare", *done, "--out", str(args.out / "comparison")), check=True)
     (args.out / "experiment.json").write_text(json.dumps({"budget": BUDGET + args.fit_option,

@@ -38,17 +38,25 @@ class Group(click.Group):
             raise click.Abort() from None
 
 
+def parse_list(text: str, kind: type[int] | type[float], example: str, what: str | None = None) -> tuple:
+    """A comma-separated list (spaces ignored) of ``kind`` values: the one reader of every
+    list option (``--z-dims``, ``--dims``, ``--kl-weights``, ``--layers``). ``what`` names
+    the list in the message (default: a comma-separated list of integers, or of numbers)."""
+    try:
+        return tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        what = what or f"a comma-separated list of {'integers' if kind is int else 'numbers'}"
+        raise click.BadParameter(f"{text!r} is not {what}, e.g. {example}") from None
+
+
 def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
-    """A comma-separated list of positive integers: ``--z-dims`` (one width per layer, e.g.
-    2,2,2) or ``traverse --dims`` (one or two dimensions counted from 1, e.g. 1,2)."""
+    """``--z-dims`` (one width per layer, e.g. 2,2,2) or ``traverse --dims`` (one or two
+    dimensions counted from 1, e.g. 1,2)."""
     if value is None:
         return None
     z_dims = param.name == "z_dims"
     example = "2,2,2" if z_dims else "1,2"
-    try:
-        dims = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. {example}") from None
+    dims = parse_list(value, int, example)
     if z_dims:
         try:
             return check_z_dims(dims)
@@ -60,19 +68,13 @@ def parse_dims(ctx, param, value: str | None) -> tuple[int, ...] | None:
 
 
 def parse_weights(ctx, param, value: str | None) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, e.g. 4,1,1") from None
+    """``--kl-weights``: one number per layer, e.g. 4,1,1."""
+    return None if value is None else parse_list(value, float, "4,1,1")
 
 
 def parse_layers(ctx, param, values: tuple[str, ...]) -> tuple[int, ...]:
-    try:
-        layers = tuple(int(v) for value in values for v in value.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{' '.join(values)!r} is not a list of layers, e.g. 2,3") from None
+    """``encode --layers``, given once or more: layers counted from 1, e.g. 2,3."""
+    layers = parse_list(",".join(values), int, "2,3", "a list of layers")
     if layers and min(layers) < 1:
         raise click.BadParameter("layers are counted from 1, e.g. --layers 1,2")
     return layers
@@ -148,7 +150,8 @@ def main() -> None:
               help="Under torchrun: how long a process waits for the others before stopping with an error.")
 @click.option("--log", "tracker", type=click.Choice(TRACKERS),
               help="Also write metrics, per-layer grids and hyper-parameters to a tracker "
-                   '(extra: pip install "pyro-vlae[tensorboard]"); metrics.csv is written either way.')
+                   '(extras: pip install "pyro-vlae[tensorboard]" or "pyro-vlae[mlflow]"); '
+                   "metrics.csv is written either way.")
 @click.option("--log-images-every", type=click.IntRange(0), default=500, show_default=True, metavar="N",
               help="With --log: per-layer grids every N steps (0: only at the end).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="FILE",
@@ -238,10 +241,12 @@ def evaluate(run: Path, device: str, **options: Any) -> None:
     hierarchy.png into RUN.
     """
     from .evaluate import evaluate_run, format_evaluation
+    from .run_folder import EVALUATION
+
     options = {k: v for k, v in options.items() if v is not None or k != "reader_steps"}
     results = evaluate_run(run, device=device, **options)
     click.echo(format_evaluation(results))
-    click.echo(f"wrote {run / 'evaluation.json'}")
+    click.echo(f"wrote {run / EVALUATION}")
 
 
 @main.command()
@@ -286,13 +291,14 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
     Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l).
     """
     from .encode import encode_run, save_features
+    from .run_folder import FEATURES
 
     given = [s for s in (split, images, tensor) if s is not None]
     if len(given) > 1:
         raise ConfigError("--split, --images and --tensor exclude each other", "give one of them")
     source = str(given[0]) if given else "test"
     if out is None:
-        out = run / f"features-{Path(source).stem if (images or tensor) else source}"
+        out = run / FEATURES.format(source=Path(source).stem if (images or tensor) else source)
     features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
     click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
@@ -307,7 +313,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
 @click.option("--samples", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Images in the grid of samples sharing the locked layers.")
 @click.option("--span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
-              help="Sliders run over [-SPAN, SPAN].")
+              help="Sliders and the pads of 2-D layers run over [-SPAN, SPAN].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 def explore(run: Path, host: str, port: int, samples: int, span: float, seed: int, device: str) -> None:
@@ -347,8 +353,8 @@ def diagnostic_command(function):
 def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     """Ancestral samples and per-layer noise variation (paper Figs. 3, 6-7) of RUN.
 
-    Writes sample.png, sample-layer{l}.png (each row holds every layer's noise but l's
-    fixed; l's is re-drawn along the row) and sample-layers.png into RUN.
+    Writes samples.png, layer{l}.png (each row holds every layer's noise but l's fixed; l's
+    is re-drawn along the row) and layers.png into RUN: fit's pictures, drawn anew.
     """
     from .plotting import save_samples
 
@@ -391,8 +397,9 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     z1 ~ q(z1|x), x ~ p(x|z1) (for VAE/VLAE, z1..zL). Writes gibbs.png into RUN: left, each
     row one chain from its start to the last step; right, samples of the full model.
     """
-    from .plotting import GIBBS, save_gibbs
+    from .plotting import save_gibbs
     from .plugins import load_data
+    from .run_folder import GIBBS
 
     loaded = _load(run, device, seed)
     x0 = None

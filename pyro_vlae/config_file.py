@@ -123,9 +123,11 @@ def check_config(values: Any, source: str = "the configuration") -> dict[str, An
 def read_config(path: str | Path) -> dict[str, Any]:
     """The checked options of a ``.json``, ``.toml`` or ``.yaml`` file, or of a run folder's
     ``config.json``."""
+    from .run_folder import CONFIG
+
     path = Path(path)
     if path.is_dir():
-        path = path / "config.json"
+        path = path / CONFIG
     if not path.is_file():
         raise ConfigError(f"no configuration file at {path}", "pass a run's config.json or a .toml/.yaml file")
     if path.suffix.lower() not in SUFFIXES:

@@ -18,6 +18,7 @@ a folder of images, or a ``.npy``/``.pt`` tensor.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -28,11 +29,11 @@ import torch
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from .data.base import StreamData, TensorData
+from .data.base import Data, TensorData
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
+from .progress import Progress
 
 #: file name endings read as images by :func:`read_images`
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -90,7 +91,7 @@ def noise_of(model: LatentModel, z: dict[str, Tensor]) -> dict[str, Tensor]:
     return noise
 
 
-def _batches(data: Tensor | TensorData | StreamData, batch_size: int) -> tuple[int, Iterator[Tensor]]:
+def _batches(data: Tensor | Data, batch_size: int) -> tuple[int, Iterator[Tensor]]:
     if torch.is_tensor(data):
         data = TensorData(data)
     return len(data), data.batches(batch_size)
@@ -99,16 +100,18 @@ def _batches(data: Tensor | TensorData | StreamData, batch_size: int) -> tuple[i
 @torch.no_grad()
 def encode(
     model: LatentModel,
-    data: Tensor | TensorData | StreamData,
+    data: Tensor | Data,
     layers: Sequence[int] | None = None,
     batch_size: int = 256,
     progress: bool = False,
+    echo: Callable[[str], None] = print,
 ) -> dict[str, Tensor]:
     """Per-layer posterior parameters of ``data``, batch by batch, on the CPU::
 
         {"z1_loc": (N, d1), "z1_scale": (N, d1), "z2_loc": ..., ...}
 
-    ``layers`` (1-based) selects layers; the model runs in eval mode on its device.
+    ``layers`` (1-based) selects layers; the model runs in eval mode on its device. With
+    ``progress``, a bar counts points (off a terminal: a line to ``echo`` every tenth of the data).
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}", "pass --batch-size 256")
@@ -117,14 +120,16 @@ def encode(
     model.eval()
     parts: dict[str, list[Tensor]] = {f"{s}_{k}": [] for s in sites for k in ("loc", "scale")}
     total, batches = _batches(data, batch_size)
+    every = max(1, math.ceil(math.ceil(total / batch_size) / 10))  # batches between two lines
     try:
-        with tqdm(total=total, disable=not progress, unit="point", desc="encode", dynamic_ncols=True) as bar:
-            for x in batches:
+        with Progress(total, progress, echo, unit="point", prefix="encode", desc="encode") as bar:
+            for i, x in enumerate(batches, start=1):
                 params = posterior(model, x.to(model.device))
                 for s in sites:
                     parts[f"{s}_loc"].append(params[s][0].float().cpu())
                     parts[f"{s}_scale"].append(params[s][1].float().cpu())
-                bar.update(x.shape[0])
+                done = bar.done + x.shape[0]
+                bar.update(x.shape[0], "" if i % every == 0 or done >= total else None)
     finally:
         model.train(was_training)
     return {key: torch.cat(value) for key, value in parts.items()}
@@ -148,7 +153,7 @@ def encode_run(
     data, what = load_inputs(source, loaded, echo)
     if echo is not None:
         echo(f"encoding {what} with the {loaded.config.model} of {loaded.path} (step {loaded.step})")
-    return encode(loaded.model, data, layers, batch_size, progress)
+    return encode(loaded.model, data, layers, batch_size, progress, echo or print)
 
 
 # ------------------------------------------------------------------- inputs
@@ -166,6 +171,24 @@ def image_mode(x_shape: Sequence[int]) -> tuple[str, tuple[int, int]]:
     )
 
 
+def eight_bits(image, name: str):
+    """``image`` with 8 bits per channel: a 16-bit (or 32-bit integer) grey image is scaled
+    from 0–65535 to 0–255, since PIL's own conversion would clip it to white; a
+    floating-point image, whose range cannot be known, is refused."""
+    from PIL import Image
+
+    if image.mode == "F":
+        raise DataError(f"{name} holds floating-point pixels (PIL mode F), whose range cannot be known",
+                        "save it as an 8- or 16-bit PNG, or pass a .npy/.pt tensor in the data's range")
+    if not (image.mode.startswith("I;16") or image.mode == "I"):
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    if array.min() < 0 or array.max() > 65535:
+        raise DataError(f"{name} holds pixel values outside 0 to 65535 (PIL mode {image.mode})",
+                        "save it as an 8- or 16-bit PNG")
+    return Image.fromarray(np.round(array / 257).astype(np.uint8))  # mode L
+
+
 def images_to_tensor(
     images: Sequence, x_shape: Sequence[int], value_range: tuple[float, float] = (0.0, 1.0),
     echo: Callable[[str], None] | None = None, names: Sequence[str] | None = None,
@@ -173,7 +196,8 @@ def images_to_tensor(
     """PIL images → a batch shaped like the model's data, in its ``value_range``.
 
     An image of another size is resized to the model's (bilinear) and one of another colour
-    mode is converted (RGB → grey or grey → RGB); each change is announced through ``echo``.
+    mode is converted (RGB → grey or grey → RGB, 16-bit grey scaled to 8 bits by
+    :func:`eight_bits`); each change is announced through ``echo``.
     """
     from PIL import Image
 
@@ -184,6 +208,7 @@ def images_to_tensor(
         name = names[i] if names is not None else f"image {i}"
         if image.mode != mode:
             converted.append((name, image.mode))
+            image = eight_bits(image, name)
             try:
                 image = image.convert(mode)
             except (ValueError, OSError) as err:
@@ -266,7 +291,7 @@ def read_tensor(path: str | Path, x_shape: Sequence[int]) -> Tensor:
 
 def load_inputs(
     source: str, loaded, echo: Callable[[str], None] | None = None
-) -> tuple[Tensor | TensorData | StreamData, str]:
+) -> tuple[Tensor | Data, str]:
     """What to encode and a short description: ``source`` is a split of the run's data set
     (``train``, ``test``), a folder of images, or a ``.npy``/``.pt`` file."""
     path = Path(source)

@@ -1,6 +1,7 @@
 """``pyro-vlae explore``: a local web page to play with one latent layer at a time.
 
-Every layer l has one slider per dimension of its noise ε_l, the standard-normal variable
+Every layer l has one slider per dimension of its noise ε_l (a 2-D layer has a pad instead:
+a picture of its plane that sets both values where it is clicked), the standard-normal variable
 of the reparameterisation z_l = μ_l + σ_l ⊙ ε_l (the paper's eq. 15). For the VLAE and the
 VAE, whose prior is N(0, I), ε_l is z_l itself; for the Markov hierarchies (HVAE, LVAE)
 moving ε_l changes z_l and, through p(z_{l-1} | z_l), the layers below, while their own
@@ -18,6 +19,7 @@ The page is built with Gradio, an optional extra (``pip install "pyro-vlae[explo
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import socket
@@ -31,7 +33,6 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from .data.base import StreamData
 from .encode import images_to_tensor, noise_of, posterior
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
@@ -44,6 +45,8 @@ INSTALL = 'pip install "pyro-vlae[explore]"'
 DECIMALS = 2
 #: sliders side by side in a layer's panel
 PER_ROW = 3
+#: pixels of a 2-D layer's pad (odd: its middle pixel is the origin)
+PAD = 201
 
 
 def require_gradio():
@@ -67,7 +70,7 @@ class Explorer:
 
     :param model: a trained model (eval mode is set here).
     :param samples: images in the grid of samples sharing the locked layers.
-    :param span: sliders run over [-span, span].
+    :param span: sliders and pads run over [-span, span].
     :param seed: seed of the draws (re-draw buttons and the grid).
     """
 
@@ -147,6 +150,52 @@ class Explorer:
         return {name: eps[0].cpu() for name, eps in noise_of(self.model, z).items()}
 
 
+# ----------------------------------------------------------------------- the 2-D pad
+def pad_reach(point: Sequence[float], span: float) -> float:
+    """Half the side of the square a pad shows: ``span``, widened to a whole number that
+    holds ``point`` (as a slider widens for an encoded value beyond its range)."""
+    return max(span, float(math.ceil(max(abs(float(v)) for v in point))))
+
+
+def pad_pixel(point: Sequence[float], reach: float, size: int = PAD) -> tuple[float, float]:
+    """``(column, row)`` of ``point`` on a pad of ``size`` pixels showing [-reach, reach]²;
+    the first value runs right, the second up."""
+    scale = (size - 1) / (2 * reach)
+    return (float(point[0]) + reach) * scale, (reach - float(point[1])) * scale
+
+
+def pad_point(pixel: Sequence[float], reach: float, size: int = PAD) -> tuple[float, float]:
+    """The layer's two values at ``pixel`` ``(column, row)`` of a pad, rounded as the
+    sliders are; the inverse of :func:`pad_pixel`, clamped to the square."""
+    scale = 2 * reach / (size - 1)
+    values = (float(pixel[0]) * scale - reach, reach - float(pixel[1]) * scale)
+    return tuple(round(min(max(v, -reach), reach), DECIMALS) for v in values)
+
+
+def pad_picture(point: Sequence[float], span: float, size: int = PAD) -> np.ndarray:
+    """A pad as RGB ``uint8``: the plane [-reach, reach]² (:func:`pad_reach`) with a line at
+    every whole value (every few when widened beyond ±5), the axes darker, and a dot at
+    ``point`` (to the controls' precision, so the same values always give the same picture)."""
+    point = [round(float(v), DECIMALS) for v in point]
+    reach = pad_reach(point, span)
+    picture = np.full((size, size, 3), 250, dtype=np.uint8)
+    step = 1 if reach <= 5 else math.ceil(reach / 5)  # at most about ten lines a side
+    ticks = np.arange(-math.floor(reach / step), math.floor(reach / step) + 1) * step
+    for t in ticks:
+        column, row = (round(c) for c in pad_pixel((t, t), reach, size))
+        shade = 160 if t == 0 else 222
+        picture[:, column] = shade
+        picture[row, :] = shade
+    picture[[0, -1], :] = picture[:, [0, -1]] = 120
+    column, row = pad_pixel(point, reach, size)
+    rows, columns = np.ogrid[:size, :size]
+    distance = np.hypot(rows - row, columns - column)
+    picture[(distance < 8) & (distance >= 6)] = (255, 255, 255)
+    picture[distance < 6] = (234, 88, 12)
+    picture[(distance < 2.2)] = (124, 45, 18)
+    return picture
+
+
 # ----------------------------------------------------------------------- the page
 def build_app(
     explorer: Explorer,
@@ -155,10 +204,14 @@ def build_app(
     title: str = "pyro-vlae explore",
     description: str = "",
 ):
-    """The Gradio page of ``explorer``; ``test_point(i)`` returns test point i (of ``num_test``)."""
+    """The Gradio page of ``explorer``; ``test_point(i)`` returns test point i (of ``num_test``).
+
+    Every dimension has a control holding its value: a slider, or for a 2-D layer one of the
+    two number boxes beside its pad (:func:`pad_picture`), which a click on the pad sets."""
     gr = require_gradio()
     layers, span = explorer.layers, explorer.span
     names = [name for name, _ in layers]
+    pads = [name for name, d in layers if d == 2]
     x_shape = explorer.model.x_shape
 
     def unpack(values: Sequence[float]) -> dict[str, Tensor]:
@@ -169,29 +222,49 @@ def build_app(
         return noise
 
     def flat(noise: dict[str, Tensor]) -> list[float]:
-        """Slider values: ε rounded to the sliders' step, which is what the page then holds."""
+        """Control values: ε rounded to the controls' step, which is what the page then holds."""
         return [round(float(v), DECIMALS) for name in names if name in noise for v in noise[name].tolist()]
 
-    def on_sliders(noise: dict[str, Tensor]) -> dict[str, Tensor]:
+    def held(noise: dict[str, Tensor]) -> dict[str, Tensor]:
         return unpack(flat(noise))
 
-    num_sliders = sum(d for _, d in layers)
+    num_controls = sum(d for _, d in layers)
 
     def split(args: Sequence[Any]) -> tuple[dict[str, Tensor], list[str], int]:
-        values, locks, seed = args[:num_sliders], args[num_sliders : num_sliders + len(names)], args[-1]
+        values, locks, seed = args[:num_controls], args[num_controls : num_controls + len(names)], args[-1]
         return unpack(values), [n for n, on in zip(names, locks) if on], int(seed)
 
     def pictures(noise, locked, seed):
         return explorer.image(noise), explorer.grid(noise, locked, seed)
 
+    def pad_pictures(noise: dict[str, Tensor]) -> list[np.ndarray]:
+        return [pad_picture(noise[name].tolist(), span) for name in pads]
+
     def render(*args):
         return pictures(*split(args))
+
+    def render_pad(name: str):
+        def fn(*args):
+            noise, locked, seed = split(args)
+            return [pad_picture(noise[name].tolist(), span), *pictures(noise, locked, seed)]
+
+        return fn
+
+    def click_pad(name: str):
+        def fn(evt, *args):
+            noise, locked, seed = split(args)
+            point = pad_point(evt.index, pad_reach(noise[name].tolist(), span))
+            noise = {**noise, name: torch.tensor(point)}
+            return [*point, pad_picture(point, span), *pictures(noise, locked, seed)]
+
+        fn.__annotations__ = {"evt": gr.SelectData}  # Gradio passes the click by this annotation
+        return fn
 
     def redraw(layer: str | None):
         def fn(*args):
             noise, locked, seed = split(args)
             targets = [n for n in ([layer] if layer else names) if n not in locked]
-            noise = on_sliders(explorer.draw(noise, targets))
+            noise = held(explorer.draw(noise, targets))
             if layer is None:
                 seed += 1
             if targets:
@@ -200,25 +273,26 @@ def build_app(
                 note = f"{layer} is locked: unlock it to re-draw."
             else:
                 note = "Every layer is locked: nothing to re-draw."
-            return [*flat(noise), seed, *pictures(noise, locked, seed), note]
+            return [*flat(noise), seed, *pad_pictures(noise), *pictures(noise, locked, seed), note]
 
         return fn
 
     def start_from(x: Tensor, what: str, notes: list[str], locked: list[str], seed: int):
-        noise = on_sliders(explorer.encode(x))
-        # a slider whose range cannot hold the encoded value is widened to do so
+        noise = held(explorer.encode(x))
+        # a slider whose range cannot hold the encoded value is widened to do so (a pad widens itself)
         values, widened = [], []
         for name, _ in layers:
             for v in flat({name: noise[name]}):
                 reach = max(span, math.ceil(abs(v)))
-                values.append(gr.Slider(value=v, minimum=-reach, maximum=reach) if reach > span else v)
+                values.append(gr.Slider(value=v, minimum=-reach, maximum=reach) if reach > span and name not in pads
+                              else v)
                 if reach > span and name not in widened:
                     widened.append(name)
         if widened:
-            notes.append(f"Sliders of {', '.join(widened)} were widened to hold the encoded ε.")
+            notes.append(f"The controls of {', '.join(widened)} were widened to hold the encoded ε.")
         source = explorer._picture(to_images(x[None], explorer.value_range), explorer._scale(x[None]))
         status = " ".join([f"Encoded {what}.", *notes])
-        return [*values, source, *pictures(noise, locked, seed), status]
+        return [*values, *pad_pictures(noise), source, *pictures(noise, locked, seed), status]
 
     def from_test(index, *args):
         _, locked, seed = split(args)
@@ -240,23 +314,41 @@ def build_app(
             raise gr.Error(str(err)) from None
         return start_from(x, "the uploaded image", notes, locked, seed)
 
-    start = flat(explorer.zero())
+    zero = explorer.zero()
+    start = flat(zero)
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"## {title}\n{description}")
-        sliders, locks, buttons = [], [], {}
+        controls, locks, buttons, pad_images, boxes = [], [], {}, {}, {}
         with gr.Row():
             with gr.Column(scale=3):
                 i = 0
                 for name, d in layers:
                     with gr.Group():
                         with gr.Row():
-                            gr.Markdown(f"**{name}** · ε of {d} dimension{'s' if d > 1 else ''}")
+                            how = " · click the pad to set both" if name in pads else ""
+                            gr.Markdown(f"**{name}** · ε of {d} dimension{'s' if d > 1 else ''}{how}")
                             locks.append(gr.Checkbox(label=f"lock {name}", value=False, elem_id=f"lock-{name}"))
                             buttons[name] = gr.Button(f"Re-draw {name}", size="sm", elem_id=f"redraw-{name}")
+                        if name in pads:
+                            with gr.Row(equal_height=False):
+                                pad_images[name] = gr.Image(
+                                    pad_picture(zero[name].tolist(), span), format="png", interactive=False,
+                                    label=f"{name}[1] →, {name}[2] ↑", buttons=[], elem_id=f"pad-{name}",
+                                    height=PAD + 40, width=PAD + 16, scale=0, min_width=PAD + 16,
+                                )
+                                with gr.Column():
+                                    boxes[name] = [
+                                        gr.Number(value=start[i + k], label=f"{name}[{k + 1}]",
+                                                  step=10**-DECIMALS, elem_id=f"value-{name}-{k + 1}", min_width=120)
+                                        for k in range(2)
+                                    ]
+                            controls += boxes[name]
+                            i += 2
+                            continue
                         for row in range(0, d, PER_ROW):
                             with gr.Row():
                                 for k in range(row, min(d, row + PER_ROW)):
-                                    sliders.append(gr.Slider(
+                                    controls.append(gr.Slider(
                                         -span, span, value=start[i], step=10**-DECIMALS, label=f"{name}[{k + 1}]",
                                         elem_id=f"slider-{name}-{k + 1}", min_width=160,
                                     ))
@@ -269,7 +361,7 @@ def build_app(
                                                      interactive=num_test > 0)
                     with gr.Row():
                         upload = gr.Image(label="or upload an image", type="pil", sources=["upload", "clipboard"],
-                                          elem_id="upload", height=220)
+                                          image_mode=None, elem_id="upload", height=220)  # converted here
                         source = gr.Image(label="the image encoded", format="png", interactive=False,
                                           elem_id="source", height=220)
                     from_upload_button = gr.Button("Encode uploaded image", elem_id="encode-upload")
@@ -283,16 +375,23 @@ def build_app(
                 )
                 status = gr.Markdown(elem_id="status")
         seed = gr.State(explorer.seed)
-        state = [*sliders, *locks, seed]
-        for slider in sliders:
-            slider.input(render, state, [image, grid], show_progress="hidden", trigger_mode="always_last")
+        state = [*controls, *locks, seed]
+        in_pads = {id(box) for pair in boxes.values() for box in pair}
+        for control in controls:
+            if id(control) not in in_pads:
+                control.input(render, state, [image, grid], show_progress="hidden", trigger_mode="always_last")
+        for name, pad in pad_images.items():
+            for box in boxes[name]:
+                box.input(render_pad(name), state, [pad, image, grid], show_progress="hidden",
+                          trigger_mode="always_last")
+            pad.select(click_pad(name), state, [*boxes[name], pad, image, grid], show_progress="hidden")
         for lock in locks:
             lock.change(render, state, [image, grid], show_progress="hidden")
-        out = [*sliders, seed, image, grid, status]
+        shown = [*pad_images.values(), image, grid, status]
         for name, button in buttons.items():
-            button.click(redraw(name), state, out, show_progress="hidden")
-        redraw_all.click(redraw(None), state, out, show_progress="hidden")
-        out = [*sliders, source, image, grid, status]
+            button.click(redraw(name), state, [*controls, seed, *shown], show_progress="hidden")
+        redraw_all.click(redraw(None), state, [*controls, seed, *shown], show_progress="hidden")
+        out = [*controls, *pad_images.values(), source, image, grid, status]
         from_test_button.click(from_test, [index, *state], out, show_progress="hidden")
         from_upload_button.click(from_upload, [upload, *state], out, show_progress="hidden")
         app.load(render, state, [image, grid], show_progress="hidden")
@@ -300,17 +399,23 @@ def build_app(
 
 
 def check_port(host: str, port: int) -> int:
-    """``port`` if it is free on ``host`` (0: any free port), else a :class:`ConfigError`."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
+    """``port`` if it is free on ``host`` (0: any free port), else a :class:`ConfigError`
+    saying whether the port is taken or the address cannot be listened on."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as s:
             s.bind((host, port))
-        except OSError as err:
+            return s.getsockname()[1]
+    except OSError as err:
+        if err.errno in (errno.EADDRINUSE, 10048):  # 10048: Windows
             raise ConfigError(
-                f"cannot listen on {host}:{port}: {err.strerror or err}"
-                + (" (another program uses that port)" if err.errno in (98, 48, 10048) else ""),
+                f"cannot listen on {host}:{port}: {err.strerror or err} (another program uses that port)",
                 "pass another --port (or --port 0 for any free one), or stop the program using it",
             ) from None
-        return s.getsockname()[1]
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {err.strerror or err} (not an address of this machine)",
+            "pass another --host: 127.0.0.1 (this machine only) or 0.0.0.0 (your network)",
+        ) from None
 
 
 def serve(
@@ -340,13 +445,14 @@ def serve(
         test = load_data(loaded.plugin, "test")
 
         def test_point(i: int) -> Tensor:
-            return test[i] if isinstance(test, StreamData) else test.head(i + 1)[i]
+            return test.subset(torch.tensor([i])).head()[0]
 
         num_test = len(test)
     c = loaded.config
     description = (
         f"`{loaded.path}`: {c.model} on {c.plugin}, z_dims {list(loaded.model.z_dims)}, step {loaded.step}. "
-        "Each slider is one dimension of a layer's noise ε (for a VLAE or VAE, the code z itself); "
+        "Each slider is one dimension of a layer's noise ε (for a VLAE or VAE, the code z itself), and a "
+        "2-D layer's pad both: click it to set them; "
         "a locked layer keeps its values when the others are re-drawn."
     )
     app = build_app(explorer, test_point, num_test, f"pyro-vlae explore · {loaded.path.name}", description)

@@ -1,14 +1,13 @@
 """Every picture pyro-vlae writes: image grids of a model (samples, reconstructions, the
 paper's diagnostics) and the charts of training and evaluation.
 
-Images are shown in the data's range, the likelihood's ``value_range``. File names, one
-scheme per command, all written into the run folder:
+Images are shown in the data's range, the likelihood's ``value_range``. The file names are
+:mod:`pyro_vlae.run_folder`'s, one per picture whichever command writes it:
 
 * ``fit``: ``loss.png``, ``samples.png``, ``reconstructions.png``, ``layer{l}.png``, ``layers.png``;
-* ``sample``: the same pictures with the prefix ``sample-`` for the per-layer grids
-  (``sample.png``, ``sample-layer{l}.png``, ``sample-layers.png``);
+* ``sample``: ``samples.png``, ``layer{l}.png``, ``layers.png`` (drawn anew);
 * ``traverse``: ``traverse-z{l}.png``, ``traverse.png``; ``gibbs``: ``gibbs.png``;
-* ``evaluate``: ``latents.png``, ``hierarchy.png``.
+* ``evaluate``: ``latents.png``, ``intervention.png``, ``hierarchy.png``.
 
 Each grid of several layers is also saved side by side (:func:`side_by_side`).
 """
@@ -33,21 +32,7 @@ from torchvision.utils import make_grid, save_image  # noqa: E402
 from .data.base import Data  # noqa: E402
 from .diagnostics import gibbs_chain, layer_variation, traversal  # noqa: E402
 from .models.base import LatentModel  # noqa: E402
-from .run_folder import METRICS  # noqa: E402
-
-LOSS = "loss.png"
-SAMPLES = "samples.png"
-RECONSTRUCTIONS = "reconstructions.png"
-LATENTS = "latents.png"
-HIERARCHY = "hierarchy.png"
-INTERVENTION = "intervention.png"
-GIBBS = "gibbs.png"
-LAYER = "{prefix}layer{layer}.png"
-LAYERS = "{prefix}layers.png"
-SAMPLE = "sample.png"
-SAMPLE_PREFIX = "sample-"
-TRAVERSE = "traverse-z{layer}.png"
-TRAVERSALS = "traverse.png"
+from .run_folder import LAYER, LAYERS, LOSS, METRICS, RECONSTRUCTIONS, SAMPLES, TRAVERSALS, TRAVERSE  # noqa: E402
 
 
 # --------------------------------------------------------------------------- images
@@ -98,24 +83,30 @@ def save_layer_grids(
     model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8, prefix: str = ""
 ) -> list[Path]:
     """Per-layer noise variation (:func:`~pyro_vlae.diagnostics.layer_variation`, the paper's
-    Figs. 3, 6–7): ``{prefix}layer{l}.png`` for each layer and ``{prefix}layers.png`` with
-    all of them side by side."""
+    Figs. 3, 6–7): ``layer{l}.png`` for each layer (each row re-draws ε_l only) and
+    ``layers.png`` with all of them side by side. ``prefix`` goes before each name (to keep
+    several models' pictures in one folder; a run folder's have none)."""
     folder = Path(folder)
     layers = range(1, model.num_layers + 1)
     grids = [grid(model, layer_variation(model, layer, rows, cols), cols) for layer in layers]
-    paths = [folder / LAYER.format(prefix=prefix, layer=layer) for layer in layers]
-    return _save_grids(grids, paths, folder / LAYERS.format(prefix=prefix))
+    paths = [folder / (prefix + LAYER.format(layer=layer)) for layer in layers]
+    return _save_grids(grids, paths, folder / (prefix + LAYERS))
+
+
+@torch.no_grad()
+def save_sample_grid(model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8) -> Path:
+    """``samples.png``: ``rows × cols`` ancestral samples."""
+    path = Path(folder) / SAMPLES
+    save_image(grid(model, model.generate(rows * cols), cols), path)
+    return path
 
 
 @torch.no_grad()
 def save_samples(model: LatentModel, folder: str | Path, rows: int = 8, cols: int = 8) -> list[Path]:
-    """``sample.png`` (ancestral samples), and per-layer noise variation: ``sample-layer{l}.png``
-    (each row re-draws ε_l only) and ``sample-layers.png`` (all layers side by side)."""
-    folder = Path(folder)
+    """The pictures of the model alone that ``fit`` writes, drawn anew: ``samples.png``
+    (ancestral samples), ``layer{l}.png`` and ``layers.png`` (:func:`save_layer_grids`)."""
     model.eval()
-    path = folder / SAMPLE
-    save_image(grid(model, model.generate(rows * cols), cols), path)
-    return [path, *save_layer_grids(model, folder, rows, cols, prefix=SAMPLE_PREFIX)]
+    return [save_sample_grid(model, folder, rows, cols), *save_layer_grids(model, folder, rows, cols)]
 
 
 def save_traversals(
@@ -171,12 +162,10 @@ def write_pictures(model: LatentModel, out: str | Path, data: Data) -> list[Path
     grids."""
     out = Path(out)
     model.eval()
-    value_range = model.likelihood.value_range
-    paths = [plot_metrics(out / METRICS, out / LOSS)]
-    paths.append(save_images(model.generate(64), out / SAMPLES, 8, value_range))
+    paths = [plot_metrics(out / METRICS, out / LOSS), save_sample_grid(model, out)]
     x = data.head(32).to(model.device)
     pairs = torch.stack([x, model.reconstruct(x)], dim=1).flatten(0, 1)
-    paths.append(save_images(pairs, out / RECONSTRUCTIONS, 8, value_range))
+    paths.append(save_images(pairs, out / RECONSTRUCTIONS, 8, model.likelihood.value_range))
     paths += save_layer_grids(model, out)
     return paths
 

@@ -155,12 +155,13 @@ def likelihood(name: str, **options: Any) -> Likelihood:
 
 
 def load_data(plugin: DatasetPlugin, split: str) -> Data:
-    """``plugin.load(split)``, refusing a result that is neither :class:`TensorData` nor :class:`StreamData`."""
+    """``plugin.load(split)``, refusing a result that is not a :class:`~pyro_vlae.data.Data`
+    (:class:`TensorData`, :class:`StreamData` or a container of the plugin's own)."""
     data = plugin.load(split)
     if not isinstance(data, Data):
         raise PluginError(
             f"dataset plugin {plugin.name or type(plugin).__name__!r} returned {type(data).__name__} "
-            "from load(), not TensorData or StreamData",
+            "from load(), not a pyro_vlae.data.Data (TensorData, StreamData or a subclass)",
             f"fix {type(plugin).__module__}.{type(plugin).__qualname__}.load, or report it to its authors",
         )
     return data

@@ -9,7 +9,6 @@ plugin, the one place an option gets its value), :func:`build` (model and traine
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import Any
 
 import pyro
 import torch
-from tqdm.auto import tqdm
 
 from . import plugins
 from ._version import __version__
@@ -29,6 +27,7 @@ from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
 from .models import LatentModel
 from .plotting import write_pictures
+from .progress import Progress
 from .rng import derived_seed, seeded
 from .run_folder import (
     CHECKPOINT,
@@ -90,14 +89,14 @@ def fit(
         trainer = build(setup)
         track = None
         if setup.main:
+            track = open_tracker(tracker, setup.out)  # a store that cannot be opened stops the run here
             write_json(setup.out / CONFIG, setup.config.to_dict())
-            track = open_tracker(tracker, setup.out)
         echo(_banner(setup, trainer))
         try:
             seconds = loop(setup, trainer, progress, echo, track, log_images_every)
-        except BaseException:
+        except BaseException as err:
             if track is not None:
-                track.close()
+                track.close(err)
             raise
         if setup.main:
             finish(setup, trainer.model, seconds, echo, track)
@@ -246,35 +245,6 @@ class Checkpoints:
             )
 
 
-class Progress:
-    """Progress of :func:`loop`: a tqdm bar on a terminal (or in a notebook), else one plain
-    line per log interval, so a log file gets no carriage-return redraws."""
-
-    def __init__(self, config: RunConfig, step: int, enabled: bool, echo: Callable[[str], None]) -> None:
-        notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)
-        self.lines = enabled and not (notebook or sys.stderr.isatty())
-        self.total, self.echo = config.steps, echo
-        self.bar = tqdm(
-            total=config.steps, initial=step, disable=not enabled or self.lines, unit="step",
-            dynamic_ncols=True, desc=config.model,
-        )
-        self.started, self.first = time.perf_counter(), step
-
-    def update(self, step: int, beta: float, terms: dict[str, Any] | None) -> None:
-        """Count one step; ``terms``: the ELBO terms of a log step."""
-        self.bar.update(1)
-        if terms is None:
-            return
-        text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
-        self.bar.set_postfix_str(text)
-        if self.lines:
-            rate = (step - self.first) / max(time.perf_counter() - self.started, 1e-9)
-            self.echo(f"step {step}/{self.total}  {text}  ({rate:.1f} steps/s)")
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def loop(
     setup: Setup,
     trainer: Trainer,
@@ -293,7 +263,7 @@ def loop(
     fields = ["step", "beta", "loss", "elbo", "recon", *[f"kl_{s}" for s in sites], "seconds"]
     metrics = MetricsLog(setup.out / METRICS, fields, trainer.step_count) if setup.main else None
     checkpoints = Checkpoints(setup, trainer, metrics)
-    bar = Progress(config, trainer.step_count, progress, echo)
+    bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model)
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
     started = time.perf_counter()
     try:
@@ -322,7 +292,10 @@ def loop(
                     if log_images_every and step % log_images_every == 0 and step < config.steps:
                         with seeded(derived_seed(config.seed, step, 1), model.device):  # as the metrics
                             track.log_layers(step, model)
-            bar.update(step, beta, terms)
+            text = None
+            if terms is not None:
+                text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
+            bar.update(1, text)
             if step % config.checkpoint_every == 0 and step < config.steps:
                 checkpoints.save()
                 checkpoints.last_saved = step

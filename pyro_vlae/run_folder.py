@@ -9,6 +9,9 @@
 * :data:`SUMMARY` ``summary.json``: steps, training time, test ELBO;
 * the pictures (:mod:`pyro_vlae.plotting`), and later :data:`EVALUATION` and :data:`REPORT`.
 
+Every file name of a run folder is defined here, once; a picture has one name whichever
+command writes it (``fit``, ``sample``, ``traverse``, ``gibbs``, ``evaluate``).
+
 Evaluation, the diagnostics and the report read run folders through this module alone;
 nothing here imports training.
 """
@@ -40,6 +43,28 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 EVALUATION = "evaluation.json"
 REPORT = "report.html"
+#: ``pyro-vlae encode``'s default ``OUT`` (it writes ``OUT.npz`` and ``OUT.pt``)
+FEATURES = "features-{source}"
+#: the folder of ``fit --log tensorboard``'s event files
+TENSORBOARD = "tensorboard"
+#: the folder of ``fit --log mlflow``: its SQLite store, images and the MLflow run's id
+MLFLOW = "mlflow"
+
+# pictures: written by the command named, read back by the report
+LOSS = "loss.png"  # fit
+SAMPLES = "samples.png"  # fit, sample
+RECONSTRUCTIONS = "reconstructions.png"  # fit
+LAYER = "layer{layer}.png"  # fit, sample: per-layer noise variation of layer l
+LAYERS = "layers.png"  # fit, sample: every layer's side by side
+TRAVERSE = "traverse-z{layer}.png"  # traverse: one layer
+TRAVERSALS = "traverse.png"  # traverse: every layer's side by side
+GIBBS = "gibbs.png"  # gibbs
+LATENTS = "latents.png"  # evaluate
+HIERARCHY = "hierarchy.png"  # evaluate
+INTERVENTION = "intervention.png"  # evaluate
+
+#: the names ``pyro-vlae sample`` gave its pictures before they were named as ``fit``'s
+OLD_NAMES = {SAMPLES: "sample.png", LAYERS: "sample-layers.png", LAYER: "sample-layer{layer}.png"}
 
 #: version tag of the checkpoint format
 FORMAT = "pyro-vlae-checkpoint/1"
@@ -91,6 +116,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"pass a {CHECKPOINT} written by `pyro-vlae fit`",
         )
     return payload
+
+
+def find_picture(folder: str | Path, name: str, **fields: Any) -> Path | None:
+    """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder,
+    under its name or, in a folder written by an older version, its :data:`OLD_NAMES`;
+    ``None`` when there is neither."""
+    for candidate in (name, OLD_NAMES.get(name)):
+        if candidate is not None and (path := Path(folder) / candidate.format(**fields)).exists():
+            return path
+    return None
 
 
 # ------------------------------------------------------------------------ the model

@@ -1,4 +1,4 @@
-"""Experiment tracking: ``pyro-vlae fit --log tensorboard``.
+"""Experiment tracking: ``pyro-vlae fit --log tensorboard`` or ``--log mlflow``.
 
 A :class:`Tracker` receives what a run already records — every row of ``metrics.csv``
 (ELBO, β, reconstruction, per-layer KL), the per-layer grids of
@@ -11,6 +11,8 @@ The libraries are optional extras and are imported only when a tracker is opened
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,12 @@ if TYPE_CHECKING:  # the command line imports TRACKERS; torch is imported when a
     from .models.base import LatentModel
 
 #: the ``--log`` choices
-TRACKERS = ("tensorboard",)
+TRACKERS = ("tensorboard", "mlflow")
+#: the modules each tracker imports, with the package that brings each
+MODULES = {
+    "tensorboard": {"torch.utils.tensorboard": "tensorboard"},
+    "mlflow": {"mlflow": "mlflow-skinny", "sqlalchemy": "sqlalchemy", "alembic": "alembic"},
+}
 
 
 class Tracker:
@@ -38,29 +45,26 @@ class Tracker:
     def log_hyperparameters(self, config: Mapping[str, Any], results: Mapping[str, float]) -> None:
         """The run's configuration beside its final metrics."""
 
-    def close(self) -> None:
-        """Flush and close."""
+    def close(self, error: BaseException | None = None) -> None:
+        """Flush and close; ``error``: what stopped training early, if anything."""
 
 
 def layer_grids(model: LatentModel, rows: int = 4, cols: int = 8) -> dict[str, torch.Tensor]:
     """``{"z1": (3, H, W), ...}``: each layer's grid of :func:`layer_variation` in [0, 1].
     The draws come from a forked random stream, so logging never changes training."""
     import torch
-    from torchvision.utils import make_grid
 
     from .diagnostics import layer_variation
-    from .plotting import to_images
+    from .plotting import grid
 
-    value_range = model.likelihood.value_range
     grids = {}
     was_training = model.training
     devices = [model.device] if model.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(0)
         for layer, name in enumerate(model.latent_sites, start=1):
-            images = to_images(layer_variation(model, layer, rows, cols), value_range)
-            grid = make_grid(images, nrow=cols, padding=1, pad_value=1.0)
-            grids[name] = grid if grid.shape[0] == 3 else grid.expand(3, -1, -1)
+            picture = grid(model, layer_variation(model, layer, rows, cols), cols)
+            grids[name] = picture if picture.shape[0] == 3 else picture.expand(3, -1, -1)
     model.train(was_training)
     return grids
 
@@ -81,16 +85,21 @@ def flat_hyperparameters(config: Mapping[str, Any]) -> dict[str, int | float | s
 
 
 def require_tracker(name: str) -> None:
-    """Import the library of tracker ``name``, or say how to install it."""
+    """Import the library of tracker ``name``, or say how to install it. MLflow's SQLite
+    store needs SQLAlchemy and Alembic too, unless ``MLFLOW_TRACKING_URI`` names another."""
     if name not in TRACKERS:
         raise ConfigError(f"unknown tracker {name!r}", f"pass --log with one of: {', '.join(TRACKERS)}")
-    try:
-        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
-    except ImportError as err:
-        raise ConfigError(
-            f"--log tensorboard needs the tensorboard package ({err})",
-            'pip install "pyro-vlae[tensorboard]", or drop --log',
-        ) from None
+    modules = dict(MODULES[name])
+    if name == "mlflow" and not mlflow_uri(".").startswith("sqlite"):
+        modules = {"mlflow": modules["mlflow"]}
+    for module, package in modules.items():
+        try:
+            __import__(module)
+        except ImportError as err:
+            raise ConfigError(
+                f"--log {name} needs the {package} package ({err})",
+                f'pip install "pyro-vlae[{name}]", or drop --log',
+            ) from None
 
 
 class TensorBoard(Tracker):
@@ -121,13 +130,115 @@ class TensorBoard(Tracker):
     def log_hyperparameters(self, config: Mapping[str, Any], results: Mapping[str, float]) -> None:
         self.writer.add_hparams(flat_hyperparameters(config), dict(results), run_name=".")
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
         self.writer.close()
+
+
+def mlflow_uri(run_folder: str | Path) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else a SQLite store in ``RUN/mlflow/mlflow.db``."""
+    from .run_folder import MLFLOW
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(run_folder) / MLFLOW / 'mlflow.db').resolve()}"
+
+
+class MLflow(Tracker):
+    """Writes with MLflow's own client (:class:`mlflow.tracking.MlflowClient`) to
+    :func:`mlflow_uri`, by default a SQLite store in ``RUN/mlflow/`` with the images in
+    ``RUN/mlflow/artifacts/``: one MLflow run per run folder, named after it, in the
+    experiment ``MLFLOW_EXPERIMENT_NAME`` (default ``pyro-vlae``); ``fit --resume`` goes on
+    with it (its id is kept in ``RUN/mlflow/run-id``). It holds the metrics ``train/elbo``,
+    ``train/beta``, ``train/kl_z1``, …, the images ``layers/z1``, … at their steps, the
+    configuration as parameters (MLflow keeps a parameter's first value) and the final
+    ``test/elbo`` and ``test/kl_z*``. View with ``mlflow ui --backend-store-uri URI``."""
+
+    def __init__(self, run_folder: str | Path) -> None:
+        require_tracker("mlflow")
+        import logging
+
+        from mlflow.exceptions import MlflowException
+
+        for name in ("mlflow.store.db.utils", "alembic"):  # the store's set-up notes
+            logging.getLogger(name).setLevel(logging.WARNING)
+        from .run_folder import MLFLOW
+
+        run_folder = Path(run_folder)
+        self.folder = run_folder / MLFLOW
+        self.uri = mlflow_uri(run_folder)
+        try:
+            self.run_id = self._open(run_folder)
+        except MlflowException as err:
+            raise ConfigError(
+                f"cannot open the MLflow tracking store {self.uri}: {err.message}",
+                "check MLFLOW_TRACKING_URI (or unset it: a SQLite store in the run folder), or drop --log",
+            ) from None
+
+    def _open(self, run_folder: Path) -> str:
+        """The id of the run folder's MLflow run: the one kept in ``mlflow/run-id`` if the
+        store still has it, else a new one."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        own_store = not os.environ.get("MLFLOW_TRACKING_URI")
+        if own_store:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "pyro-vlae"
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            artifacts = (self.folder / "artifacts").resolve().as_uri() if own_store else None
+            experiment_id = self.client.create_experiment(name, artifact_location=artifacts)
+        else:
+            experiment_id = experiment.experiment_id
+        kept = self.folder / "run-id"
+        if kept.exists():
+            try:
+                run_id = self.client.get_run(kept.read_text().strip()).info.run_id
+                self.client.update_run(run_id, status="RUNNING")
+                return run_id
+            except MlflowException:  # another tracking store than the last time: a new run
+                pass
+        run = self.client.create_run(experiment_id, run_name=run_folder.name,
+                                     tags={"pyro_vlae.run_folder": str(run_folder.resolve())})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        kept.write_text(run.info.run_id + "\n")
+        return run.info.run_id
+
+    def _metrics(self, values: Mapping[str, Any], step: int) -> list:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        return [Metric(key, float(value), now, step) for key, value in values.items()]
+
+    def log_row(self, row: Mapping[str, Any]) -> None:
+        step = int(row["step"])
+        self.client.log_batch(self.run_id, metrics=self._metrics(
+            {f"train/{key}": value for key, value in row.items() if key != "step"}, step))
+
+    def log_layers(self, step: int, model: LatentModel, rows: int = 4, cols: int = 8) -> None:
+        for name, grid in layer_grids(model, rows, cols).items():
+            image = grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy()  # (H, W, 3) in [0, 1]
+            self.client.log_image(self.run_id, image, key=f"layers/{name}", step=step)
+
+    def log_hyperparameters(self, config: Mapping[str, Any], results: Mapping[str, float]) -> None:
+        from mlflow.entities import Param
+
+        logged = self.client.get_run(self.run_id).data.params
+        params = [Param(k, str(v)) for k, v in flat_hyperparameters(config).items() if k not in logged]
+        self.client.log_batch(self.run_id, metrics=self._metrics(results, int(config.get("steps") or 0)),
+                              params=params)
+
+    def close(self, error: BaseException | None = None) -> None:
+        status = "FINISHED" if error is None else "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        self.client.set_terminated(self.run_id, status)
 
 
 def open_tracker(name: str | None, run_folder: str | Path) -> Tracker | None:
     """The tracker ``--log NAME`` asks for (``None``: none), writing below ``run_folder``."""
     if name is None:
         return None
+    from .run_folder import TENSORBOARD
+
     require_tracker(name)
-    return TensorBoard(Path(run_folder) / "tensorboard")
+    if name == "mlflow":
+        return MLflow(run_folder)
+    return TensorBoard(Path(run_folder) / TENSORBOARD)

@@ -89,6 +89,29 @@ def test_bad_config_file_is_one_clear_message_and_nothing_is_written(tmp_path, n
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "name, content, messages",
+    [
+        ("a.json", b"\xff\xfe\x00garbage", ["cannot read", "a.json", "readable text file"]),
+        ("a.yaml", b"model: [vlae\nsteps: 5\n", ["is not valid YAML", "line 1"]),
+        ("folder", None, ["no configuration file at", "config.json"]),
+    ],
+)
+def test_corrupt_config_file_or_folder_without_one(tmp_path, name, content, messages):
+    if name.endswith(".yaml"):
+        pytest.importorskip("yaml", reason='YAML configurations need PyYAML: pip install "pyro-vlae[yaml]"')
+    if content is None:
+        (tmp_path / name).mkdir()  # a folder that is not a run: no config.json
+    else:
+        (tmp_path / name).write_bytes(content)
+    out = tmp_path / "never"
+    r = run("fit", "--config", tmp_path / name, "--out", out)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    for message in messages:
+        assert message in r.output, r.output
+    assert not out.exists()
+
+
 def test_yaml_without_pyyaml_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "yaml", None)
     (tmp_path / "c.yaml").write_text("steps: 3\n")

@@ -57,7 +57,7 @@ def test_each_diagnostic_writes_its_png(name, tmp_path, tiny_shapes):
     paths += save_traversals(model, tmp_path, steps=3)
     paths.append(save_gibbs(model, tmp_path / "gibbs.png", tiny_shapes.x, chains=2, steps=3, snapshots=3))
     names = sorted(p.name for p in paths)
-    assert names == sorted(["sample.png", "sample-layer1.png", "sample-layer2.png", "sample-layers.png",
+    assert names == sorted(["samples.png", "layer1.png", "layer2.png", "layers.png",
                             "traverse-z1.png", "traverse-z2.png", "traverse.png", "gibbs.png"])
     for p in paths:
         assert Image.open(p).size[0] > 0
@@ -73,7 +73,7 @@ def test_cli_diagnostics_on_a_finished_run(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["sample", str(out), "--rows", "2", "--cols", "2"])
     assert r.exit_code == 0, r.output
-    assert (out / "sample-layers.png").exists() and str(out / "sample.png") in r.output
+    assert (out / "layers.png").exists() and str(out / "samples.png") in r.output
     r = runner.invoke(main, ["traverse", str(out), "--layer", "1", "--steps", "3", "--dims", "2,1"])
     assert r.exit_code == 0, r.output
     assert (out / "traverse-z1.png").exists() and not (out / "traverse-z2.png").exists()
@@ -84,3 +84,15 @@ def test_cli_diagnostics_on_a_finished_run(tmp_path):
     assert r.exit_code == 1 and "cannot traverse dimensions [0, 1] of z2" in r.output
     r = runner.invoke(main, ["sample", str(tmp_path / "missing")])
     assert r.exit_code == 1 and "no checkpoint" in r.output and "Traceback" not in r.output
+
+
+def test_a_picture_is_found_under_its_name_or_the_one_sample_gave_it_before(tmp_path):
+    from pyro_vlae.run_folder import LAYER, LAYERS, SAMPLES, find_picture
+
+    for old in ("sample-layers.png", "sample-layer2.png"):
+        (tmp_path / old).write_bytes(b"")
+    assert find_picture(tmp_path, LAYERS) == tmp_path / "sample-layers.png"
+    assert find_picture(tmp_path, LAYER, layer=2) == tmp_path / "sample-layer2.png"
+    assert find_picture(tmp_path, SAMPLES) is None and find_picture(tmp_path, LAYER, layer=1) is None
+    (tmp_path / "layers.png").write_bytes(b"")
+    assert find_picture(tmp_path, LAYERS) == tmp_path / "layers.png"

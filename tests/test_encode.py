@@ -7,8 +7,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pyro_vlae.cli import main
-from pyro_vlae.encode import encode, encode_run, posterior
-from pyro_vlae.errors import ConfigError
+from pyro_vlae.encode import encode, encode_run, images_to_tensor, posterior
+from pyro_vlae.errors import ConfigError, DataError
 from pyro_vlae.models import build_model
 
 SMALL = ["-P", "num_train=64", "-P", "num_test=24", "--z-dims", "2,3,2", "--width", "0.125", "--steps", "4",
@@ -80,6 +80,36 @@ def test_encode_reads_an_image_folder_and_resizes_with_a_message(run_folder, tmp
     assert np.load(tmp_path / "f.npz")["z1_loc"].shape == (4, 2)
 
 
+def test_sixteen_bit_images_are_scaled_and_float_ones_refused():
+    """PIL's own conversion clips 16-bit grey to white: it is scaled from 0-65535 instead."""
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    notes = []
+    x = images_to_tensor([Image.fromarray(ramp)], (3, 32, 32), echo=notes.append)
+    assert x.shape == (1, 3, 32, 32) and "converted 1 image(s) to RGB" in notes[0] and "I;16" in notes[0]
+    assert torch.allclose(x[0, 0], torch.from_numpy(np.round(ramp / 257) / 255).float(), atol=1e-6)
+    assert torch.allclose(images_to_tensor([Image.fromarray(ramp)], (1, 32, 32))[0, 0], x[0, 0])
+    with pytest.raises(DataError, match="floating-point pixels"):
+        images_to_tensor([Image.fromarray(np.ones((32, 32), np.float32))], (1, 32, 32), names=["f.tiff"])
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "float", "empty"])
+def test_encode_refuses_an_unreadable_image_folder_and_writes_nothing(run_folder, tmp_path, kind):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(images / "good.png")
+    message = {"corrupt": "cannot read the image", "float": "floating-point pixels", "empty": "no image files"}[kind]
+    if kind == "corrupt":
+        (images / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    elif kind == "float":
+        Image.fromarray(np.ones((32, 32), np.float32)).save(images / "bad.tiff")
+    else:
+        (images / "good.png").unlink()
+        (images / "notes.txt").write_text("no pictures here")
+    r = run("encode", run_folder, "--images", images, "--out", tmp_path / "out")
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+    assert not list(tmp_path.glob("out*"))
+
+
 def test_encode_reads_tensors_and_refuses_the_wrong_shape(run_folder, tmp_path):
     x = np.random.default_rng(0).random((5, 3, 32, 32), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -95,6 +125,19 @@ def test_encode_reads_tensors_and_refuses_the_wrong_shape(run_folder, tmp_path):
     r = run("encode", run_folder, "--tensor", tmp_path / "wrong.npy", "--out", tmp_path / "c")
     assert r.exit_code == 1 and "shape (5, 1, 32, 32)" in r.output and "(N, 3, 32, 32)" in r.output
     assert "Traceback" not in r.output and not list(tmp_path.glob("c*"))
+
+
+def test_encode_progress_off_a_terminal_is_plain_lines(run_folder, tmp_path, capsys):
+    """As for fit: no tqdm redraws in a log file, one line per tenth of the data instead."""
+    r = run("encode", run_folder, "--batch-size", "4", "--out", tmp_path / "f")  # 24 points, 6 batches
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("encode ")]
+    assert [line.split()[1] for line in lines] == ["4/24", "8/24", "12/24", "16/24", "20/24", "24/24"]
+    assert "points/s" in lines[-1] and "\r" not in r.output and "\r" not in capsys.readouterr().err
+    lines = []
+    encode(build_model("vae", (1, 28, 28), (2,), None, "auto", 0.125), torch.rand(100, 1, 28, 28), batch_size=4,
+           progress=True, echo=lines.append)
+    assert [line.split()[1] for line in lines] == [f"{n}/100" for n in (12, 24, 36, 48, 60, 72, 84, 96, 100)]
 
 
 @pytest.mark.parametrize(

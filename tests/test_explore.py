@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from pyro_vlae.cli import main
 from pyro_vlae.encode import noise_of, posterior
 from pyro_vlae.errors import ConfigError
-from pyro_vlae.explore import Explorer, check_port, require_gradio
+from pyro_vlae.explore import Explorer, check_port, pad_picture, pad_pixel, pad_point, pad_reach, require_gradio
 from pyro_vlae.models import build_model
 
 MODELS = ["vlae", "hvae", "lvae", "vae"]
@@ -80,6 +80,23 @@ def test_explorer_encodes_a_point_to_the_reconstruction():
                           atol=1e-5)
 
 
+def test_pad_maps_pixels_to_values_and_back():
+    """A 2-D layer's pad: the clicked pixel gives the two values (first →, second ↑), the
+    square widens to hold a value beyond the span, and the dot is drawn where the value is."""
+    assert pad_point((100, 100), 3.0) == (0.0, 0.0)  # the middle pixel is the origin
+    assert pad_point((0, 0), 3.0) == (-3.0, 3.0) and pad_point((200, 200), 3.0) == (3.0, -3.0)
+    assert pad_point((250, -9), 3.0) == (3.0, 3.0)  # clamped to the square
+    for point in [(1.5, -2.25), (0.37, 1.11), (-2.9, 0.04)]:
+        assert pad_point(pad_pixel(point, 3.0), 3.0) == pytest.approx(point)
+    assert pad_reach((0.5, -1.0), 3.0) == 3.0 and pad_reach((4.2, 0.0), 3.0) == 5.0
+    picture = pad_picture((1.5, -1.5), 3.0)
+    assert picture.shape == (201, 201, 3) and picture.dtype == np.uint8
+    column, row = (round(c) for c in pad_pixel((1.5, -1.5), 3.0))
+    assert tuple(picture[row, column]) != tuple(picture[40, 40])  # the dot, on the plain background
+    assert not np.array_equal(picture, pad_picture((0.0, 0.0), 3.0))
+    assert np.array_equal(pad_picture((4.2, 0.0), 3.0), pad_picture((4.2, 0.0), 5.0))  # widened to ±5
+
+
 def test_port_in_use_is_one_clear_message():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,6 +105,21 @@ def test_port_in_use_is_one_clear_message():
         with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*in use"):
             check_port("127.0.0.1", port)
     assert check_port("127.0.0.1", 0) > 0
+    with pytest.raises(ConfigError, match="not an address of this machine") as caught:
+        check_port("no such host.invalid", 0)
+    assert "--host" in caught.value.fix
+
+
+def test_explore_on_a_port_in_use_is_one_message_and_exit_1(tmp_path):
+    pytest.importorskip("gradio", reason='the explorer needs Gradio: pip install "pyro-vlae[explore]"')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = CliRunner().invoke(main, ["explore", str(tmp_path), "--port", str(port)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"127.0.0.1:{port}" in r.output and "another program uses that port" in r.output and "--port" in r.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_without_gradio_explore_says_how_to_install(monkeypatch, tmp_path):
@@ -153,8 +185,9 @@ def served(tmp_path_factory):
     from pyro_vlae.explore import serve
 
     out = tmp_path_factory.mktemp("explore") / "run"
-    # 40 steps at a high learning rate: enough for images that respond to the sliders
-    r = CliRunner().invoke(main, ["fit", *SMALL, "--model", "hvae", "--z-dims", "2,2,2", "--steps", "40",
+    # 40 steps at a high learning rate: enough for images that respond to the controls;
+    # z1 and z2 (2-D) get a pad each, z3 (3-D) sliders
+    r = CliRunner().invoke(main, ["fit", *SMALL, "--model", "hvae", "--z-dims", "2,2,3", "--steps", "40",
                                   "--lr", "0.01", "--warmup-steps", "10", "--out", str(out)])
     assert r.exit_code == 0, r.output
     lines = []
@@ -185,9 +218,10 @@ def picture(driver, elem_id, old=None, timeout=60):
 
 
 def slider_values(driver, layer, dims=2):
+    """The first ``dims`` values of ``layer``: its sliders' boxes, or its pad's."""
     from selenium.webdriver.common.by import By
 
-    css = [f"#slider-{layer}-{k} input[type=number]" for k in range(1, dims + 1)]
+    css = [f"#slider-{layer}-{k} input[type=number], #value-{layer}-{k} input" for k in range(1, dims + 1)]
     boxes = [driver.find_element(By.CSS_SELECTOR, c) for c in css]
     return [float(box.get_attribute("value")) for box in boxes]
 
@@ -260,6 +294,7 @@ def test_page_starts_from_a_test_image_or_an_upload(browser, served, tmp_path):
     driver = browser
     driver.get(served)
     first = picture(driver, "image")
+    pads = {layer: picture(driver, f"pad-{layer}") for layer in ("z1", "z2")}
     driver.find_element(By.ID, "encode-test").click()
     source = picture(driver, "source")
     assert source is not None, "the encoded test image was not shown"
@@ -267,6 +302,9 @@ def test_page_starts_from_a_test_image_or_an_upload(browser, served, tmp_path):
     assert not np.array_equal(encoded, first)
     wait_for_status(driver, "Encoded test image 0")
     assert any(v != 0 for layer in ("z1", "z2", "z3") for v in slider_values(driver, layer))
+    for layer, before in pads.items():  # the pads' dots move to the encoded values
+        assert not np.array_equal(picture(driver, f"pad-{layer}", old=before), before), f"the pad of {layer} stayed"
+    driver.save_screenshot(str(tmp_path / "encoded.png"))
 
     # an upload of another size and colour mode is resized and converted, and the page says so
     path = tmp_path / "upload.png"
@@ -278,4 +316,55 @@ def test_page_starts_from_a_test_image_or_an_upload(browser, served, tmp_path):
     wait_for_status(driver, "Encoded the uploaded image.")
     status = driver.find_element(By.ID, "status").text
     assert "Resized 1 image(s) to 32×32" in status and "40×50" in status, status
+    assert "Converted 1 image(s) to RGB for this model (e.g. the upload: L)" in status, status
     assert not np.array_equal(picture(driver, "image", old=before), before)
+
+
+def test_page_pad_sets_a_2d_layer_and_a_lock_keeps_it(browser, served, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    driver.get(served)
+    first = picture(driver, "image")
+    pad_before = picture(driver, "pad-z1")
+    assert pad_before is not None, "the 2-D layer z1 showed no pad"
+    assert not driver.find_elements(By.CSS_SELECTOR, "#slider-z1-1"), "a 2-D layer got sliders, not a pad"
+
+    # a click at (1.5, -1.5) of the ±3 square sets z1 there and redraws the pad and the image;
+    # the picture lies centred in its element, at its own size unless the element is smaller
+    pad = driver.find_element(By.CSS_SELECTOR, "#pad-z1 img")
+    natural = driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", pad)
+    scale = min(pad.size["width"] / natural[0], pad.size["height"] / natural[1], 1)
+    offset = round(natural[0] / 4 * scale)  # a quarter of the side right of and below the origin
+    ActionChains(driver).move_to_element_with_offset(pad, offset, offset).click().perform()
+    WebDriverWait(driver, 60).until(lambda d: slider_values(d, "z1") != [0.0, 0.0])
+    clicked = slider_values(driver, "z1")
+    assert clicked == pytest.approx([1.5, -1.5], abs=0.1), clicked
+    pad_clicked = picture(driver, "pad-z1", old=pad_before)
+    assert not np.array_equal(pad_clicked, pad_before), "the pad's dot did not move"
+    moved = picture(driver, "image", old=first)
+    assert not np.array_equal(moved, first), "clicking the pad did not change the image"
+    driver.save_screenshot(str(tmp_path / "pad.png"))
+
+    # z1 locked: re-drawing moves the other layers and the image, never z1 or its pad
+    driver.find_element(By.CSS_SELECTOR, "#lock-z1 input").click()
+    settle(driver)
+    others = {layer: slider_values(driver, layer) for layer in ("z2", "z3")}
+    driver.find_element(By.ID, "redraw-all").click()
+    wait_for_status(driver, "Re-drew z2, z3.")
+    redrawn = picture(driver, "image", old=moved)
+    assert not np.array_equal(redrawn, moved)
+    assert slider_values(driver, "z1") == clicked, "a locked layer changed on re-draw"
+    assert np.array_equal(picture(driver, "pad-z1"), pad_clicked), "a locked layer's pad changed on re-draw"
+    assert {layer: slider_values(driver, layer) for layer in ("z2", "z3")} != others
+    driver.find_element(By.ID, "redraw-z1").click()
+    wait_for_status(driver, "z1 is locked")
+    assert slider_values(driver, "z1") == clicked
+
+    # typing a value into the pad's box moves its dot
+    box = driver.find_element(By.CSS_SELECTOR, "#value-z1-2 input")
+    box.clear()
+    box.send_keys("2.5")
+    assert not np.array_equal(picture(driver, "pad-z1", old=pad_clicked), pad_clicked), "typing did not move the dot"

@@ -1,6 +1,7 @@
-"""`pyro-vlae fit --log tensorboard`: the scalars of metrics.csv, per-layer grids, hyper-parameters."""
+"""`pyro-vlae fit --log tensorboard|mlflow`: the scalars of metrics.csv, per-layer grids, hyper-parameters."""
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -11,11 +12,16 @@ from click.testing import CliRunner
 from pyro_vlae.cli import main
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.models import build_model
-from pyro_vlae.tracking import flat_hyperparameters, layer_grids, open_tracker
+from pyro_vlae.tracking import MODULES, flat_hyperparameters, layer_grids, mlflow_uri, open_tracker
 
 SMALL = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125", "--steps", "6",
          "--batch-size", "16", "--log-every", "2", "--no-progress"]
 NEEDS = '--log tensorboard needs tensorboard: pip install "pyro-vlae[tensorboard]"'
+
+
+def needs_mlflow():
+    for module in MODULES["mlflow"]:
+        pytest.importorskip(module, reason=f'--log mlflow needs {module}: pip install "pyro-vlae[mlflow]"')
 
 
 def events(folder):
@@ -96,3 +102,99 @@ def test_fit_logs_metrics_layers_and_hyperparameters(tmp_path):
     b = torch.load(tracked / "checkpoint.pt", weights_only=True)["trainer"]["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (plain / "metrics.csv").read_text().count("\n") == (tracked / "metrics.csv").read_text().count("\n")
+
+
+def mlflow_run(uri, folder):
+    """MLflow's client on ``uri`` and the run of the run folder ``folder``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    return client, client.get_run((folder / "mlflow" / "run-id").read_text().strip())
+
+
+def history(client, run, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
+
+
+def image_steps(client, run, key):
+    """Steps of the time-stepped images ``key`` (MLflow names each file KEY+step+N+...)."""
+    files = [f.path.split("/")[-1] for f in client.list_artifacts(run.info.run_id, "images")]
+    name = key.replace("/", "~")
+    return sorted({int(f.split("+")[2]) for f in files if f.startswith(f"{name}+step+") and f.endswith(".png")})
+
+
+def test_mlflow_tracker_writes_with_its_own_client(tmp_path, monkeypatch):
+    needs_mlflow()
+    uri = f"sqlite:///{tmp_path / 'shared.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # a store of the user's choosing ...
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
+    monkeypatch.chdir(tmp_path)  # ... whose artifacts MLflow keeps where it likes (./mlruns)
+    assert mlflow_uri(tmp_path / "run") == uri
+    model = build_model("vlae", (1, 28, 28), (2, 2), None, "auto", 0.125)
+    tracker = open_tracker("mlflow", tmp_path / "run")
+    tracker.log_row({"step": 2, "beta": "0.5", "elbo": "-10.5", "kl_z1": "1.25"})
+    tracker.log_row({"step": 4, "beta": "1", "elbo": "-9", "kl_z1": "1.5"})
+    tracker.log_layers(4, model)
+    tracker.log_hyperparameters({"lr": 0.1, "z_dims": [2, 2], "steps": 4}, {"test/elbo": -8.0})
+    tracker.close()
+    client, run = mlflow_run(uri, tmp_path / "run")
+    assert client.get_experiment(run.info.experiment_id).name == "mine" and run.info.run_name == "run"
+    assert history(client, run, "train/elbo") == [(2, -10.5), (4, -9.0)]
+    assert history(client, run, "train/beta") == [(2, 0.5), (4, 1.0)]
+    assert history(client, run, "test/elbo") == [(4, -8.0)]
+    assert run.data.params == {"lr": "0.1", "z_dims": "2,2", "steps": "4"}
+    assert image_steps(client, run, "layers/z1") == image_steps(client, run, "layers/z2") == [4]
+    assert run.info.status == "FINISHED"
+
+
+def test_without_mlflow_the_message_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    with pytest.raises(ConfigError, match=r'(?s)--log mlflow needs the mlflow-skinny package.*pyro-vlae\[mlflow\]'):
+        open_tracker("mlflow", tmp_path)
+    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "mlflow", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 1 and "pyro-vlae[mlflow]" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_fit_logs_to_mlflow_in_the_run_folder_and_resumes_the_same_run(tmp_path, monkeypatch):
+    needs_mlflow()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    out = tmp_path / "tracked"
+    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "mlflow", "--log-images-every", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert mlflow_uri(out) == f"sqlite:///{(out / 'mlflow' / 'mlflow.db').resolve()}"
+    client, run = mlflow_run(mlflow_uri(out), out)
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for key in ("elbo", "beta", "recon", "kl_z1", "kl_z2"):
+        assert [(s, pytest.approx(v, rel=1e-6)) for s, v in history(client, run, f"train/{key}")] == [
+            (int(r["step"]), float(r[key])) for r in rows
+        ]
+    assert image_steps(client, run, "layers/z2") == [4, 6]  # every 4 steps and at the end
+    assert {p.path for p in client.list_artifacts(run.info.run_id)} == {"images"}
+    assert all(str(out.resolve()) in p for p in [run.info.artifact_uri])  # the images stay in the run folder
+    config = json.loads((out / "config.json").read_text())
+    assert run.data.params["lr"] == str(config["lr"]) and run.data.params["z_dims"] == "2,2"
+    summary = json.loads((out / "summary.json").read_text())
+    assert run.data.metrics["test/elbo"] == pytest.approx(summary["test"]["elbo"])
+    assert run.info.status == "FINISHED"
+
+    r = CliRunner().invoke(main, ["fit", "--resume", "--steps", "8", "--log", "mlflow", "--no-progress",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    client, again = mlflow_run(mlflow_uri(out), out)
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert [s for s, _ in history(client, again, "train/elbo")] == [2, 4, 6, 8]
+    assert again.data.params["steps"] == "6"  # MLflow keeps a parameter's first value; config.json has 8
+
+
+def test_mlflow_store_that_cannot_be_opened_is_one_message_before_anything_is_written(tmp_path, monkeypatch):
+    needs_mlflow()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://store")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "mlflow", "--out", str(out)])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "cannot open the MLflow tracking store nosuchscheme://store" in r.output
+    assert "MLFLOW_TRACKING_URI" in r.output
+    assert not out.exists() or list(out.iterdir()) == []

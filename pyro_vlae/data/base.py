@@ -11,17 +11,23 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..errors import DataError
 
 
 class Data(ABC):
     """One split of a data set as training, evaluation and the pictures read it: held in
-    memory (:class:`TensorData`) or streamed from disk (:class:`StreamData`)."""
+    memory (:class:`TensorData`) or streamed from disk (:class:`StreamData`). Callers use
+    this interface alone, so another container (a subclass implementing the abstract
+    methods) works everywhere the built-in ones do."""
 
     #: applied to every training batch on the device (e.g. dynamic binarization), or ``None``
     transform: Callable[[Tensor], Tensor] | None = None
+    #: ground-truth factors of variation ``(N, F)`` for the hierarchy metrics, or ``None``
+    factors: Tensor | None = None
+    #: one name per column of :attr:`factors`
+    factor_names: tuple[str, ...] = ()
 
     @abstractmethod
     def __len__(self) -> int:
@@ -47,6 +53,20 @@ class Data(ABC):
     @abstractmethod
     def for_training(self, device: torch.device) -> Tensor | Dataset:
         """What :class:`~pyro_vlae.train.Trainer` draws its batches from."""
+
+    def subset(self, indices: Tensor | None = None) -> Data:
+        """The points ``indices`` (every point by default) as stored, without the training
+        :attr:`transform`, with their factors: what evaluation scores.
+
+        This default reads every point (:meth:`head`) into a :class:`TensorData`; a container
+        whose :meth:`head` applies the transform, or that should stay on disk, overrides it.
+        """
+        x = self.head()
+        factors = self.factors
+        if indices is not None:
+            x = x[indices]
+            factors = None if factors is None else factors[indices]
+        return TensorData(x, factors, tuple(self.factor_names))
 
 
 @dataclass
@@ -112,6 +132,14 @@ class TensorData(Data):
     def for_training(self, device: torch.device) -> Tensor:
         """The whole tensor, moved to ``device`` once."""
         return self.x.to(device)
+
+    def subset(self, indices: Tensor | None = None) -> TensorData:
+        """The points ``indices`` (all by default; no copy then) and their factors, without
+        the transform."""
+        if indices is None:
+            return TensorData(self.x, self.factors, self.factor_names)
+        factors = None if self.factors is None else self.factors[indices]
+        return TensorData(self.x[indices], factors, self.factor_names)
 
 
 class StreamData(Dataset, Data):
@@ -180,6 +208,13 @@ class StreamData(Dataset, Data):
     def for_training(self, device: torch.device) -> StreamData:
         """The stream itself: the trainer reads it batch by batch through :meth:`loader`."""
         return self
+
+    def subset(self, indices: Tensor | None = None) -> StreamData:
+        """The points ``indices`` (all by default), still read from disk (:meth:`head` and
+        :meth:`batches` of a stream never apply the transform)."""
+        if indices is None:
+            return self
+        return StreamData(Subset(self, indices.tolist()), self.shape, self.num_workers)
 
 
 class _Reported(Dataset):

@@ -2,7 +2,7 @@
 PCA, the interventional layer × factor matrix and, for data sets with ground-truth factors,
 the hierarchy metrics.
 
-:func:`evaluate` works on a model and a :class:`~pyro_vlae.data.TensorData`;
+:func:`evaluate` works on a model and any :class:`~pyro_vlae.data.Data` (in memory or streamed);
 :func:`evaluate_run` loads a run folder, evaluates its test split and writes
 ``evaluation.json``, ``latents.png`` (KL bars, PCA), ``intervention.png`` and
 ``hierarchy.png`` (heat maps) there.
@@ -18,16 +18,15 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from ..data.base import StreamData, TensorData
+from ..data.base import Data
 from ..errors import ConfigError
 from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
-from ..plotting import HIERARCHY, INTERVENTION, LATENTS, plot_layers, plot_matrix
+from ..plotting import plot_layers, plot_matrix
 from ..rng import seeded
-from ..run_folder import EVALUATION, load_run
+from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run
 from .hierarchy import hierarchy_metrics
 from .intervention import format_intervention, intervention_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
@@ -56,22 +55,9 @@ def random_subset(num_data: int, size: int, seed: int) -> Tensor:
     return torch.randperm(num_data, generator=generator)[:size].sort().values
 
 
-def subset(data: TensorData | StreamData, indices: Tensor) -> TensorData | StreamData:
-    """The points ``indices`` of ``data``, in the same kind of container."""
-    if isinstance(data, StreamData):
-        return StreamData(Subset(data, indices.tolist()), data.shape, data.num_workers)
-    factors = None if data.factors is None else data.factors[indices]
-    return TensorData(data.x[indices], factors, data.factor_names)
-
-
-def _points(data: TensorData | StreamData) -> Tensor:
-    """Every point of ``data`` as one tensor (as stored: no training transform)."""
-    return data.x if isinstance(data, TensorData) else data.head()
-
-
 def evaluate(
     model: LatentModel,
-    data: TensorData | StreamData,
+    data: Data,
     *,
     iwae_samples: int = 1000,
     iwae_points: int = 500,
@@ -138,7 +124,7 @@ def _intervention(model: LatentModel, reader: FactorReader | None, **options: An
 
 def _evaluate(
     model: LatentModel,
-    data: TensorData | StreamData,
+    data: Data,
     *,
     iwae_samples: int,
     iwae_points: int,
@@ -157,13 +143,14 @@ def _evaluate(
     if iwae_points < 1 or chunk < 1:
         raise ConfigError("the number of IWAE points and the chunk size must be at least 1")
     value_range = value_range or model.likelihood.value_range
-    stats = posterior_statistics(model, data.x if isinstance(data, TensorData) else data)
+    data = data.subset()  # the points as stored, without a training transform
+    stats = posterior_statistics(model, data)
     summary = elbo_summary(stats)
     results: dict[str, Any] = {"num_points": len(data), "elbo": summary["elbo"], "recon": summary["recon"]}
     elbo_per_point = stats["recon"] - stats["kl"].sum(-1)
 
     chosen = random_subset(len(data), iwae_points, seed)
-    x = _points(subset(data, chosen))
+    x = data.subset(chosen).head()
     points = max(1, chunk // iwae_samples)  # data points per pass; samples split into chunks if K > chunk
     iwae, elbo = [], []
     with tqdm(total=x.shape[0], disable=not progress, unit="point", desc=f"IWAE-{iwae_samples}") as bar:
@@ -186,7 +173,7 @@ def _evaluate(
         results["bits_per_dim"] = bits_per_dim(iwae_value, math.prod(data.shape), value_range, discrete)
 
     results["layers"] = layer_summary(stats["means"], stats["kl"])
-    if getattr(data, "factors", None) is not None:
+    if data.factors is not None:
         results["hierarchy"] = hierarchy_metrics(
             stats["means"], data.factors, data.factor_names, factor_levels or {}, circular_factors
         )
@@ -222,7 +209,7 @@ def evaluate_run(
     if num_points is not None:
         if num_points < 8:
             raise ConfigError(f"--num-points must be at least 8, got {num_points}")
-        data = subset(data, random_subset(len(data), num_points, seed))
+        data = data.subset(random_subset(len(data), num_points, seed))
     results = {
         "run": str(run.path),
         "model": run.config.model,
@@ -250,7 +237,7 @@ def evaluate_run(
                             progress=progress)
         results["intervention"] = _intervention(
             run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
-            value_range=run.model.likelihood.value_range, progress=progress,
+            progress=progress,
         )
     (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
     plot_layers(results["layers"], run.path / LATENTS)

@@ -111,13 +111,14 @@ def intervention_effects(
     num_pairs: int = 1000,
     batch_size: int = 250,
     seed: int = 0,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """The unnormalised ``change`` ``(L, F)`` and the ``baseline`` ``(F,)`` of the module
     docstring over ``num_pairs`` pairs, generated ``batch_size`` at a time from noise drawn
     with its own generator seeded by ``seed`` (the global random state is not used for ε).
-    Factors are the reader's (if any), then ``colour``/``brightness`` and :data:`STATISTICS`.
+    Factors are the reader's (if any), then ``colour``/``brightness`` and :data:`STATISTICS`,
+    on images in ``value_range`` (default: the model's likelihood's).
     Returns ``factors``, ``kinds`` (per factor), ``change`` and ``baseline`` as tensors."""
     if num_pairs < 2 or batch_size < 1:
         raise ConfigError(
@@ -125,6 +126,7 @@ def intervention_effects(
             "pass e.g. --intervention-samples 1000",
         )
     model.eval()
+    value_range = value_range or model.likelihood.value_range
     g = torch.Generator().manual_seed(seed)
     sites, L = model.latent_sites, model.num_layers
     names: list[str] = []
@@ -176,7 +178,7 @@ def intervention_metrics(
     num_pairs: int = 1000,
     batch_size: int = 250,
     seed: int = 0,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | None = None,
     min_reader_quality: float = MIN_READER_QUALITY,
     progress: bool = False,
 ) -> dict[str, Any]:

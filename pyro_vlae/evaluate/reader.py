@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..data.base import DatasetPlugin, TensorData
+from ..data.base import Data, DatasetPlugin, TensorData
 from ..data.files import cache_dir
 from ..errors import ConfigError, DataError
 from .hierarchy import is_categorical
@@ -289,6 +289,15 @@ def reader_path(plugin: str, options: Mapping[str, Any] | None = None, **trainin
     return cache_dir() / "readers" / f"{plugin}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
 
 
+def in_memory(data: Data) -> TensorData | None:
+    """``data`` as stored, in memory, with its factors; ``None`` when it has none (a reader
+    trains on every point many times over, so a streamed split is read into memory once)."""
+    if data.factors is None:
+        return None
+    stored = data.subset()
+    return TensorData(stored.head(), stored.factors, tuple(stored.factor_names))
+
+
 def reader_for(
     plugin: DatasetPlugin,
     options: Mapping[str, Any] | None = None,
@@ -312,12 +321,10 @@ def reader_for(
         except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
             pass
         echo(f"the cached factor reader {path} is unreadable or outdated; training it again")
-    train = plugin.load("train")
-    if not isinstance(train, TensorData) or train.factors is None:
+    train = in_memory(plugin.load("train"))
+    if train is None:
         return None
-    heldout = plugin.load("test") if "test" in plugin.splits else None
-    if heldout is not None and (not isinstance(heldout, TensorData) or heldout.factors is None):
-        heldout = None
+    heldout = in_memory(plugin.load("test")) if "test" in plugin.splits else None
     echo(f"training the factor reader of {plugin.name} ({', '.join(train.factor_names)}) for {steps} steps; "
          f"cached in {path}")
     reader = train_reader(train, heldout, circular_factors=plugin.circular_factors, value_range=plugin.value_range,

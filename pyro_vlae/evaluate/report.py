@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import itertools
 import json
 import statistics
 from collections.abc import Sequence
@@ -19,8 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
-from ..plotting import HIERARCHY, INTERVENTION, LATENTS, LAYERS, LOSS, RECONSTRUCTIONS, SAMPLES
-from ..run_folder import CONFIG, EVALUATION, REPORT, SUMMARY
+from ..run_folder import (
+    CONFIG,
+    EVALUATION,
+    HIERARCHY,
+    INTERVENTION,
+    LATENTS,
+    LAYER,
+    LAYERS,
+    LOSS,
+    RECONSTRUCTIONS,
+    REPORT,
+    SAMPLES,
+    SUMMARY,
+    find_picture,
+)
 from .evaluation import format_evaluation, load_evaluation
 
 #: pictures shown in a report, in this order, when the run folder has them
@@ -32,7 +46,7 @@ PICTURES = [
     (HIERARCHY, "Layer × factor matrix (probes of posterior means)"),
     (SAMPLES, "Samples"),
     (RECONSTRUCTIONS, "Reconstructions (originals and reconstructions, alternating)"),
-    (LAYERS.format(prefix=""), "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
+    (LAYERS, "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
 ]
 
 
@@ -66,10 +80,12 @@ def write_report(path: str | Path) -> Path:
         parts.append(f"<p>Trained {summary.get('steps')} steps in {summary.get('train_seconds')} s.</p>")
     parts.append("<h2>Evaluation</h2><pre>" + html.escape(format_evaluation(evaluation)) + "</pre>")
     for name, caption in PICTURES:
-        if (path / name).exists():
-            parts.append(_image(path / name, caption))
-    for extra in sorted(path.glob("layer[0-9]*.png")):
-        parts.append(_image(extra, f"{extra.stem}: conditional samples of this layer"))
+        if (picture := find_picture(path, name)) is not None:
+            parts.append(_image(picture, caption))
+    for layer in itertools.count(1):
+        if (picture := find_picture(path, LAYER, layer=layer)) is None:
+            break
+        parts.append(_image(picture, f"layer{layer}: conditional samples of this layer"))
     style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}img{max-width:100%}"
              "figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}")

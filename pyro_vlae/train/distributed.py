@@ -8,7 +8,8 @@ averages the gradients over the processes, so the averaged gradient is exactly t
 global batch's ELBO estimate ``num_data / batch_size · Σ_batch``. The trainer's
 ``torch.optim.Adam`` then takes the same step in every process, and the parameters stay equal.
 
-The networks are wrapped through Pyro's own :class:`~pyro.infer.elbo.ELBOModule`
+The networks, as the trainer's :class:`~pyro_vlae.train.trainer.ScaledPair` (model and guide
+on the scaled mini-batch), are wrapped through Pyro's own :class:`~pyro.infer.elbo.ELBOModule`
 (``elbo(model, guide)``), a ``torch.nn.Module`` whose forward pass is the differentiable ELBO
 loss; :func:`data_parallel_elbo` puts DistributedDataParallel around it. The trainer's ELBO
 (also the JIT-compiled one) is used unchanged; :func:`data_parallel_svi` hands the same
@@ -46,6 +47,7 @@ from torch.utils.data import Dataset
 from ..config import resolve_device
 from ..errors import ConfigError, DistributedError, PyroVlaeError
 from ..models.base import LatentModel
+from .trainer import ScaledPair as ScaledPair  # re-exported: the module DistributedDataParallel wraps
 from .trainer import Trainer
 
 T = TypeVar("T")
@@ -262,23 +264,6 @@ def data_parallel_svi(
     return svi
 
 
-class ScaledPair(torch.nn.Module):
-    """A :class:`LatentModel`'s model and guide on a mini-batch scaled to ``num_data``, as one
-    module for Pyro's ELBO module: ``forward(x, β)`` is the model, :meth:`guide` the guide, and
-    the parameters are the latent model's. β is positional, so a JIT ELBO traces it as an input."""
-
-    def __init__(self, latent: LatentModel, num_data: int) -> None:
-        super().__init__()
-        self.latent = latent
-        self.num_data = num_data
-
-    def forward(self, x: Tensor, beta: Tensor) -> Tensor:
-        return self.latent.model(x, num_data=self.num_data, beta=beta)
-
-    def guide(self, x: Tensor, beta: Tensor) -> None:
-        self.latent.guide(x, num_data=self.num_data, beta=beta)
-
-
 class DistributedTrainer(Trainer):
     """:class:`Trainer` on one shard of every global batch, with gradients averaged over the
     processes of ``context``; ``batch_size`` is the global batch. The same ``torch.optim.Adam``
@@ -302,10 +287,9 @@ class DistributedTrainer(Trainer):
         self.local_batch_size = local_batch_size(batch_size, context.world_size)
         self.context = context
         super().__init__(model, data, batch_size=batch_size, **kwargs)
-        pair = ScaledPair(self.model, self.num_data)
         device_ids = [context.device.index] if context.device.type == "cuda" else None
         with context.collective("the start-up of DistributedDataParallel"):
-            self.ddp = data_parallel_elbo(pair, pair.guide, self.elbo, device_ids=device_ids)
+            self.ddp = data_parallel_elbo(self.pair, self._guide_fn, self.elbo, device_ids=device_ids)
 
     def batch_indices(self, step: int) -> Tensor:
         """This process's contiguous shard of the global batch of ``step``."""

@@ -10,8 +10,10 @@ from typing import Any
 
 import pyro
 import torch
+from pyro.distributions import constraints
 from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.nn import PyroModule
+from pyro.params.param_store import param_with_module_name
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -36,6 +38,13 @@ class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
         return loss
 
 
+#: Pyro's ELBO classes, plain and JIT-compiled, for each name of :data:`~pyro_vlae.config.ELBOS`
+#: (in that order: Monte-Carlo, then mean-field)
+ELBO_CLASSES: dict[str, tuple[type[Trace_ELBO], type[Trace_ELBO]]] = dict(
+    zip(ELBOS, [(Trace_ELBO, JitTrace_ELBO), (TraceMeanField_ELBO, _JitTraceMeanField_ELBO)], strict=True)
+)
+
+
 def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELBO:
     """``"trace"``: Monte-Carlo ELBO (:class:`~pyro.infer.Trace_ELBO`); ``"meanfield"``:
     analytic KL terms (:class:`~pyro.infer.TraceMeanField_ELBO`), valid when the guide's
@@ -46,14 +55,46 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
     non-tensor arguments, so every changing input (the batch, β) must be a tensor.
     The models use one plate (``"data"``, dim −1), hence ``max_plate_nesting=1``.
     """
-    kinds = {
-        "trace": (Trace_ELBO, JitTrace_ELBO),
-        "meanfield": (TraceMeanField_ELBO, _JitTraceMeanField_ELBO),
-    }
-    if name not in kinds:
+    if name not in ELBO_CLASSES:
         raise ConfigError(f"unknown ELBO {name!r}", f"use one of: {', '.join(ELBOS)}")
     options = {"ignore_jit_warnings": True} if jit else {}
-    return kinds[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
+    return ELBO_CLASSES[name][jit](num_particles=num_particles, max_plate_nesting=1, **options)
+
+
+def register_params(module: PyroModule) -> None:
+    """Put ``module``'s own parameters in Pyro's global param store, under the names its
+    param statements give them: a :class:`~pyro.nn.PyroModule`'s parameter ``name`` as
+    ``prefix.name`` (a :class:`~pyro.nn.PyroParam` with its constraint), a plain submodule's
+    as :func:`pyro.module` names them (``prefix.child$$$path``).
+
+    Pyro's JIT ELBO (:func:`pyro.ops.jit.trace`) passes ``pyro.param(name).unconstrained()``
+    of every parameter to the trace as an input, while the networks read their own. A param
+    statement stores a contiguous copy of a new parameter (a channels-last convolution
+    weight's is another tensor) and keeps whatever the store already holds under its name (a
+    parameter of an earlier model of the same names); either way the trace meets a weight
+    that is not one of its inputs ("Cannot insert a Tensor that requires grad as a
+    constant"). :meth:`~pyro.params.param_store.ParamStoreDict.set_state` stores the
+    tensors as they are.
+    """
+
+    def full(name: str) -> str:
+        return f"{module._pyro_name}.{name}" if module._pyro_name else name
+
+    named = []  # (name, parameter, constraint)
+    for name, p in module.named_parameters(recurse=False):
+        base = name.removesuffix("_unconstrained")
+        if base != name and base in module._pyro_params:
+            named.append((full(base), p, module._pyro_params[base][0]))
+        else:
+            named.append((full(name), p, constraints.real))
+    for name, child in module.named_children():
+        if isinstance(child, PyroModule):
+            register_params(child)
+        else:
+            named += [(param_with_module_name(full(name), path), p, constraints.real)
+                      for path, p in child.named_parameters()]
+    state = {"params": {n: p for n, p, _ in named}, "constraints": {n: c for n, _, c in named}}
+    pyro.get_param_store().set_state(state)
 
 
 def plain_methods(model: LatentModel) -> tuple[Callable, Callable]:
@@ -74,6 +115,29 @@ def plain_methods(model: LatentModel) -> tuple[Callable, Callable]:
         return model.model, model.guide
     cls = type(model)
     return functools.partial(inspect.unwrap(cls.model), model), functools.partial(inspect.unwrap(cls.guide), model)
+
+
+class ScaledPair(torch.nn.Module):
+    """A :class:`LatentModel`'s model and guide on a mini-batch scaled to ``num_data``, as one
+    module: ``forward(x, β)`` is the model, :meth:`guide` the guide, and the parameters are the
+    latent model's (so Pyro's ELBO module, and DistributedDataParallel around it, find them).
+    β is positional, so a JIT ELBO traces it as an input.
+
+    :param plain: call model and guide as plain methods (:func:`plain_methods`), without the
+        parameter statements a JIT ELBO needs.
+    """
+
+    def __init__(self, latent: LatentModel, num_data: int, plain: bool = False) -> None:
+        super().__init__()
+        self.latent = latent
+        self.num_data = int(num_data)
+        self.model_fn, self.guide_fn = plain_methods(latent) if plain else (latent.model, latent.guide)
+
+    def forward(self, x: Tensor, beta: Tensor) -> Tensor:
+        return self.model_fn(x, num_data=self.num_data, beta=beta)
+
+    def guide(self, x: Tensor, beta: Tensor) -> None:
+        self.guide_fn(x, num_data=self.num_data, beta=beta)
 
 
 class Trainer:
@@ -109,8 +173,9 @@ class Trainer:
         (:class:`~pyro_vlae.train.LayerFadeIn`); needs a model with ``layer_gates`` (the VLAE).
     :param jit: trace model and guide once with :class:`~pyro.infer.JitTrace_ELBO` (or
         :class:`~pyro.infer.JitTraceMeanField_ELBO`); β is a tensor input of the trace, so a
-        warm-up schedule does not retrace. Built on the deprecated ``torch.jit.trace``;
-        ``compile`` is its successor.
+        warm-up schedule does not retrace. The model's parameters are put in Pyro's param
+        store, where the trace finds them (:func:`register_params`). Built on the deprecated
+        ``torch.jit.trace``; ``compile`` is its successor.
     :param compile: ``True``: a compiled step (CUDA graph on CUDA, ``torch.compile``
         elsewhere); ``False``: the eager step; ``None``: the CUDA graph on CUDA (unless ``jit``),
         the eager step elsewhere.
@@ -189,10 +254,12 @@ class Trainer:
         graphed = bool(compile) and cuda
         self.optim = torch.optim.Adam(self.params, lr=lr, fused=True, capturable=graphed)
         self.elbo = make_elbo(elbo, num_particles, jit)
+        if jit:  # the JIT ELBO reads the parameters it traces as inputs from Pyro's param store
+            register_params(model)
         # Pyro's JIT ELBO finds the parameters to trace as inputs by their param statements
-        self._plain_model, self._plain_guide = (model.model, model.guide) if jit else plain_methods(model)
+        self.pair = ScaledPair(model, self.num_data, plain=not jit)
         # one bound method each: the JIT ELBO keys its cache on their ids
-        self._model_fn, self._guide_fn = self._model, self._guide
+        self._model_fn, self._guide_fn = self.pair.forward, self.pair.guide
         #: the compiled step, if any: a CUDAGraphStep or a CompiledStep
         self.compiled: CUDAGraphStep | CompiledStep | None = None
         if graphed:
@@ -216,13 +283,6 @@ class Trainer:
 
     #: whether this trainer offers compiled steps (the data-parallel one does not)
     supports_compile = True
-
-    # ------------------------------------------------------------ model/guide
-    def _model(self, x: Tensor, beta: Tensor):
-        return self._plain_model(x, num_data=self.num_data, beta=beta)
-
-    def _guide(self, x: Tensor, beta: Tensor):
-        return self._plain_guide(x, num_data=self.num_data, beta=beta)
 
     # ------------------------------------------------------------------ batches
     def batch_indices(self, step: int) -> Tensor:
