@@ -59,6 +59,8 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "base": (["--fade-in", "0"], 2000),
             "fade": ([], 2000),
             "fade-long": (["--fade-in", "2500"], 10000),
+            "fade200": (["--fade-in", "200"], 2000),
+            "fade-kl-top4": (["--kl-weights", "1,1,4"], 2000),
             "hvae": (["--model", "hvae"], 2000),
             "lvae": (["--model", "lvae"], 2000),
             "vae": (["--model", "vae"], 2000),
