@@ -25,7 +25,7 @@ from pyro_vlae.run_folder import CHECKPOINT, SUMMARY
 #: ``mnist``: width 0.25 of the authors' small network, Adam 1e-3, batch 64, σ = 0.25 (CPU);
 #: ``mnist-default``: MNIST's recommended configuration, i.e. what ``pyro-vlae fit --plugin
 #: mnist`` runs (width 1, Adam 2e-4, batch 100, σ = 0.25, fade-in 3000, 20,000 steps; a GPU
-#: study), and the same at 100,000 steps; ``shapes``: the defaults of ``pyro-vlae fit``.
+#: study), and the VLAE at 60,000 steps; ``shapes``: the defaults of ``pyro-vlae fit``.
 STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
     "mnist": (
         ["--width", "0.25", "--batch-size", "64", "--lr", "1e-3", "--warmup-steps", "2000", "-L", "scale=0.25"],
@@ -50,7 +50,7 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "hvae": (["--model", "hvae"], 20000),
             "lvae": (["--model", "lvae"], 20000),
             "vae": (["--model", "vae"], 20000),
-            "vlae-100k": (["--fade-in", "15000"], 100000),
+            "vlae-60k": (["--fade-in", "9000"], 60000),
         },
     ),
     "shapes": (
