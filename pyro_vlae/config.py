@@ -61,6 +61,7 @@ class RunConfig:
     elbo: str = "trace"
     combine: str | None = None
     heads: str | None = None
+    z_norm: str | None = None
     fade_in: int | None = None
     kl_weights: tuple[float, ...] | None = None
     num_particles: int = 1
@@ -81,7 +82,7 @@ class RunConfig:
         "warmup_steps": 2000,
     }
     #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
-    VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0, "kl_weights": None}
+    VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "z_norm": "batch", "fade_in": 0, "kl_weights": None}
 
     def resolve(
         self,

@@ -133,3 +133,40 @@ def test_kl_weights_scale_each_layers_kl_term():
         RunConfig(kl_weights=(1.0, 0.0)).resolve({}, "gaussian", 100)
     c = RunConfig(kl_weights=(3.0, 1.0, 1.0)).resolve({}, "gaussian", 100)
     assert RunConfig.from_dict(json.loads(json.dumps(c.to_dict()))).kl_weights == (3.0, 1.0, 1.0)
+
+
+def test_z_norm_none_drops_batch_norm_where_z_is_read_and_decodes_by_scale():
+    model = VLAE((3, 32, 32), (2, 2, 2), width=0.125, z_norm="none")
+    readers = [model.top[0], *[v[0] for v in model.noise]]
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for r in readers for m in r.modules())
+    assert all(r[0].bias is not None for r in readers)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.top[1].modules())  # the rest is unchanged
+    model.train()  # batch statistics: with batch norm, scaling z changes next to nothing; without it, the images
+
+    def change(m):
+        with torch.no_grad():
+            return float((m.decode(zs) - m.decode([3 * z for z in zs])).abs().mean())
+
+    torch.manual_seed(0)
+    zs = [torch.randn(64, 2) for _ in range(3)]
+    authors = VLAE((3, 32, 32), (2, 2, 2), width=0.125).train()
+    assert change(authors) < 0.01 * change(model)
+    with pytest.raises(ConfigError, match="z_norm"):
+        VLAE((12,), (2, 2), z_norm="layer")
+
+
+def test_z_norm_flows_from_the_command_line_to_the_saved_model(tmp_path):
+    from click.testing import CliRunner
+
+    from pyro_vlae.cli import main
+    from pyro_vlae.run import load_run
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["fit", "-P", "num_train=32", "-P", "num_test=8", "--z-dims", "2,2,2",
+                                  "--width", "0.125", "--steps", "2", "--batch-size", "8", "--z-norm", "none",
+                                  "--no-progress", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "config.json").read_text())["z_norm"] == "none"
+    assert load_run(out).model.z_norm == "none"
+    c = RunConfig(model="hvae").resolve({"z_norm": "none"}, "gaussian", 1000)
+    assert c.z_norm == "batch"  # a VLAE recommendation is not applied to another model
