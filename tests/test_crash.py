@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 import torch
+from conftest import fit_args
 
 from pyro_vlae.run_folder import CHECKPOINT, METRICS, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, LOG_EVERY, CHECKPOINT_EVERY = 240, 20, 25  # long enough that a random kill lands mid-run on a fast machine
-FIT = ["fit", "-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125",
-       "--batch-size", "16", "--warmup-steps", "10", "--steps", str(STEPS), "--log-every", str(LOG_EVERY),
-       "--checkpoint-every", str(CHECKPOINT_EVERY), "--seed", "5", "--no-progress"]
+FIT = ["fit", *fit_args(STEPS, log_every=LOG_EVERY), "--warmup-steps", "10",
+       "--checkpoint-every", str(CHECKPOINT_EVERY), "--seed", "5"]
 
 #: the real command line, in a process that can be told to pause (marker file, then sleep) at a
 #: vulnerable moment, so the test kills it exactly there: PAUSE=checkpoint inside a checkpoint
