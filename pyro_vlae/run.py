@@ -34,10 +34,8 @@ from .run_folder import (
     CONFIG,
     METRICS,
     SUMMARY,
-    LoadedRun,
     MetricsLog,
     load_checkpoint,
-    load_run,
     make_model,
     open_dataset,
     prepare_folder,
@@ -50,10 +48,7 @@ from .train import KLWarmup, LayerFadeIn, Trainer, distributed
 #: options a resumed run may change; everything else comes from the checkpoint
 RESUMABLE = ("steps", "epochs", "device", "checkpoint_every", "log_every")
 
-__all__ = [
-    "RESUMABLE", "LoadedRun", "Setup", "build", "evaluate_elbo", "finish", "fit", "load_run", "loop",
-    "make_model", "open_dataset", "resolve", "resolve_device", "write_pictures",
-]
+__all__ = ["RESUMABLE", "Setup", "build", "finish", "fit", "loop", "resolve"]
 
 
 def fit(

@@ -63,9 +63,6 @@ LATENTS = "latents.png"  # evaluate
 HIERARCHY = "hierarchy.png"  # evaluate
 INTERVENTION = "intervention.png"  # evaluate
 
-#: the names ``pyro-vlae sample`` gave its pictures before they were named as ``fit``'s
-OLD_NAMES = {SAMPLES: "sample.png", LAYERS: "sample-layers.png", LAYER: "sample-layer{layer}.png"}
-
 #: version tag of the checkpoint format
 FORMAT = "pyro-vlae-checkpoint/1"
 
@@ -119,13 +116,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def find_picture(folder: str | Path, name: str, **fields: Any) -> Path | None:
-    """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder,
-    under its name or, in a folder written by an older version, its :data:`OLD_NAMES`;
-    ``None`` when there is neither."""
-    for candidate in (name, OLD_NAMES.get(name)):
-        if candidate is not None and (path := Path(folder) / candidate.format(**fields)).exists():
-            return path
-    return None
+    """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder;
+    ``None`` when it has none."""
+    path = Path(folder) / name.format(**fields)
+    return path if path.exists() else None
 
 
 # ------------------------------------------------------------------------ the model
@@ -173,17 +167,12 @@ class LoadedRun:
 
 
 def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
-    """Rebuild the model of a run folder from its checkpoint, in eval mode.
-
-    Run folders written before ``value_range`` was saved in ``config.json`` lack it; it is
-    then read from the data-set plugin, as when they were trained.
-    """
+    """Rebuild the model of a run folder from its checkpoint, in eval mode, without its
+    data set (``config.json`` holds the likelihood's ``value_range``)."""
     path = Path(path)
     ckpt = load_checkpoint(path, map_location="cpu")
     try:
         config = RunConfig.from_dict(ckpt["config"])
-        if config.value_range is None and "value_range" not in (config.likelihood_options or {}):
-            config.value_range = tuple(open_dataset(config).value_range)
         model = make_model(config, tuple(ckpt["x_shape"]))
         model.load_state_dict(ckpt["trainer"]["model"])
     except (KeyError, RuntimeError, TypeError) as err:

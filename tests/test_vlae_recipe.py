@@ -78,16 +78,6 @@ def test_trainer_applies_the_fade_in_and_leaves_layers_open():
         Trainer(HVAE((12,), (2, 2), width=0.05), torch.rand(64, 12), batch_size=16, fade_in=LayerFadeIn(4))
 
 
-def test_old_state_dicts_without_layer_gates_load():
-    model = VLAE((12,), (2, 2))
-    state = {k: v for k, v in model.state_dict().items() if k != "layer_gates"}
-    model.layer_gates.zero_()
-    VLAE((12,), (2, 2)).load_state_dict(state)
-    fresh = VLAE((12,), (2, 2))
-    fresh.load_state_dict(state)
-    assert fresh.layer_gates.tolist() == [1.0, 1.0]
-
-
 def test_config_resolves_vlae_options_and_refuses_them_elsewhere():
     c = RunConfig(model="vlae").resolve({"combine": "gated", "fade_in": 300}, "gaussian", 1000)
     assert (c.combine, c.heads, c.fade_in) == ("gated", "linear", 300)
@@ -100,7 +90,8 @@ def test_config_resolves_vlae_options_and_refuses_them_elsewhere():
 
 
 def test_fit_with_the_recipe_options_and_resume(tmp_path):
-    from pyro_vlae.run import fit, load_run
+    from pyro_vlae.run import fit
+    from pyro_vlae.run_folder import load_run
 
     options = dict(plugin_options={"num_train": 256, "num_test": 64}, z_dims=(2, 2, 2), width=0.125,
                    batch_size=16, warmup_steps=2, combine="gated", heads="mlp", fade_in=3, log_every=4,

@@ -103,11 +103,6 @@ class VLAE(LadderModel):
         self.register_buffer("layer_gates", torch.ones(L))
         self.init_weights()
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # run folders written before ``layer_gates`` existed hold fully open layers
-        state_dict.setdefault(prefix + "layer_gates", torch.ones_like(self.layer_gates))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     # ------------------------------------------------------------ networks
     def encode(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
         """(μ_l, σ_l) of q(z_l | x) for l = 1..L (eqs. 12–13)."""
