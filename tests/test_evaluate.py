@@ -105,6 +105,23 @@ def test_bits_per_dim():
     assert bits_per_dim(0.0, 10, (-1.0, 1.0)) == pytest.approx(7.0)
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "discretized-logistic", "discretized-logistic-mixture"])
+def test_bits_per_dim_of_a_probability_mass_adds_no_bin_width(likelihood):
+    """The discretized likelihoods' log p(x) is a mass like Bernoulli's: bpd = −log p / (D ln 2)."""
+    from pyro_vlae.data import TensorData
+    from pyro_vlae.evaluate import evaluate
+    from pyro_vlae.plugins import likelihood as make_likelihood
+
+    g = torch.Generator().manual_seed(0)
+    levels = 1 if likelihood == "bernoulli" else 255
+    x = torch.randint(levels + 1, (32, 3, 4, 4), generator=g).float() / levels
+    lik = make_likelihood(likelihood)
+    assert lik.discrete
+    model = build_model("vae", (3, 4, 4), (2,), lik, stem="mlp", width=0.125).eval()
+    out = evaluate(model, TensorData(x), iwae_samples=4, iwae_points=8, chunk=64)
+    assert out["bits_per_dim"] == pytest.approx(-out["iwae"]["value"] / (48 * math.log(2)))
+
+
 def test_active_units_kl_shares_and_pca_on_hand_made_posteriors():
     g = torch.Generator().manual_seed(0)
     means = torch.randn(2000, 3, generator=g) * torch.tensor([1.0, 0.03, 0.5])
