@@ -243,3 +243,39 @@ def test_evaluate_works_for_every_model(name):
     assert sum(info["kl_share"] for info in out["layers"].values()) == pytest.approx(1.0)
     assert len(out["hierarchy"]["probe"]) == len(model.z_dims)
     assert -1 <= out["hierarchy"]["ordering_probe"] <= 1
+
+
+def _evaluated_run(folder, model, plugin, options, kl, iwae_samples=20, elbo=-100.0, seed=0):
+    """A run folder holding only what `compare` reads: config.json and evaluation.json."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"plugin": plugin, "plugin_options": options, "model": model}))
+    layers = {f"z{i + 1}": {"kl": k, "active_units": 1} for i, k in enumerate(kl)}
+    (folder / "evaluation.json").write_text(json.dumps({
+        "model": model, "plugin": plugin, "seed": seed, "elbo": elbo, "layers": layers,
+        "iwae": {"samples": iwae_samples, "value": elbo + 1}}))
+    return folder
+
+
+def test_compare_never_averages_data_sets_or_layer_counts_and_says_why_a_cell_is_empty(tmp_path):
+    from pyro_vlae.evaluate.report import compare_runs, format_comparison
+
+    runs = [
+        _evaluated_run(tmp_path / "mnist", "vlae", "mnist", {}, [1.0, 2.0, 3.0], elbo=-90.0),
+        _evaluated_run(tmp_path / "svhn", "vlae", "svhn", {}, [1.0, 2.0, 3.0, 4.0], elbo=-5000.0),
+        _evaluated_run(tmp_path / "photos-a", "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0], elbo=-6000.0),
+        _evaluated_run(tmp_path / "photos-b", "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0], elbo=-6100.0,
+                       iwae_samples=50, seed=1),
+    ]
+    text = format_comparison(compare_runs(runs))
+    assert "3 data set(s)" in text and "summarised separately" in text
+    assert "## mnist, 3 layer(s)" in text and "## svhn, 4 layer(s)" in text
+    assert "| vlae | 1 | -90.00 |" in text and "| vlae | 1 | -5000.00 |" in text
+    assert "| vlae | 2 | -6050.00 ± 70.71 |" in text  # the two photo runs, and only them
+    assert "1.0/2.0/3.0/4.0" in text  # the 4-layer KL list is not cut to 3
+    assert "not run (evaluated with IWAE-50)" in text and "(1 of 2 runs)" in text
+    # the same plugin and options on two folders are two data sets
+    other = tmp_path / "photos-c"
+    _evaluated_run(other, "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0])
+    (other / "summary.json").write_text(json.dumps({"data": {"files": ["/elsewhere/photos"]}}))
+    text = format_comparison(compare_runs([runs[2], other]))
+    assert "## image-folder size=32 @ /elsewhere/photos, 3 layer(s)" in text and "2 data set(s)" in text
