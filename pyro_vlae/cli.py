@@ -263,7 +263,7 @@ def report(run: Path) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison"),
               show_default=True, help="Writes OUT.md, OUT.csv and OUT.json.")
 def compare(runs: tuple[Path, ...], out: Path) -> None:
-    """Compare evaluated runs in one table (per run, and mean ± sd per model)."""
+    """Compare evaluated runs: per run, and mean ± sd per model, per data set and layer count."""
     from .evaluate.report import compare_runs, format_comparison, write_comparison
 
     rows = compare_runs(runs)
