@@ -12,12 +12,14 @@ import click
 from ._version import __version__
 from .config import DEVICES, ELBOS, RunConfig, check_z_dims
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
+from .stopping import Stopped
 from .tracking import TRACKERS
 
 
 class Group(click.Group):
     """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback),
-    and every :class:`FallbackWarning` into one ``warning:`` line."""
+    a run stopped by a signal (:class:`~pyro_vlae.stopping.Stopped`) into its message and the
+    signal's exit status, and every :class:`FallbackWarning` into one ``warning:`` line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -32,6 +34,9 @@ class Group(click.Group):
 
                 warnings.showwarning = announce
                 return super().invoke(ctx)
+        except Stopped as err:
+            click.echo(f"{err.problem}\n  {err.fix}", err=True)
+            ctx.exit(err.exit_code)
         except PyroVlaeError as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
