@@ -154,7 +154,8 @@ def resolve(
     train = plugins.load_data(plugin, "train")
     test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
     load_seconds = time.perf_counter() - t0
-    config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train), plugin.value_range)
+    recommended = plugin.recommended_for(config.model)
+    config = config.resolve(recommended, plugin.default_likelihood, len(train), plugin.value_range)
     return Setup(config, out, plugin, train, test, load_seconds, ckpt, context)
 
 
@@ -211,7 +212,9 @@ def _banner(setup: Setup, trainer: Trainer) -> str:
         f"pyro-vlae {__version__}: {config.model} on {config.plugin} "
         f"({len(train)} × {tuple(train.shape)}, loaded in {setup.load_seconds:.1f}s), "
         f"z_dims={list(config.z_dims)}, {num_params:,} parameters, likelihood={config.likelihood}, "
-        f"device={trainer.model.device}{processes}, steps {trainer.step_count}→{config.steps}, "
+        f"device={trainer.model.device}{processes}, steps {trainer.step_count}→{config.steps} "
+        f"({config.steps * config.batch_size / len(train):.4g} epochs of batches of {config.batch_size}, "
+        f"KL warm-up over {config.warmup_steps} steps), "
         f"run folder {setup.out}"
     )
 
