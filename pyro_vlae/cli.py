@@ -187,23 +187,15 @@ def fit(
         if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
     }
     if config_file is not None:
-        from .config_file import read_config
+        from .config_file import merge_config
 
-        options = {**options, **read_config(config_file), **given}
-        for length, other in (("steps", "epochs"), ("epochs", "steps")):  # the command line's length wins
-            if length in given and other not in given:
-                options[other] = None
-    if options["epochs"] is not None and options["steps"] is not None:
-        raise ConfigError("--steps and --epochs exclude each other", "give one of them")
+        options = merge_config(options, given, config_file)
     config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
     config.validate()
     if out is None:
-        out = Path("runs") / f"{config.plugin}-{config.model}"
-        if not resume:
-            n = 1
-            while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
-                n += 1
-            out = out.parent / (out.name if n == 1 else f"{out.name}-{n}")
+        from .run_folder import default_folder
+
+        out = default_folder(config, resume)
     if tracker is not None:
         from .tracking import require_tracker
 

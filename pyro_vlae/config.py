@@ -147,6 +147,8 @@ class RunConfig:
     def validate(self, num_data: int | None = None) -> None:
         """Raise :class:`ConfigError` naming the first invalid option. Options of the command
         line are named as such (``--beta``); the others as fields of :class:`RunConfig`."""
+        if self.steps is not None and self.epochs is not None:
+            raise ConfigError("--steps and --epochs exclude each other", "give one of them")
         checks = [
             (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
             (self.batch_size is None or self.batch_size >= 2,

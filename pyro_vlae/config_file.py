@@ -120,6 +120,17 @@ def check_config(values: Any, source: str = "the configuration") -> dict[str, An
     return out
 
 
+def merge_config(defaults: dict[str, Any], given: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The options of a run started from the file ``path`` (:func:`read_config`): its values
+    over the ``defaults``, the options ``given`` on the command line over both. A length given
+    (``steps`` or ``epochs``) replaces the file's, whichever of the two the file holds."""
+    options = {**defaults, **read_config(path), **given}
+    for length, other in (("steps", "epochs"), ("epochs", "steps")):
+        if length in given and other not in given:
+            options[other] = None
+    return options
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The checked options of a ``.json``, ``.toml`` or ``.yaml`` file, or of a run folder's
     ``config.json``."""

@@ -185,6 +185,18 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
 
 
 # ---------------------------------------------------------------------- writing a run
+def default_folder(config: RunConfig, resume: bool = False) -> Path:
+    """``fit``'s run folder when ``--out`` is not given: ``runs/PLUGIN-MODEL``, numbered
+    ``-2``, ``-3``, ... past the folders that exist (a resumed run continues the unnumbered one)."""
+    out = Path("runs") / f"{config.plugin}-{config.model}"
+    if resume:
+        return out
+    n = 1
+    while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
+        n += 1
+    return out.parent / (out.name if n == 1 else f"{out.name}-{n}")
+
+
 def prepare_folder(out: Path, resume: bool) -> None:
     """Check that ``out`` can hold a new run (or, with ``resume``, holds one to continue)."""
     if resume:
