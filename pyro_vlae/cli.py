@@ -11,9 +11,10 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, ELBOS, RunConfig, check_z_dims
+from .config import DEVICES, RunConfig
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
 from .models import MODELS, VLAE
+from .models.base import ELBOS, check_z_dims
 from .nets.ladder import STEMS
 from .stopping import Stopped
 from .tracking import TRACKERS

@@ -139,9 +139,9 @@ def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
     if config.value_range is not None:
         options.setdefault("value_range", config.value_range)
     likelihood = plugins.likelihood(config.likelihood, **options)
-    vlae = {k: getattr(config, k) for k in ("combine", "heads", "kl_weights") if getattr(config, k) is not None}
-    vlae = vlae if config.model == "vlae" else {}
-    return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **vlae)
+    return build_model(
+        config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **config.model_options()
+    )
 
 
 @dataclass

@@ -124,3 +124,15 @@ def test_kl_weights_scale_each_layers_kl_term():
         RunConfig(kl_weights=(1.0, 0.0)).resolve({}, "gaussian", 100)
     c = RunConfig(kl_weights=(3.0, 1.0, 1.0)).resolve({}, "gaussian", 100)
     assert RunConfig.from_dict(json.loads(json.dumps(c.to_dict()))).kl_weights == (3.0, 1.0, 1.0)
+
+
+def test_each_model_declares_its_own_options_and_the_run_passes_them_on():
+    from pyro_vlae.models import MODELS, model_options
+
+    assert model_options(VLAE) == {"combine": "concat", "heads": "linear", "kl_weights": None}
+    assert all(model_options(cls) == {} for name, cls in MODELS.items() if name != "vlae")
+    assert RunConfig(model="vlae", combine="gated", kl_weights=(2.0, 1.0)).model_options() == {
+        "combine": "gated", "kl_weights": (2.0, 1.0)}
+    assert RunConfig(model="hvae").model_options() == {}
+    with pytest.raises(ConfigError, match=r"kl_weights needs one positive weight per layer \(3\)"):
+        RunConfig(model="vlae", kl_weights=(1.0, 0.0, 1.0)).resolve({}, "gaussian", 1000)
