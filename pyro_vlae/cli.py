@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -177,10 +178,12 @@ def fit(
     if config_file is not None:
         from .config_file import read_config
 
-        options = {**options, **read_config(config_file), **given}
+        from_file = read_config(config_file)
+        options = {**options, **from_file, **given}
         for length, other in (("steps", "epochs"), ("epochs", "steps")):  # the command line's length wins
             if length in given and other not in given:
                 options[other] = None
+        given = {k: options[k] for k in (*from_file, *given) if k in options}  # --resume applies or refuses them
     if options["epochs"] is not None and options["steps"] is not None:
         raise ConfigError("--steps and --epochs exclude each other", "give one of them")
     config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
@@ -249,7 +252,8 @@ def evaluate(run: Path, device: str, **options: Any) -> None:
     from .run_folder import EVALUATION
 
     options = {k: v for k, v in options.items() if v is not None or k != "reader_steps"}
-    results = evaluate_run(run, device=device, **options)
+    with writing(run, "evaluate"):
+        results = evaluate_run(run, device=device, **options)
     click.echo(format_evaluation(results))
     click.echo(f"wrote {run / EVALUATION}")
 
@@ -260,7 +264,8 @@ def report(run: Path) -> None:
     """Write RUN/report.html: configuration, curves, metrics, heat map and pictures on one page."""
     from .evaluate.report import write_report
 
-    click.echo(f"wrote {write_report(run)}")
+    with writing(run, "report"):
+        click.echo(f"wrote {write_report(run)}")
 
 
 @main.command()
@@ -304,9 +309,11 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
     source = str(given[0]) if given else "test"
     if out is None:
         out = run / FEATURES.format(source=Path(source).stem if (images or tensor) else source)
-    features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
-    click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
+    into_run = Path(out).resolve().parent == run.resolve()  # the lock only where the output goes into the run
+    with writing(run, "encode") if into_run else contextlib.nullcontext():
+        features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
+        click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
 
 
 @main.command()
@@ -332,6 +339,14 @@ def explore(run: Path, host: str, port: int, samples: int, span: float, seed: in
 
 
 # ---------------------------------------------------------------- diagnostics of a finished run
+def writing(run: Path, command: str):
+    """The lock of the run folder ``run`` while ``command`` writes into it (one writer at a
+    time; :func:`~pyro_vlae.run_folder.lock_folder`), as a context manager."""
+    from .run_folder import lock_folder
+
+    return lock_folder(run, command)
+
+
 def _load(run: Path, device: str, seed: int):
     import pyro
 
@@ -363,8 +378,9 @@ def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     """
     from .plotting import save_samples
 
-    loaded = _load(run, device, seed)
-    paths = save_samples(loaded.model, loaded.path, rows, cols)
+    with writing(run, "sample"):
+        loaded = _load(run, device, seed)
+        paths = save_samples(loaded.model, loaded.path, rows, cols)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -382,9 +398,10 @@ def traverse(run: Path, seed: int, device: str, layers: tuple[int, ...], dims, s
     """
     from .plotting import save_traversals
 
-    loaded = _load(run, device, seed)
-    dims = None if dims is None else tuple(d - 1 for d in dims)
-    paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span)
+    with writing(run, "traverse"):
+        loaded = _load(run, device, seed)
+        dims = None if dims is None else tuple(d - 1 for d in dims)
+        paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -406,12 +423,13 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     from .plugins import load_data
     from .run_folder import GIBBS
 
-    loaded = _load(run, device, seed)
-    x0 = None
-    if start == "data":
-        split = "test" if "test" in loaded.plugin.splits else "train"
-        x0 = load_data(loaded.plugin, split).head(chains)
-    path = save_gibbs(loaded.model, loaded.path / GIBBS, x0, chains, steps, use_mean=use_mean)
+    with writing(run, "gibbs"):
+        loaded = _load(run, device, seed)
+        x0 = None
+        if start == "data":
+            split = "test" if "test" in loaded.plugin.splits else "train"
+            x0 = load_data(loaded.plugin, split).head(chains)
+        path = save_gibbs(loaded.model, loaded.path / GIBBS, x0, chains, steps, use_mean=use_mean)
     click.echo(f"wrote {path}")
 
 
