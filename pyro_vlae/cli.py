@@ -241,12 +241,14 @@ def list_plugins_command() -> None:
               help="Measure the interventional layer × factor matrix (trains the data set's factor reader once).")
 @click.option("--intervention-samples", type=click.IntRange(2), default=1000, show_default=True,
               help="Pairs of generated images per layer for the intervention matrix.")
+@click.option("--fidelity-samples", type=click.IntRange(0), default=2000, show_default=True,
+              help="Samples compared with as many test images for the sample fidelity (0: not measured).")
 @click.option("--reader-steps", type=click.IntRange(1),
               help="Training steps of the factor reader (trained once per data set, then cached) [default: 3000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate(run: Path, device: str, **options: Any) -> None:
-    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix
-    and hierarchy metrics.
+    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix,
+    the sample fidelity and hierarchy metrics.
 
     Prints a table and writes evaluation.json, latents.png, intervention.png and
     hierarchy.png into RUN.
