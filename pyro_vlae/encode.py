@@ -31,12 +31,10 @@ from pyro.poutine.messenger import Messenger
 from torch import Tensor
 
 from .data.base import Data, TensorData
+from .data.images import describe_unreadable, eight_bits, find_unreadable, list_images, open_image
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
 from .progress import Progress
-
-#: file name endings read as images by :func:`read_images`
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 class MeanPath(Messenger):
@@ -171,24 +169,6 @@ def image_mode(x_shape: Sequence[int]) -> tuple[str, tuple[int, int]]:
     )
 
 
-def eight_bits(image, name: str):
-    """``image`` with 8 bits per channel: a 16-bit (or 32-bit integer) grey image is scaled
-    from 0–65535 to 0–255, since PIL's own conversion would clip it to white; a
-    floating-point image, whose range cannot be known, is refused."""
-    from PIL import Image
-
-    if image.mode == "F":
-        raise DataError(f"{name} holds floating-point pixels (PIL mode F), whose range cannot be known",
-                        "save it as an 8- or 16-bit PNG, or pass a .npy/.pt tensor in the data's range")
-    if not (image.mode.startswith("I;16") or image.mode == "I"):
-        return image
-    array = np.asarray(image, dtype=np.float64)
-    if array.min() < 0 or array.max() > 65535:
-        raise DataError(f"{name} holds pixel values outside 0 to 65535 (PIL mode {image.mode})",
-                        "save it as an 8- or 16-bit PNG")
-    return Image.fromarray(np.round(array / 257).astype(np.uint8))  # mode L
-
-
 def images_to_tensor(
     images: Sequence, x_shape: Sequence[int], value_range: tuple[float, float] = (0.0, 1.0),
     echo: Callable[[str], None] | None = None, names: Sequence[str] | None = None,
@@ -239,25 +219,21 @@ def read_images(
     folder: str | Path, x_shape: Sequence[int], value_range: tuple[float, float] = (0.0, 1.0),
     echo: Callable[[str], None] | None = None,
 ) -> tuple[Tensor, list[str]]:
-    """Every image below ``folder`` (sorted by path) as a batch for the model, and the
-    relative paths in the same order (see :func:`images_to_tensor` for sizes and modes)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Every image below ``folder`` (:func:`~pyro_vlae.data.images.list_images`: sorted by
+    path, hidden files left out) as a batch for the model, and the relative paths in the same
+    order (see :func:`images_to_tensor` for sizes and modes). Files that cannot be read are
+    all listed in one :class:`DataError`."""
     folder = Path(folder)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not paths:
+    paths = list_images(folder)
+    bad = find_unreadable(paths)
+    if bad:
         raise DataError(
-            f"no image files in {folder}",
-            f"pass a folder holding {', '.join(IMAGE_SUFFIXES)} files (at any depth)",
+            f"{len(bad)} of the {len(paths)} image files in {folder} cannot be read:\n"
+            + describe_unreadable(bad, folder),
+            "replace or remove them, then encode the folder again",
         )
-    images, names = [], [str(p.relative_to(folder)) for p in paths]
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                image.load()
-                images.append(image)
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataError(f"cannot read the image {path}: {err}", "remove or replace that file") from err
+    names = [str(p.relative_to(folder)) for p in paths]
+    images = [open_image(path) for path in paths]
     return images_to_tensor(images, x_shape, value_range, echo, names), names
 
 

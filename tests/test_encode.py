@@ -97,7 +97,8 @@ def test_encode_refuses_an_unreadable_image_folder_and_writes_nothing(run_folder
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(images / "good.png")
-    message = {"corrupt": "cannot read the image", "float": "floating-point pixels", "empty": "no image files"}[kind]
+    message = {"corrupt": "bad.png: UnidentifiedImageError", "float": "floating-point pixels",
+               "empty": "no image files"}[kind]
     if kind == "corrupt":
         (images / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     elif kind == "float":
