@@ -12,12 +12,15 @@ import click
 from ._version import __version__
 from .config import DEVICES, ELBOS, RunConfig, check_z_dims
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
+from .nets.ladder import STEMS
+from .stopping import Stopped
 from .tracking import TRACKERS
 
 
 class Group(click.Group):
     """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback),
-    and every :class:`FallbackWarning` into one ``warning:`` line."""
+    a run stopped by a signal (:class:`~pyro_vlae.stopping.Stopped`) into its message and the
+    signal's exit status, and every :class:`FallbackWarning` into one ``warning:`` line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -32,6 +35,9 @@ class Group(click.Group):
 
                 warnings.showwarning = announce
                 return super().invoke(ctx)
+        except Stopped as err:
+            click.echo(f"{err.problem}\n  {err.fix}", err=True)
+            ctx.exit(err.exit_code)
         except PyroVlaeError as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
@@ -113,8 +119,8 @@ def main() -> None:
 @click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")
 @click.option("--z-dims", callback=parse_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
-@click.option("--stem", default="auto", show_default=True,
-              type=click.Choice(["auto", "mlp", "small", "medium", "large"]), help="Network family.")
+@click.option("--stem", type=click.Choice(["auto", *STEMS]),
+              help="Network family [default: the data set's recipe for the model, else auto: from the data's shape].")
 @click.option("--width", type=float, help="Multiplier on channels and dense widths [default: the data set's].")
 @click.option("--combine", type=click.Choice(["concat", "gated"]),
               help="VLAE: join z̃ and v_l(z_l) by concatenation (eq. 11) or the authors' gated addition "

@@ -43,7 +43,7 @@ class RunConfig:
     data_dir: str | None = None
     model: str = "vlae"
     z_dims: tuple[int, ...] | None = None
-    stem: str = "auto"
+    stem: str | None = None
     width: float | None = None
     likelihood: str | None = None
     likelihood_options: dict[str, Any] | None = None
@@ -74,6 +74,7 @@ class RunConfig:
 
     DEFAULTS = {
         "z_dims": (2, 2, 2),
+        "stem": "auto",
         "width": 1.0,
         "batch_size": 100,
         "lr": 2e-4,
@@ -90,12 +91,21 @@ class RunConfig:
         num_data: int,
         value_range: Sequence[float] | None = None,
     ) -> RunConfig:
-        """A copy with every ``None`` filled from the data set's ``recommended`` settings and
+        """A copy with every ``None`` filled from the data set's ``recommended`` settings (its
+        recipe for this model, :meth:`~pyro_vlae.data.DatasetPlugin.recommended_for`) and
         ``default_likelihood``, then the library defaults; ``epochs`` is turned into ``steps``.
+        A recipe may give its budget in ``epochs`` and its KL warm-up in ``warmup_epochs``;
+        the warm-up then keeps its share of the budget when ``steps`` or ``epochs`` scale the
+        budget (e.g. 200 of 2000 epochs: the first tenth of any budget).
         ``value_range`` is the data set's (the likelihood options' own, if they set one), so the
         resolved configuration builds the model without the data set.
         Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
+        if c.steps is None and c.epochs is None and "epochs" in recommended:
+            c.epochs = recommended["epochs"]
+        warmup_share = None
+        if c.warmup_steps is None and "warmup_epochs" in recommended:
+            warmup_share = recommended["warmup_epochs"] / recommended["epochs"]
         for key, default in self.DEFAULTS.items():
             if getattr(c, key) is None:
                 setattr(c, key, recommended.get(key, default))
@@ -129,6 +139,8 @@ class RunConfig:
                 raise ConfigError(f"--epochs must be positive, got {c.epochs}")
             c.steps = max(1, math.ceil(c.epochs * num_data / c.batch_size))
             c.epochs = None
+        if warmup_share is not None:
+            c.warmup_steps = round(warmup_share * c.steps)
         c.validate(num_data)
         return c
 

@@ -44,6 +44,7 @@ from .run_folder import (
     save_checkpoint,
     write_json,
 )
+from .stopping import Stopped, StopRequests, agreed, signal_name
 from .tracking import Tracker, open_tracker
 from .train import KLWarmup, LayerFadeIn, Trainer, distributed
 
@@ -82,6 +83,8 @@ def fit(
     hyper-parameters with the final test metrics.
     """
     context = distributed.setup(config.device, dist_timeout)
+    stops = StopRequests()
+    echo = stops.guard(echo)  # a closed output pipe stops the run like a signal
     try:
         setup = resolve(config, Path(out), resume, overrides, context)
         if not setup.main:
@@ -93,7 +96,7 @@ def fit(
             write_json(setup.out / CONFIG, setup.config.to_dict())
         echo(_banner(setup, trainer))
         try:
-            seconds = loop(setup, trainer, progress, echo, track, log_images_every)
+            seconds = loop(setup, trainer, progress, echo, track, log_images_every, stops)
         except BaseException as err:
             if track is not None:
                 track.close(err)
@@ -151,7 +154,8 @@ def resolve(
     train = plugins.load_data(plugin, "train")
     test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
     load_seconds = time.perf_counter() - t0
-    config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train), plugin.value_range)
+    recommended = plugin.recommended_for(config.model)
+    config = config.resolve(recommended, plugin.default_likelihood, len(train), plugin.value_range)
     return Setup(config, out, plugin, train, test, load_seconds, ckpt, context)
 
 
@@ -208,7 +212,9 @@ def _banner(setup: Setup, trainer: Trainer) -> str:
         f"pyro-vlae {__version__}: {config.model} on {config.plugin} "
         f"({len(train)} × {tuple(train.shape)}, loaded in {setup.load_seconds:.1f}s), "
         f"z_dims={list(config.z_dims)}, {num_params:,} parameters, likelihood={config.likelihood}, "
-        f"device={trainer.model.device}{processes}, steps {trainer.step_count}→{config.steps}, "
+        f"device={trainer.model.device}{processes}, steps {trainer.step_count}→{config.steps} "
+        f"({config.steps * config.batch_size / len(train):.4g} epochs of batches of {config.batch_size}, "
+        f"KL warm-up over {config.warmup_steps} steps), "
         f"run folder {setup.out}"
     )
 
@@ -252,11 +258,15 @@ def loop(
     echo: Callable[[str], None],
     track: Tracker | None = None,
     log_images_every: int = 500,
+    stops: StopRequests | None = None,
 ) -> float:
     """Train to ``config.steps``: a metrics row every ``log_every`` steps (also to ``track``,
     with its per-layer grids every ``log_images_every`` steps), a checkpoint every
-    ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, a
-    checkpoint on Ctrl-C and when a data file cannot be read (:class:`DataError`). The
+    ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, and
+    a checkpoint when a data file cannot be read (:class:`DataError`).
+
+    A step is atomic with respect to the stop signals of ``stops`` (:mod:`pyro_vlae.stopping`):
+    the step in progress is finished, its checkpoint saved, and :class:`Stopped` raised. The
     metrics of a log step come from a random state of their own (:func:`~pyro_vlae.rng.seeded`),
     so how often a run logs never changes what it learns. Returns the seconds spent training."""
     config, model, sites = setup.config, trainer.model, trainer.model.latent_sites
@@ -266,48 +276,55 @@ def loop(
     bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model)
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
     started = time.perf_counter()
+    stops = stops or StopRequests()
     try:
-        while trainer.step_count < config.steps:
-            beta = trainer.beta
-            loss_t = trainer.train_step()
-            finite &= torch.isfinite(loss_t)
-            step = trainer.step_count
-            logging = step % config.log_every == 0 or step == config.steps
-            if logging or step % config.checkpoint_every == 0:  # the loop's only device syncs
-                checkpoints.check_finite(finite, step)
-                loss = float(loss_t)
-            terms = None
-            if metrics is not None and logging:
-                with seeded(derived_seed(config.seed, step), model.device):
-                    terms = evaluate_elbo(model, trainer.batch(step - 1))
-                row = {
-                    "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
-                    "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
-                    "seconds": f"{time.perf_counter() - started:.3f}",
-                    **{f"kl_{s}": f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
-                }
-                metrics.write(row)
-                if track is not None:
-                    track.log_row(row)
-                    if log_images_every and step % log_images_every == 0 and step < config.steps:
-                        with seeded(derived_seed(config.seed, step, 1), model.device):  # as the metrics
-                            track.log_layers(step, model)
-            text = None
-            if terms is not None:
-                text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
-            bar.update(1, text)
-            if step % config.checkpoint_every == 0 and step < config.steps:
-                checkpoints.save()
-                checkpoints.last_saved = step
-    except KeyboardInterrupt:
-        if not bool(finite):
-            echo(
-                "\ninterrupted after the loss became NaN or infinite; "
-                f"the checkpoint of step {checkpoints.last_saved} is kept"
-            )
-            raise
-        checkpoints.save()
-        echo(f"\ninterrupted: checkpoint of step {trainer.step_count} saved; continue with --resume")
+        with stops:
+            while trainer.step_count < config.steps:
+                beta = trainer.beta
+                loss_t = trainer.train_step()
+                finite &= torch.isfinite(loss_t)
+                step = trainer.step_count
+                logging = step % config.log_every == 0 or step == config.steps
+                if logging or step % config.checkpoint_every == 0:  # the loop's only device syncs
+                    checkpoints.check_finite(finite, step)
+                    loss = float(loss_t)
+                terms = None
+                if metrics is not None and logging:
+                    with seeded(derived_seed(config.seed, step), model.device):
+                        terms = evaluate_elbo(model, trainer.batch(step - 1))
+                    row = {
+                        "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
+                        "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
+                        "seconds": f"{time.perf_counter() - started:.3f}",
+                        **{f"kl_{s}": f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
+                    }
+                    metrics.write(row)
+                    if track is not None:
+                        track.log_row(row)
+                        if log_images_every and step % log_images_every == 0 and step < config.steps:
+                            with seeded(derived_seed(config.seed, step, 1), model.device):  # as the metrics
+                                track.log_layers(step, model)
+                text = None
+                if terms is not None:
+                    text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
+                bar.update(1, text)
+                if step % config.checkpoint_every == 0 and step < config.steps:
+                    checkpoints.save()
+                    checkpoints.last_saved = step
+                signum = stops.signum if setup.context is None else agreed(stops.signum, model.device)
+                if signum is not None:
+                    checkpoints.check_finite(finite, step)
+                    if checkpoints.last_saved != step:
+                        checkpoints.save(finished=step >= config.steps)
+                    raise Stopped(
+                        signum,
+                        f"stopped by {signal_name(signum)} after step {step} of {config.steps}; "
+                        f"its checkpoint is saved in {setup.out}",
+                        f"continue with: pyro-vlae fit --resume --out {setup.out}",
+                    )
+    except KeyboardInterrupt:  # a second signal, or one where no handler could be installed
+        kept = checkpoints.last_saved
+        echo(f"\nstopped at once; {f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'}")
         raise
     except DataError as err:  # an unreadable file in a streamed data set: stop, keep everything
         if not bool(finite):

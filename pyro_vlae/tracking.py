@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .stopping import Stopped
 
 if TYPE_CHECKING:  # the command line imports TRACKERS; torch is imported when a tracker runs
     import torch
@@ -228,7 +229,8 @@ class MLflow(Tracker):
                               params=params)
 
     def close(self, error: BaseException | None = None) -> None:
-        status = "FINISHED" if error is None else "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        stopped = isinstance(error, (KeyboardInterrupt, Stopped))
+        status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
         self.client.set_terminated(self.run_id, status)
 
 

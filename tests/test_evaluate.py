@@ -5,11 +5,11 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args
+from conftest import run as cli
 from pyro.nn import pyro_method
 
 from pyro_vlae import MODELS, VLAE, Gaussian, Trainer, build_model
-from pyro_vlae.cli import main
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.evaluate import (
     active_units,
@@ -190,23 +190,21 @@ def test_ordering_score_and_mig_on_exact_matrices():
     assert mig(disentangled) > 0.8 > 0.3 > mig(entangled)
 
 
-SMALL = ["-P", "num_train=96", "-P", "num_test=48", "--z-dims", "2,2", "--width", "0.125", "--steps", "6",
-         "--batch-size", "16", "--log-every", "3", "--no-progress"]
+SMALL = fit_args(6, num_train=96, num_test=48, log_every=3)
 
 
 def test_evaluate_report_and_compare_write_their_files(tmp_path):
-    runner = CliRunner()
     runs = [tmp_path / "a", tmp_path / "b"]
     for seed, run in enumerate(runs):
-        r = runner.invoke(main, ["fit", *SMALL, "--seed", str(seed), "--out", str(run)])
+        r = cli("fit", *SMALL, "--seed", str(seed), "--out", str(run))
         assert r.exit_code == 0, r.output
-    r = runner.invoke(main, ["report", str(runs[0])])
+    r = cli("report", str(runs[0]))
     assert r.exit_code == 1 and "pyro-vlae evaluate" in r.output and "Traceback" not in r.output
-    r = runner.invoke(main, ["evaluate", str(runs[0]), "--iwae-samples", "0"])
+    r = cli("evaluate", str(runs[0]), "--iwae-samples", "0")
     assert r.exit_code == 1 and "between 1 and 5000" in r.output
     for run in runs:
-        r = runner.invoke(main, ["evaluate", str(run), "--iwae-samples", "20", "--iwae-points", "8", "--no-progress",
-                                 "--intervention-samples", "40", "--reader-steps", "30"])
+        r = cli("evaluate", str(run), "--iwae-samples", "20", "--iwae-points", "8", "--no-progress",
+                "--intervention-samples", "40", "--reader-steps", "30")
         assert r.exit_code == 0, r.output
         assert "IWAE-20" in r.output and "ordering score" in r.output and "re-drawn" in r.output
         assert (run / "latents.png").exists() and (run / "hierarchy.png").exists()
@@ -218,11 +216,11 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
     assert iv["pairs"] == 40 and len(iv["intervention"]) == 2 and "centroid_x" in iv["factors"]
     # a reader trained for 30 steps on 86 images cannot read the factors: refused, statistics kept
     assert "hue" not in iv["factors"] and "too poorly" in iv["reader_refused"]
-    r = runner.invoke(main, ["report", str(runs[0])])
+    r = cli("report", str(runs[0]))
     assert r.exit_code == 0, r.output
     page = (runs[0] / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and "ordering score" in page
-    r = runner.invoke(main, ["compare", *map(str, runs), "--out", str(tmp_path / "cmp")])
+    r = cli("compare", *map(str, runs), "--out", str(tmp_path / "cmp"))
     assert r.exit_code == 0, r.output
     assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output
     assert len((tmp_path / "cmp.csv").read_text().strip().splitlines()) == 3
