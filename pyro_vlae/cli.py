@@ -294,8 +294,11 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
            out: Path | None, batch_size: int, device: str, progress: bool) -> None:
     """Per-layer posterior means and scales (z1_loc, z1_scale, ...) of data, for other tools.
 
-    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l).
+    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l),
+    with each row's index (and, for image files, its path below the folder).
     """
+    import torch
+
     from .encode import encode_run, save_features
     from .run_folder import FEATURES
 
@@ -306,7 +309,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
     if out is None:
         out = run / FEATURES.format(source=Path(source).stem if (images or tensor) else source)
     features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
+    shapes = ", ".join(f"{k} {tuple(v.shape) if torch.is_tensor(v) else (len(v),)}" for k, v in features.items())
     click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
 
 

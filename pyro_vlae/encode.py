@@ -141,17 +141,25 @@ def encode_run(
     device: str = "cpu",
     progress: bool = False,
     echo: Callable[[str], None] | None = None,
-) -> dict[str, Tensor]:
+) -> dict[str, Tensor | list[str]]:
     """:func:`encode` for a run folder: ``source`` is a split of its data set, a folder of
-    images or a ``.npy``/``.pt`` file (see :func:`load_inputs`)."""
+    images or a ``.npy``/``.pt`` file (see :func:`load_inputs`). The features come with
+    ``index`` (each row's position in the split or tensor, or in the sorted folder) and, for
+    image files, ``path`` (each row's path below the folder), so rows can be matched to data."""
     from .run_folder import load_run
 
     loaded = load_run(run, device)
     select_layers(loaded.model, layers)  # refuse a missing layer before reading any data
-    data, what = load_inputs(source, loaded, echo)
+    data, what, names = load_inputs(source, loaded, echo)
     if echo is not None:
         echo(f"encoding {what} with the {loaded.config.model} of {loaded.path} (step {loaded.step})")
-    return encode(loaded.model, data, layers, batch_size, progress, echo or print)
+    features: dict[str, Tensor | list[str]] = {
+        **encode(loaded.model, data, layers, batch_size, progress, echo or print)
+    }
+    features["index"] = torch.arange(len(data))
+    if names is not None:
+        features["path"] = names
+    return features
 
 
 # ------------------------------------------------------------------- inputs
@@ -267,21 +275,27 @@ def read_tensor(path: str | Path, x_shape: Sequence[int]) -> Tensor:
 
 def load_inputs(
     source: str, loaded, echo: Callable[[str], None] | None = None
-) -> tuple[Tensor | Data, str]:
-    """What to encode and a short description: ``source`` is a split of the run's data set
-    (``train``, ``test``), a folder of images, or a ``.npy``/``.pt`` file."""
+) -> tuple[Tensor | Data, str, list[str] | None]:
+    """What to encode, a short description and, for image files, their paths below the folder:
+    ``source`` is a split of the run's data set (``train``, ``test``), a folder of images, or a
+    ``.npy``/``.pt`` file."""
+    from .data.image_folder import ImageFolder
+
     path = Path(source)
     if source in loaded.plugin.splits and not path.exists():
         from .plugins import load_data
 
         data = load_data(loaded.plugin, source)
-        return data, f"the {source} split of {loaded.config.plugin}"
+        names = None
+        if isinstance(loaded.plugin, ImageFolder):
+            names = [str(p.relative_to(loaded.plugin.root)) for p in loaded.plugin.split(source)]
+        return data, f"the {source} split of {loaded.config.plugin}", names
     x_shape = loaded.model.x_shape
     if path.is_dir():
         x, names = read_images(path, x_shape, loaded.model.likelihood.value_range, echo)
-        return x, f"{len(names)} images in {path}"
+        return x, f"{len(names)} images in {path}", names
     if path.is_file() and path.suffix in (".npy", ".pt"):
-        return read_tensor(path, x_shape), str(path)
+        return read_tensor(path, x_shape), str(path), None
     raise ConfigError(
         f"{source!r} is neither a split of {loaded.config.plugin} ({', '.join(loaded.plugin.splits)}), "
         "a folder of images, nor a .npy/.pt file",
@@ -289,8 +303,9 @@ def load_inputs(
     )
 
 
-def save_features(features: dict[str, Tensor], out: str | Path) -> list[Path]:
-    """Write ``features`` as ``OUT.npz`` (numpy) and ``OUT.pt`` (torch), each atomically."""
+def save_features(features: dict[str, Tensor | list[str]], out: str | Path) -> list[Path]:
+    """Write ``features`` as ``OUT.npz`` (numpy; ``path`` as an array of strings, readable
+    without pickle) and ``OUT.pt`` (torch; ``path`` as a list), each atomically."""
     out = Path(out)
     base = out.with_suffix("") if out.suffix in (".npz", ".pt") else out
     base.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +316,7 @@ def save_features(features: dict[str, Tensor], out: str | Path) -> list[Path]:
             temps.append(Path(tmp))
             with os.fdopen(fd, "wb") as f:
                 if target.suffix == ".npz":
-                    np.savez(f, **{k: v.numpy() for k, v in features.items()})
+                    np.savez(f, **{k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in features.items()})
                 else:
                     torch.save(features, f)
         for tmp, target in zip(temps, targets):
