@@ -110,5 +110,6 @@ def test_fit_trains_on_the_photo_folder_on_the_first_try(photos, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert {s["path"] for s in summary["data"]["skipped"]} == set(BAD)
     assert summary["data"]["split"]["seed"] == 0 and len(summary["data"]["split"]["test_files"]) == 3
-    r = run("encode", out, "--images", photos / "2023" / "march", "--no-progress", "--out", tmp_path / "f")
+    r = run("encode", out, "--split", "test", "--no-progress", "--out", tmp_path / "f")
     assert r.exit_code == 0, r.output
+    assert np.load(tmp_path / "f.npz")["path"].tolist() == summary["data"]["split"]["test_files"]
