@@ -12,25 +12,10 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
+from .models import MODELS, VLAE, model_options
+from .models.base import DEFAULT_Z_DIMS, ELBOS, check_z_dims
 
-#: ELBO estimators (``--elbo``): Pyro's Trace_ELBO and TraceMeanField_ELBO
-ELBOS = ("trace", "meanfield")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def check_z_dims(z_dims: Sequence[int]) -> tuple[int, ...]:
-    """``z_dims`` as a tuple of ints, or :class:`ConfigError` unless it is a non-empty list of
-    positive widths (one per latent layer)."""
-    try:
-        dims = tuple(int(d) for d in z_dims)
-    except (TypeError, ValueError):
-        dims = ()
-    if not dims or min(dims) < 1:
-        raise ConfigError(
-            f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
-            "e.g. --z-dims 2,2,2 for three layers of 2-D codes",
-        )
-    return dims
 
 
 @dataclass
@@ -73,7 +58,7 @@ class RunConfig:
     bf16: bool = False
 
     DEFAULTS = {
-        "z_dims": (2, 2, 2),
+        "z_dims": DEFAULT_Z_DIMS,
         "stem": "auto",
         "width": 1.0,
         "batch_size": 100,
@@ -81,8 +66,9 @@ class RunConfig:
         "steps": 10000,
         "warmup_steps": 2000,
     }
-    #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
-    VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0, "kl_weights": None}
+    #: VLAE-only options and their defaults: its constructor's (:class:`~pyro_vlae.models.VLAE`)
+    #: and the fade-in of its layers (:class:`~pyro_vlae.train.LayerFadeIn`)
+    VLAE_DEFAULTS = {**model_options(VLAE), "fade_in": 0}
 
     def resolve(
         self,
@@ -129,11 +115,8 @@ class RunConfig:
             elif getattr(c, key) is None:
                 setattr(c, key, recommended.get(key, default))
         c.z_dims = check_z_dims(c.z_dims)
-        if c.kl_weights is not None and (len(c.kl_weights) != len(c.z_dims) or min(c.kl_weights) <= 0):
-            raise ConfigError(
-                f"--kl-weights needs one positive weight per layer ({len(c.z_dims)}), got {list(c.kl_weights)}",
-                "e.g. --kl-weights " + ",".join(["1"] * len(c.z_dims)),
-            )
+        if c.kl_weights is not None:
+            VLAE.check_kl_weights(c.kl_weights, len(c.z_dims))
         if c.epochs is not None:
             if not c.epochs > 0:
                 raise ConfigError(f"--epochs must be positive, got {c.epochs}")
@@ -147,6 +130,8 @@ class RunConfig:
     def validate(self, num_data: int | None = None) -> None:
         """Raise :class:`ConfigError` naming the first invalid option. Options of the command
         line are named as such (``--beta``); the others as fields of :class:`RunConfig`."""
+        if self.steps is not None and self.epochs is not None:
+            raise ConfigError("--steps and --epochs exclude each other", "give one of them")
         checks = [
             (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
             (self.batch_size is None or self.batch_size >= 2,
@@ -178,6 +163,13 @@ class RunConfig:
                 f"--batch-size {self.batch_size} is larger than the data set ({num_data} items)",
                 f"use --batch-size {num_data} or less",
             )
+
+    def model_options(self) -> dict[str, Any]:
+        """The options this run's model class declares beyond those every model takes
+        (:func:`~pyro_vlae.models.model_options`: the VLAE's ``combine``, ``heads``,
+        ``kl_weights``), where set."""
+        declared = model_options(MODELS[self.model]) if self.model in MODELS else {}
+        return {k: getattr(self, k) for k in declared if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

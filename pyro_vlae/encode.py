@@ -19,8 +19,6 @@ a folder of images, or a ``.npy``/``.pt`` tensor.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -30,11 +28,13 @@ from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
 
+from .atomic import atomic_write
 from .data.base import Data, TensorData
 from .data.images import describe_unreadable, eight_bits, find_unreadable, list_images, open_image
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
 from .progress import Progress
+from .run_folder import check_not_run_files
 
 
 class MeanPath(Messenger):
@@ -305,23 +305,14 @@ def load_inputs(
 
 def save_features(features: dict[str, Tensor | list[str]], out: str | Path) -> list[Path]:
     """Write ``features`` as ``OUT.npz`` (numpy; ``path`` as an array of strings, readable
-    without pickle) and ``OUT.pt`` (torch; ``path`` as a list), each atomically."""
+    without pickle) and ``OUT.pt`` (torch; ``path`` as a list), each atomically
+    (:func:`~pyro_vlae.atomic.atomic_write`); a file of a run folder is never replaced."""
     out = Path(out)
     base = out.with_suffix("") if out.suffix in (".npz", ".pt") else out
+    targets = [base.with_name(base.name + suffix) for suffix in (".npz", ".pt")]
+    check_not_run_files(targets)
     base.parent.mkdir(parents=True, exist_ok=True)
-    targets, temps = [base.with_name(base.name + suffix) for suffix in (".npz", ".pt")], []
-    try:  # both files complete before either replaces an older one
-        for target in targets:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
-            temps.append(Path(tmp))
-            with os.fdopen(fd, "wb") as f:
-                if target.suffix == ".npz":
-                    np.savez(f, **{k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in features.items()})
-                else:
-                    torch.save(features, f)
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
+    with atomic_write(targets[0]) as npz, atomic_write(targets[1]) as pt:  # both written before either replaces
+        np.savez(npz, **{k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in features.items()})
+        torch.save(features, pt)
     return targets

@@ -83,13 +83,3 @@ def test_cli_diagnostics_on_a_finished_run(tmp_path):
     assert r.exit_code == 1 and "no checkpoint" in r.output and "Traceback" not in r.output
 
 
-def test_a_picture_is_found_under_its_name_or_the_one_sample_gave_it_before(tmp_path):
-    from pyro_vlae.run_folder import LAYER, LAYERS, SAMPLES, find_picture
-
-    for old in ("sample-layers.png", "sample-layer2.png"):
-        (tmp_path / old).write_bytes(b"")
-    assert find_picture(tmp_path, LAYERS) == tmp_path / "sample-layers.png"
-    assert find_picture(tmp_path, LAYER, layer=2) == tmp_path / "sample-layer2.png"
-    assert find_picture(tmp_path, SAMPLES) is None and find_picture(tmp_path, LAYER, layer=1) is None
-    (tmp_path / "layers.png").write_bytes(b"")
-    assert find_picture(tmp_path, LAYERS) == tmp_path / "layers.png"

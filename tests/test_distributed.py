@@ -18,9 +18,10 @@ from pyro.infer import Trace_ELBO
 from pyro_vlae import KLWarmup, RunConfig, Trainer
 from pyro_vlae.data import StreamData
 from pyro_vlae.errors import ConfigError
-from pyro_vlae.run_folder import make_model, open_dataset
-from pyro_vlae.train import LayerFadeIn, load_checkpoint, make_elbo
-from pyro_vlae.train.distributed import ScaledPair, local_batch_size, step_seed
+from pyro_vlae.run_folder import load_checkpoint, make_model, open_dataset
+from pyro_vlae.train import LayerFadeIn, make_elbo
+from pyro_vlae.train.distributed import local_batch_size, step_seed
+from pyro_vlae.train.trainer import ScaledPair
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "data_parallel_svi.py"

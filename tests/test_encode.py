@@ -169,7 +169,7 @@ def test_encode_refuses_a_folder_that_is_not_a_run(tmp_path):
 def test_a_classifier_on_one_layer_as_in_the_docs(run_folder):
     """docs/using-layers.md's scikit-learn example, on the shapes factor "shape"."""
     sklearn = pytest.importorskip("sklearn.linear_model", reason="the example needs scikit-learn")
-    from pyro_vlae.run import load_run
+    from pyro_vlae.run_folder import load_run
 
     plugin = load_run(run_folder).plugin
     column = plugin.load("test").factor_names.index("shape")

@@ -9,7 +9,7 @@ from conftest import fit_args, run
 from pyro_vlae import RunConfig
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.plugins import dataset, likelihood
-from pyro_vlae.run import load_run
+from pyro_vlae.run_folder import load_run
 from tests.test_datasets import write_mnist
 
 FAST = fit_args(2, batch_size=4, num_train=None)

@@ -25,7 +25,7 @@ from ..models.base import LatentModel
 from ..plotting import plot_layers, plot_matrix
 from ..progress import Progress, stderr_line
 from ..rng import seeded
-from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run
+from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run, write_json
 from .hierarchy import hierarchy_metrics
 from .intervention import format_intervention, intervention_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
@@ -239,12 +239,12 @@ def evaluate_run(
             run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
             progress=progress,
         )
-    (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
     plot_layers(results["layers"], run.path / LATENTS)
     if "hierarchy" in results:
         plot_matrix(results["hierarchy"], run.path / HIERARCHY)
     if "intervention" in results:
         plot_matrix(results["intervention"], run.path / INTERVENTION, key="intervention")
+    write_json(run.path / EVALUATION, results)  # last: the pictures of a run's evaluation.json are written
     return results
 
 
@@ -256,9 +256,13 @@ def load_evaluation(path: str | Path) -> dict[str, Any]:
     if not file.exists():
         raise CheckpointError(f"{path} has no {EVALUATION}", f"run `pyro-vlae evaluate {path}` first")
     try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as err:
+        results = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{file} is corrupt ({err})", f"re-run `pyro-vlae evaluate {path}`") from err
+    if not isinstance(results, dict) or not {"elbo", "iwae", "layers"} <= results.keys():
+        raise CheckpointError(f"{file} is not an evaluation written by `pyro-vlae evaluate`",
+                              f"re-run `pyro-vlae evaluate {path}`")
+    return results
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

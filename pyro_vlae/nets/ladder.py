@@ -13,9 +13,10 @@ narrowing from level to level.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .blocks import Reshape, Stage, conv_bn_lrelu, deconv, deconv_bn_lrelu, fc_bn
@@ -198,3 +199,14 @@ def latent_to_features(z_dim: int, shape: Shape) -> Stage:
     if len(shape) > 1:
         layers.append(Reshape(shape))
     return Stage(1, *layers)
+
+
+def bottom_up(stages: Iterable[nn.Module], heads: Iterable[nn.Module], x: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """The ladder's deterministic bottom-up pass h_l = g_l(h_{l-1}) from h_0 = x, with each
+    level's head (μ_l, σ_l) = head_l(h_l) (eqs. 12–13): the VLAE's q(z_l | x), the LVAE's
+    (μ̂_l, σ̂_l)."""
+    h, params = x, []
+    for g, head in zip(stages, heads):
+        h = g(h)
+        params.append(head(h))
+    return params
