@@ -303,8 +303,11 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
            out: Path | None, batch_size: int, device: str, progress: bool) -> None:
     """Per-layer posterior means and scales (z1_loc, z1_scale, ...) of data, for other tools.
 
-    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l).
+    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l),
+    with each row's index (and, for image files, its path below the folder).
     """
+    import torch
+
     from .encode import encode_run, save_features
     from .run_folder import FEATURES
 
@@ -317,7 +320,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
     into_run = Path(out).resolve().parent == run.resolve()  # the lock only where the output goes into the run
     with writing(run, "encode") if into_run else contextlib.nullcontext():
         features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
-        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
+        shapes = ", ".join(f"{k} {tuple(v.shape) if torch.is_tensor(v) else (len(v),)}" for k, v in features.items())
         click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
 
 

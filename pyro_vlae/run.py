@@ -411,7 +411,8 @@ def finish(
     summary: dict[str, Any] = {
         "steps": config.steps,
         "train_seconds": round(seconds, 2),
-        "data": {"plugin": config.plugin, "data_dir": config.data_dir, "files": setup.plugin.sources()},
+        "data": {"plugin": config.plugin, "data_dir": config.data_dir, "files": setup.plugin.sources(),
+                 **setup.plugin.provenance()},
     }
     if test is not None:
         summary["test"] = evaluate_elbo(model, test)

@@ -281,3 +281,22 @@ def test_compare_never_averages_data_sets_or_layer_counts_and_says_why_a_cell_is
     (other / "summary.json").write_text(json.dumps({"data": {"files": ["/elsewhere/photos"]}}))
     text = format_comparison(compare_runs([runs[2], other]))
     assert "## image-folder size=32 @ /elsewhere/photos, 3 layer(s)" in text and "2 data set(s)" in text
+
+
+def test_evaluation_progress_off_a_terminal_is_plain_lines(capsys):
+    """As fit and encode: no tqdm redraws in a pipe or log, about ten lines with the time left."""
+    from pyro_vlae.data import TensorData
+    from pyro_vlae.evaluate import evaluate, train_reader
+
+    model = build_model("vae", (12,), (2,), width=0.125).eval()
+    g = torch.Generator().manual_seed(0)
+    evaluate(model, TensorData(torch.rand(64, 12, generator=g)), iwae_samples=10, iwae_points=40, chunk=20,
+             progress=True)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("IWAE-10 ")]
+    assert "\r" not in err and [line.split()[1] for line in lines] == [f"{n}/40" for n in range(4, 44, 4)]
+    assert "points/s" in lines[0] and "left)" in lines[0] and "left" not in lines[-1]
+    data = TensorData(torch.rand(40, 12, generator=g), torch.randint(2, (40, 1), generator=g).float(), ("a",))
+    train_reader(data, steps=20, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "factor reader step 20/20" in err

@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..data.base import Data
 from ..errors import ConfigError
 from ..models.base import LatentModel
 from ..plotting import plot_layers, plot_matrix
+from ..progress import Progress, stderr_line
 from ..rng import seeded
 from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run, write_json
 from .fidelity import format_fidelity, narrow_factors, sample_fidelity
@@ -185,12 +185,13 @@ def _evaluate(
     x = data.subset(chosen).head()
     points = max(1, chunk // iwae_samples)  # data points per pass; samples split into chunks if K > chunk
     iwae, elbo = [], []
-    with tqdm(total=x.shape[0], disable=not progress, unit="point", desc=f"IWAE-{iwae_samples}") as bar:
+    with Progress(x.shape[0], progress, stderr_line, unit="point", prefix=f"IWAE-{iwae_samples}",
+                  desc=f"IWAE-{iwae_samples}") as bar:
         for start in range(0, x.shape[0], points):
             out = iwae_bound(model, x[start : start + points], iwae_samples, chunk=min(chunk, iwae_samples))
             iwae.append(out["iwae"].cpu())
             elbo.append(out["elbo"].cpu())
-            bar.update(min(points, x.shape[0] - start))
+            bar.advance(min(points, x.shape[0] - start))
     iwae_value = float(torch.cat(iwae).mean())
     results["iwae"] = {
         "samples": iwae_samples,

@@ -38,11 +38,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..data.base import Data, DatasetPlugin, TensorData
 from ..data.files import cache_dir
 from ..errors import ConfigError, DataError
+from ..progress import Progress, stderr_line
 from .hierarchy import is_categorical
 
 #: bump when the network or its training changes, so cached readers are retrained
@@ -279,13 +279,15 @@ def train_reader(
     optim = torch.optim.Adam(reader.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, steps)
     reader.train()
-    for _ in tqdm(range(steps), disable=not progress, unit="step", desc="factor reader", dynamic_ncols=True):
-        idx = torch.randint(len(train), (batch_size,), generator=g)
-        loss = reader.loss(train.x[idx].to(device), train.factors[idx].to(device))
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        schedule.step()
+    with Progress(steps, progress, stderr_line, prefix="factor reader step", desc="factor reader") as bar:
+        for _ in range(steps):
+            idx = torch.randint(len(train), (batch_size,), generator=g)
+            loss = reader.loss(train.x[idx].to(device), train.factors[idx].to(device))
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            schedule.step()
+            bar.advance()
     reader.eval()
     reader.quality = reader.score(heldout)
     reader.info = {
