@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import warnings
@@ -190,7 +191,7 @@ def fit(
     if config_file is not None:
         from .config_file import merge_config
 
-        options = merge_config(options, given, config_file)
+        options, given = merge_config(options, given, config_file)  # --resume applies or refuses the file's
     config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
     config.validate()
     if out is None:
@@ -240,12 +241,14 @@ def list_plugins_command() -> None:
               help="Measure the interventional layer × factor matrix (trains the data set's factor reader once).")
 @click.option("--intervention-samples", type=click.IntRange(2), default=1000, show_default=True,
               help="Pairs of generated images per layer for the intervention matrix.")
+@click.option("--fidelity-samples", type=click.IntRange(0), default=2000, show_default=True,
+              help="Samples compared with as many test images for the sample fidelity (0: not measured).")
 @click.option("--reader-steps", type=click.IntRange(1),
               help="Training steps of the factor reader (trained once per data set, then cached) [default: 3000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate(run: Path, device: str, **options: Any) -> None:
-    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix
-    and hierarchy metrics.
+    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix,
+    the sample fidelity and hierarchy metrics.
 
     Prints a table and writes evaluation.json, latents.png, intervention.png and
     hierarchy.png into RUN.
@@ -254,7 +257,8 @@ def evaluate(run: Path, device: str, **options: Any) -> None:
     from .run_folder import EVALUATION
 
     options = {k: v for k, v in options.items() if v is not None or k != "reader_steps"}
-    results = evaluate_run(run, device=device, **options)
+    with writing(run, "evaluate"):
+        results = evaluate_run(run, device=device, **options)
     click.echo(format_evaluation(results))
     click.echo(f"wrote {run / EVALUATION}")
 
@@ -265,7 +269,8 @@ def report(run: Path) -> None:
     """Write RUN/report.html: configuration, curves, metrics, heat map and pictures on one page."""
     from .evaluate.report import write_report
 
-    click.echo(f"wrote {write_report(run)}")
+    with writing(run, "report"):
+        click.echo(f"wrote {write_report(run)}")
 
 
 @main.command()
@@ -298,8 +303,11 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
            out: Path | None, batch_size: int, device: str, progress: bool) -> None:
     """Per-layer posterior means and scales (z1_loc, z1_scale, ...) of data, for other tools.
 
-    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l).
+    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l),
+    with each row's index (and, for image files, its path below the folder).
     """
+    import torch
+
     from .encode import encode_run, save_features
     from .run_folder import FEATURES
 
@@ -309,9 +317,11 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
     source = str(given[0]) if given else "test"
     if out is None:
         out = run / FEATURES.format(source=Path(source).stem if (images or tensor) else source)
-    features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
-    click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
+    into_run = Path(out).resolve().parent == run.resolve()  # the lock only where the output goes into the run
+    with writing(run, "encode") if into_run else contextlib.nullcontext():
+        features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
+        shapes = ", ".join(f"{k} {tuple(v.shape) if torch.is_tensor(v) else (len(v),)}" for k, v in features.items())
+        click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
 
 
 @main.command()
@@ -337,6 +347,14 @@ def explore(run: Path, host: str, port: int, samples: int, span: float, seed: in
 
 
 # ---------------------------------------------------------------- diagnostics of a finished run
+def writing(run: Path, command: str):
+    """The lock of the run folder ``run`` while ``command`` writes into it (one writer at a
+    time; :func:`~pyro_vlae.run_folder.lock_folder`), as a context manager."""
+    from .run_folder import lock_folder
+
+    return lock_folder(run, command)
+
+
 def _load(run: Path, device: str, seed: int):
     import pyro
 
@@ -368,8 +386,9 @@ def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     """
     from .plotting import save_samples
 
-    loaded = _load(run, device, seed)
-    paths = save_samples(loaded.model, loaded.path, rows, cols)
+    with writing(run, "sample"):
+        loaded = _load(run, device, seed)
+        paths = save_samples(loaded.model, loaded.path, rows, cols)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -387,9 +406,10 @@ def traverse(run: Path, seed: int, device: str, layers: tuple[int, ...], dims, s
     """
     from .plotting import save_traversals
 
-    loaded = _load(run, device, seed)
-    dims = None if dims is None else tuple(d - 1 for d in dims)
-    paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span)
+    with writing(run, "traverse"):
+        loaded = _load(run, device, seed)
+        dims = None if dims is None else tuple(d - 1 for d in dims)
+        paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -411,12 +431,13 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     from .plugins import load_data
     from .run_folder import GIBBS
 
-    loaded = _load(run, device, seed)
-    x0 = None
-    if start == "data":
-        split = "test" if "test" in loaded.plugin.splits else "train"
-        x0 = load_data(loaded.plugin, split).head(chains)
-    path = save_gibbs(loaded.model, loaded.path / GIBBS, x0, chains, steps, use_mean=use_mean)
+    with writing(run, "gibbs"):
+        loaded = _load(run, device, seed)
+        x0 = None
+        if start == "data":
+            split = "test" if "test" in loaded.plugin.splits else "train"
+            x0 = load_data(loaded.plugin, split).head(chains)
+        path = save_gibbs(loaded.model, loaded.path / GIBBS, x0, chains, steps, use_mean=use_mean)
     click.echo(f"wrote {path}")
 
 

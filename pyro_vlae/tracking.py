@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import write_text
 from .errors import ConfigError
 from .stopping import Stopped
 
@@ -201,7 +202,7 @@ class MLflow(Tracker):
         run = self.client.create_run(experiment_id, run_name=run_folder.name,
                                      tags={"pyro_vlae.run_folder": str(run_folder.resolve())})
         self.folder.mkdir(parents=True, exist_ok=True)
-        kept.write_text(run.info.run_id + "\n")
+        write_text(kept, run.info.run_id + "\n")
         return run.info.run_id
 
     def _metrics(self, values: Mapping[str, Any], step: int) -> list:

@@ -216,3 +216,33 @@ def test_a_closed_output_pipe_stops_after_the_step_with_its_checkpoint(tmp_path,
     output = finish(proc)
     assert proc.returncode == 0, output
     assert_same_run(out, uninterrupted)
+
+
+# ------------------------------------------------------------------------- a second process
+def refused(out: Path, *args: str) -> str:
+    """``pyro-vlae fit`` on ``out`` in a second process, which must be refused at once."""
+    proc = subprocess.run([sys.executable, "-m", "pyro_vlae", *args, "--out", str(out)], cwd=out.parent,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc.stderr
+
+
+def test_a_second_process_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
+    out = tmp_path / "run"
+    marker = tmp_path / "paused"
+    for resume in (False, True):  # a new run, then a resumed one, held open while a second one starts
+        fit = FIT_SHORT if not resume else [*FIT_SHORT, "--steps", str(SHORT + 10)]
+        first = start(out, resume, pause="metrics", fit=fit)
+        assert wait_for(marker.exists, first), finish(first)
+        before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        message = refused(out, *fit, *(["--resume"] if resume else []))
+        assert f"{out} is in use by another pyro-vlae process (`fit`, process {first.pid}" in message
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+        kill(first)  # a crash: the operating system releases its lock
+        marker.unlink()
+        proc = start(out, resume, fit=fit)
+        output = finish(proc)
+        assert proc.returncode == 0, output
+    steps = [int(r["step"]) for r in rows(out / METRICS)]
+    assert steps == list(range(10, SHORT + 11, 10))  # every row once

@@ -207,6 +207,7 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
                 "--intervention-samples", "40", "--reader-steps", "30")
         assert r.exit_code == 0, r.output
         assert "IWAE-20" in r.output and "ordering score" in r.output and "re-drawn" in r.output
+        assert "sample fidelity" in r.output
         assert (run / "latents.png").exists() and (run / "hierarchy.png").exists()
         assert (run / "intervention.png").exists()
     evaluation = json.loads((runs[0] / "evaluation.json").read_text())
@@ -216,13 +217,16 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
     assert iv["pairs"] == 40 and len(iv["intervention"]) == 2 and "centroid_x" in iv["factors"]
     # a reader trained for 30 steps on 86 images cannot read the factors: refused, statistics kept
     assert "hue" not in iv["factors"] and "too poorly" in iv["reader_refused"]
+    fid = evaluation["fidelity"]  # read by the image statistics alone, the reader being refused
+    assert fid["num_samples"] == 48 and "hue" not in fid["factors"] and fid["confident"] is None
+    assert set(fid["distance"]) == set(fid["factors"]) and "colour" in fid["factors"]
     r = cli("report", str(runs[0]))
     assert r.exit_code == 0, r.output
     page = (runs[0] / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and "ordering score" in page
     r = cli("compare", *map(str, runs), "--out", str(tmp_path / "cmp"))
     assert r.exit_code == 0, r.output
-    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output
+    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output and "sample fidelity" in r.output
     assert len((tmp_path / "cmp.csv").read_text().strip().splitlines()) == 3
     assert len(json.loads((tmp_path / "cmp.json").read_text())) == 2
 
@@ -277,3 +281,22 @@ def test_compare_never_averages_data_sets_or_layer_counts_and_says_why_a_cell_is
     (other / "summary.json").write_text(json.dumps({"data": {"files": ["/elsewhere/photos"]}}))
     text = format_comparison(compare_runs([runs[2], other]))
     assert "## image-folder size=32 @ /elsewhere/photos, 3 layer(s)" in text and "2 data set(s)" in text
+
+
+def test_evaluation_progress_off_a_terminal_is_plain_lines(capsys):
+    """As fit and encode: no tqdm redraws in a pipe or log, about ten lines with the time left."""
+    from pyro_vlae.data import TensorData
+    from pyro_vlae.evaluate import evaluate, train_reader
+
+    model = build_model("vae", (12,), (2,), width=0.125).eval()
+    g = torch.Generator().manual_seed(0)
+    evaluate(model, TensorData(torch.rand(64, 12, generator=g)), iwae_samples=10, iwae_points=40, chunk=20,
+             progress=True)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("IWAE-10 ")]
+    assert "\r" not in err and [line.split()[1] for line in lines] == [f"{n}/40" for n in range(4, 44, 4)]
+    assert "points/s" in lines[0] and "left)" in lines[0] and "left" not in lines[-1]
+    data = TensorData(torch.rand(40, 12, generator=g), torch.randint(2, (40, 1), generator=g).float(), ("a",))
+    train_reader(data, steps=20, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "factor reader step 20/20" in err

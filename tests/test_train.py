@@ -123,7 +123,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
         load_checkpoint(bad)
     save_checkpoint(bad, {"x": torch.ones(2)})
     assert torch.equal(load_checkpoint(tmp_path)["x"], torch.ones(2))
-    assert not list(tmp_path.glob(".checkpoint-*"))
+    assert not list(tmp_path.glob(".checkpoint*.tmp"))
 
 
 def test_run_folder_rebuilds_its_model_without_the_data_set(tmp_path, monkeypatch):

@@ -16,12 +16,15 @@ import itertools
 import json
 import os
 import statistics
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError, ConfigError
+from ..atomic import atomic_write, write_text
+from ..errors import CheckpointError, ConfigError, StaleWarning
 from ..run_folder import (
+    CHECKPOINT,
     CONFIG,
     EVALUATION,
     HIERARCHY,
@@ -34,7 +37,10 @@ from ..run_folder import (
     REPORT,
     SAMPLES,
     SUMMARY,
+    check_not_run_files,
     find_picture,
+    load_checkpoint,
+    write_json,
 )
 from .evaluation import format_evaluation, load_evaluation
 
@@ -63,21 +69,52 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _read_json(file: Path) -> dict[str, Any]:
+    """A JSON object written by ``pyro-vlae fit``, or :class:`CheckpointError`."""
+    try:
+        value = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file} is corrupt ({err})", "restore it, or train the run again") from err
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{file} is not one written by `pyro-vlae fit`", "restore it, or train the run again")
+    return value
+
+
+def stale_note(path: str | Path, evaluation: dict[str, Any]) -> str | None:
+    """A sentence saying that ``evaluation`` is of an older step than the checkpoint of the
+    run folder ``path`` (``None`` when it is of the checkpoint's step, or there is no checkpoint);
+    it is also announced as a :class:`~pyro_vlae.errors.StaleWarning`."""
+    path = Path(path)
+    if not (path / CHECKPOINT).exists():
+        return None
+    step = load_checkpoint(path)["trainer"]["step"]
+    if evaluation.get("step") == step:
+        return None
+    of = f"of step {evaluation['step']}" if "step" in evaluation else "of an unrecorded step"
+    note = (f"the evaluation of {path} is {of}, but its checkpoint is of step {step}: "
+            f"run `pyro-vlae evaluate {path}` again for current numbers")
+    warnings.warn(note, StaleWarning, stacklevel=2)
+    return note
+
+
 def write_report(path: str | Path) -> Path:
-    """Write ``report.html`` into the run folder ``path`` (it needs ``evaluation.json``)."""
+    """Write ``report.html`` into the run folder ``path`` (it needs ``evaluation.json``); an
+    evaluation older than the checkpoint is marked so (:func:`stale_note`)."""
     path = Path(path)
     if not (path / CONFIG).exists():
         raise CheckpointError(
             f"{path} is not a run folder (no {CONFIG})", "pass a folder written by `pyro-vlae fit`"
         )
-    config = json.loads((path / CONFIG).read_text())
+    config = _read_json(path / CONFIG)
     evaluation = load_evaluation(path)
     parts = [f"<h1>{html.escape(path.name)}: {html.escape(str(config.get('model')))} on "
              f"{html.escape(str(config.get('plugin')))}</h1>"]
+    if (note := stale_note(path, evaluation)) is not None:
+        parts.append(f"<p><strong>Out of date:</strong> {html.escape(note)}.</p>")
     settings = [(k, json.dumps(v)) for k, v in config.items()]
     parts.append("<h2>Configuration</h2>" + _table(settings, ["option", "value"]))
     if (path / SUMMARY).exists():
-        summary = json.loads((path / SUMMARY).read_text())
+        summary = _read_json(path / SUMMARY)
         parts.append(f"<p>Trained {summary.get('steps')} steps in {summary.get('train_seconds')} s.</p>")
     parts.append("<h2>Evaluation</h2><pre>" + html.escape(format_evaluation(evaluation)) + "</pre>")
     for name, caption in PICTURES:
@@ -92,9 +129,7 @@ def write_report(path: str | Path) -> Path:
              "figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(path.name)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
-    out = path / REPORT
-    out.write_text(page)
-    return out
+    return write_text(path / REPORT, page)
 
 
 # ------------------------------------------------------------------ comparison
@@ -127,6 +162,7 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     rows = []
     for p in paths:
         e = load_evaluation(p)
+        note = stale_note(p, e)
         layers = e["layers"]
         h = e.get("hierarchy") or {}
         iv = e.get("intervention") or {}
@@ -146,10 +182,15 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             "mig": h.get("mig"),
             "ordering_intervention": iv.get("ordering_intervention"),
         }
+        if note is not None:
+            row["stale"] = note
         if iv:
             row["intervention_layers"] = iv["layers"]
             row["intervention_factors"] = iv["factors"]
             row["intervention"] = iv["intervention"]
+        if fid := e.get("fidelity"):
+            row["fidelity"] = fid["distance"]
+            row["confident"], row["confident_data"] = fid.get("confident"), fid.get("confident_data")
         if h:
             row["layers"] = h["layers"]
             row["factors"] = h["factors"]
@@ -227,6 +268,27 @@ def _format_group(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines += _mean_matrices(models, "probe", "layers", "factors", "layer × factor probe informativeness")
     lines += _mean_matrices(models, "intervention", "intervention_layers", "intervention_factors",
                             "intervention matrix (change when only this layer is re-drawn)")
+    lines += _fidelity_table(models)
+    stale = [f"Out of date: {r['stale']}." for r in rows if "stale" in r]
+    return lines + ([""] + stale if stale else [])
+
+
+def _fidelity_table(models: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown: each model's sample fidelity (distance of its samples' factors to the test
+    images'), mean ± sd over its runs, and the share of samples read confidently."""
+    rows = {m: [r for r in rs if "fidelity" in r] for m, rs in models.items()}
+    factors = list(dict.fromkeys(f for rs in rows.values() for r in rs for f in r["fidelity"]))
+    if not factors:
+        return []
+    lines = ["", "sample fidelity: distance between the factors of samples and of test images "
+             "(TV or W1/sd; 0 = the same distribution), mean over runs", "",
+             "| model | runs | " + " | ".join(factors) + " | read confidently (samples / test) |",
+             "|" + "---|" * (len(factors) + 3)]
+    for model, rs in rows.items():
+        if rs:
+            cells = [_mean_sd([r["fidelity"].get(f) for r in rs]) for f in factors]
+            confident = f"{_mean_sd([r['confident'] for r in rs])} / {_mean_sd([r['confident_data'] for r in rs])}"
+            lines.append(f"| {model} | {len(rs)} | " + " | ".join(cells) + f" | {confident} |")
     return lines
 
 
@@ -252,19 +314,25 @@ def _mean_matrices(
 
 
 def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[Path]:
-    """Save ``stem.md`` (:func:`format_comparison`), ``stem.csv`` (one line per run) and ``stem.json``."""
+    """Save ``stem.md`` (:func:`format_comparison`), ``stem.csv`` (one line per run) and
+    ``stem.json``, each atomically. The suffixes are added to ``stem`` (``cmp/lr0.1`` gives
+    ``cmp/lr0.1.md``), after removing one of theirs; a file of a run folder is never replaced."""
     stem = Path(stem)
+    if stem.suffix in (".md", ".csv", ".json"):
+        stem = stem.with_suffix("")
+    md, cs, js = (stem.with_name(stem.name + suffix) for suffix in (".md", ".csv", ".json"))
+    check_not_run_files([md, cs, js])
     stem.parent.mkdir(parents=True, exist_ok=True)
-    md, cs, js = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".json")
-    md.write_text(format_comparison(rows) + "\n")
+    write_text(md, format_comparison(rows) + "\n")
     flat = [{k: (_layers(v, "{}") if k in ("kl", "active_units") else v) for k, v in r.items()
              if k not in ("probe", "layers", "factors", "intervention", "intervention_layers",
-                          "intervention_factors")} for r in rows]
-    with open(cs, "w", newline="") as f:
+                          "intervention_factors", "fidelity")}
+            | {f"fidelity_{f}": d for f, d in r.get("fidelity", {}).items()} for r in rows]
+    with atomic_write(cs, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in flat for k in r)))
         writer.writeheader()
         writer.writerows(flat)
-    js.write_text(json.dumps(list(rows), indent=2) + "\n")
+    write_json(js, list(rows))
     return [md, cs, js]
 
 
