@@ -27,8 +27,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
-from torchvision.utils import make_grid, save_image  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+from torchvision.utils import save_image as _save_image  # noqa: E402
 
+from .atomic import atomic_write  # noqa: E402
 from .data.base import Data  # noqa: E402
 from .diagnostics import gibbs_chain, layer_variation, traversal  # noqa: E402
 from .models.base import LatentModel  # noqa: E402
@@ -45,6 +47,12 @@ def to_images(x: Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> Tenso
         side = math.isqrt(x.shape[1])
         x = x.reshape(-1, 1, side, side) if side * side == x.shape[1] else x[:, None, None, :]
     return x
+
+
+def save_image(image: Tensor, path: str | Path, **options: Any) -> None:
+    """torchvision's ``save_image`` (``options`` as there), written atomically as a PNG."""
+    with atomic_write(path) as f:
+        _save_image(image, f, format="png", **options)
 
 
 def save_images(x: Tensor, path: str | Path, nrow: int, value_range=(0.0, 1.0), padding: int = 2) -> Path:
@@ -172,9 +180,12 @@ def write_pictures(model: LatentModel, out: str | Path, data: Data) -> list[Path
 
 # --------------------------------------------------------------------------- charts
 def _finish(fig, path: str | Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_write(path) as f:
+            fig.savefig(f, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

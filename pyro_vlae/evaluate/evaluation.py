@@ -18,15 +18,14 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..data.base import Data
 from ..errors import ConfigError
-from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
 from ..plotting import plot_layers, plot_matrix
+from ..progress import Progress, stderr_line
 from ..rng import seeded
-from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run
+from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run, write_json
 from ..train.schedule import LayerFadeIn
 from .fidelity import format_fidelity, narrow_factors, sample_fidelity
 from .hierarchy import hierarchy_metrics
@@ -187,12 +186,13 @@ def _evaluate(
     x = data.subset(chosen).head()
     points = max(1, chunk // iwae_samples)  # data points per pass; samples split into chunks if K > chunk
     iwae, elbo = [], []
-    with tqdm(total=x.shape[0], disable=not progress, unit="point", desc=f"IWAE-{iwae_samples}") as bar:
+    with Progress(x.shape[0], progress, stderr_line, unit="point", prefix=f"IWAE-{iwae_samples}",
+                  desc=f"IWAE-{iwae_samples}") as bar:
         for start in range(0, x.shape[0], points):
             out = iwae_bound(model, x[start : start + points], iwae_samples, chunk=min(chunk, iwae_samples))
             iwae.append(out["iwae"].cpu())
             elbo.append(out["elbo"].cpu())
-            bar.update(min(points, x.shape[0] - start))
+            bar.advance(min(points, x.shape[0] - start))
     iwae_value = float(torch.cat(iwae).mean())
     results["iwae"] = {
         "samples": iwae_samples,
@@ -202,7 +202,7 @@ def _evaluate(
         "elbo": float(elbo_per_point[chosen].mean()),
         "elbo_same_draws": float(torch.cat(elbo).mean()),
     }
-    discrete = isinstance(model.likelihood, Bernoulli)
+    discrete = model.likelihood.discrete  # log p(x) is already a mass: no bin width to add
     if discrete or is_8bit(x, value_range):
         results["bits_per_dim"] = bits_per_dim(iwae_value, math.prod(data.shape), value_range, discrete)
 
@@ -282,12 +282,12 @@ def evaluate_run(
                 progress=progress,
             )
         _fidelity(results, run.model, data, reader, fidelity_samples, seed=seed)
-    (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
     plot_layers(results["layers"], run.path / LATENTS)
     if "hierarchy" in results:
         plot_matrix(results["hierarchy"], run.path / HIERARCHY)
     if "intervention" in results:
         plot_matrix(results["intervention"], run.path / INTERVENTION, key="intervention")
+    write_json(run.path / EVALUATION, results)  # last: the pictures of a run's evaluation.json are written
     return results
 
 
@@ -299,9 +299,13 @@ def load_evaluation(path: str | Path) -> dict[str, Any]:
     if not file.exists():
         raise CheckpointError(f"{path} has no {EVALUATION}", f"run `pyro-vlae evaluate {path}` first")
     try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as err:
+        results = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{file} is corrupt ({err})", f"re-run `pyro-vlae evaluate {path}`") from err
+    if not isinstance(results, dict) or not {"elbo", "iwae", "layers"} <= results.keys():
+        raise CheckpointError(f"{file} is not an evaluation written by `pyro-vlae evaluate`",
+                              f"re-run `pyro-vlae evaluate {path}`")
+    return results
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models.base import LatentModel
 from ..plotting import to_images
+from ..progress import Progress, stderr_line
 from .hierarchy import ordering_score
 from .reader import MIN_READER_QUALITY, FactorReader
 
@@ -132,7 +132,7 @@ def intervention_effects(
     names: list[str] = []
     kinds: list[str] = []
     change = baseline = None
-    with tqdm(total=num_pairs, disable=not progress, unit="pair", desc="intervention") as bar:
+    with Progress(num_pairs, progress, stderr_line, unit="pair", prefix="intervention", desc="intervention") as bar:
         for start in range(0, num_pairs, batch_size):
             b = min(batch_size, num_pairs - start)
             eps = {s: torch.randn(b, d, generator=g).to(model.device) for s, d in zip(sites, model.z_dims)}
@@ -151,7 +151,7 @@ def intervention_effects(
                 baseline[k] += factor_change(ref, readings[1][name], kind).double().sum()
                 for layer in range(L):
                     change[layer, k] += factor_change(ref, readings[2 + layer][name], kind).double().sum()
-            bar.update(b)
+            bar.advance(b)
     return {"factors": names, "kinds": kinds, "change": change / num_pairs, "baseline": baseline / num_pairs}
 
 
