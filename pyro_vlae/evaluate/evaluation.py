@@ -233,7 +233,7 @@ def evaluate_run(
         ),
     }
     if intervention:  # after the rest, so that bad options fail before the reader is trained
-        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
+        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=run.model.device,
                             progress=progress)
         results["intervention"] = _intervention(
             run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
