@@ -274,7 +274,7 @@ def evaluate_run(
     if run.config.fade_in:  # the VLAE's fade-in: which layers the decoder was allowed to use
         results["fade_in"] = LayerFadeIn(run.config.fade_in).state(run.step, run.model.num_layers)
     if intervention or fidelity_samples:  # after the rest, so that bad options fail before the reader is trained
-        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
+        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=run.model.device,
                             progress=progress)
         if intervention:
             results["intervention"] = _intervention(
