@@ -147,15 +147,11 @@ def test_z_norm_none_drops_batch_norm_where_z_is_read_and_decodes_by_scale():
 
 
 def test_z_norm_flows_from_the_command_line_to_the_saved_model(tmp_path):
-    from click.testing import CliRunner
-
-    from pyro_vlae.cli import main
-    from pyro_vlae.run import load_run
+    from pyro_vlae.run_folder import load_run
+    from tests.conftest import fit_args, run
 
     out = tmp_path / "run"
-    r = CliRunner().invoke(main, ["fit", "-P", "num_train=32", "-P", "num_test=8", "--z-dims", "2,2,2",
-                                  "--width", "0.125", "--steps", "2", "--batch-size", "8", "--z-norm", "none",
-                                  "--no-progress", "--out", str(out)])
+    r = run("fit", *fit_args(2, z_dims="2,2,2"), "--z-norm", "none", "--out", out)
     assert r.exit_code == 0, r.output
     assert json.loads((out / "config.json").read_text())["z_norm"] == "none"
     assert load_run(out).model.z_norm == "none"
