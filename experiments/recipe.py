@@ -116,9 +116,10 @@ def main() -> None:
             out = root / f"{name}-s{seed}"
             if (out / SUMMARY).exists():
                 continue
-            out.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
+            lock_path = root / f".{out.name}.recipe-lock"  # beside the run: fit refuses files it did not write
             try:  # another copy of this script may be training the same run
-                lock = os.open(out / ".recipe-lock", os.O_CREAT | os.O_EXCL)
+                lock = os.open(lock_path, os.O_CREAT | os.O_EXCL)
             except FileExistsError:
                 print(f"{out}: taken by another process, skipped", flush=True)
                 continue
@@ -133,7 +134,7 @@ def main() -> None:
                 subprocess.run(command, env=env, check=True)
             finally:
                 os.close(lock)
-                os.unlink(out / ".recipe-lock")
+                os.unlink(lock_path)
             cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
             print(f"{out}: {time.perf_counter() - t0:.0f} s wall, {cpu:.0f} s CPU", flush=True)
