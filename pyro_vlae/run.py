@@ -36,8 +36,10 @@ from .run_folder import (
     METRICS,
     SUMMARY,
     MetricsLog,
+    kl_column,
     load_checkpoint,
     make_model,
+    metrics_columns,
     open_dataset,
     prepare_folder,
     save_checkpoint,
@@ -324,8 +326,7 @@ def loop(
     so how often a run logs never changes what it learns. Returns the seconds spent training,
     over every process that trained the run (a resumed run's earlier ones included)."""
     config, model, sites = setup.config, trainer.model, trainer.model.latent_sites
-    fields = ["step", "beta", "loss", "elbo", "recon", *[f"kl_{s}" for s in sites], "seconds"]
-    metrics = MetricsLog(setup.out / METRICS, fields, trainer.step_count) if setup.main else None
+    metrics = MetricsLog(setup.out / METRICS, metrics_columns(sites), trainer.step_count) if setup.main else None
     checkpoints = Checkpoints(setup, trainer, metrics)
     bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model)
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
@@ -355,7 +356,7 @@ def loop(
                         "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
                         "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
                         "seconds": f"{checkpoints.train_seconds:.3f}",
-                        **{f"kl_{s}": f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
+                        **{kl_column(s): f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
                     }
                     metrics.write(row)
                     if track is not None:
