@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, RunConfig
+from .config import RunConfig
+from .devices import DEVICES
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
 from .models import MODELS, VLAE
 from .models.base import ELBOS, check_z_dims

@@ -9,13 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .devices import DEVICES
 from .errors import ConfigError
 from .models import MODELS, VLAE, model_options
 from .models.base import DEFAULT_Z_DIMS, ELBOS, check_z_dims
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -188,32 +185,3 @@ class RunConfig:
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
-
-
-def resolve_device(name: str, local_rank: int | None = None, local_world_size: int = 1) -> torch.device:
-    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU.
-
-    In a data-parallel run (``local_rank`` given) every process gets a GPU of its own,
-    ``cuda:LOCAL_RANK``, so the ``local_world_size`` processes on this machine need that many.
-    Raises :class:`ConfigError` when CUDA is asked for and missing or too few.
-    """
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if name == "cpu" or (name == "auto" and gpus == 0):
-        return torch.device("cpu")
-    if local_rank is None:
-        if name == "auto":
-            return torch.device("cuda")
-        if name == "cuda" and gpus == 0:
-            raise ConfigError(
-                "--device cuda was requested but PyTorch sees no CUDA device",
-                "install a CUDA build of torch (see the README) or use --device cpu",
-            )
-        return torch.device(name)
-    if gpus < local_world_size:
-        raise ConfigError(
-            f"--device {name}: {local_world_size} processes on this machine need one GPU each, "
-            f"but PyTorch sees {gpus}",
-            f"start at most {gpus} processes per machine (torchrun --nproc-per-node {gpus})"
-            if gpus else "use --device cpu (gloo), or install a CUDA build of torch",
-        )
-    return torch.device("cuda", local_rank)

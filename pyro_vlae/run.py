@@ -21,8 +21,9 @@ import torch
 
 from . import plugins
 from ._version import __version__
-from .config import RunConfig, resolve_device
+from .config import RunConfig
 from .data.base import Data, DatasetPlugin
+from .devices import resolve_device
 from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
 from .folder_lock import FolderLock

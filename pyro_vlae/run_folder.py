@@ -33,8 +33,9 @@ import torch
 from . import plugins
 from ._version import __version__
 from .atomic import DISK_ERRORS, atomic_write, check_writable, remove_leftovers, storage_error, write_text
-from .config import RunConfig, resolve_device
+from .config import RunConfig
 from .data.base import DatasetPlugin
+from .devices import resolve_device
 from .errors import CheckpointError, ConfigError, DataError
 from .folder_lock import FolderLock
 from .models import LatentModel, build_model
