@@ -22,7 +22,7 @@ from ..models.base import ELBOS, LatentModel
 from .batches import BatchSource
 from .compiled import CompiledStep, CUDAGraphStep, surrogate_loss
 from .schedule import KLWarmup, LayerFadeIn
-from .steps import CompiledGradientStep, make_step, step_kind
+from .steps import compiled_part, make_step, step_kind
 
 
 class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
@@ -266,11 +266,7 @@ class Trainer:
         self._model_fn, self._guide_fn = self.pair.forward, self.pair.guide
         self._step = make_step(self, self.kind)
         #: the compiled step, if any: a CUDAGraphStep or a CompiledStep
-        self.compiled: CUDAGraphStep | CompiledStep | None = None
-        if isinstance(self._step, CUDAGraphStep):
-            self.compiled = self._step
-        elif isinstance(self._step, CompiledGradientStep):
-            self.compiled = self._step.compiled
+        self.compiled: CUDAGraphStep | CompiledStep | None = compiled_part(self._step)
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
         # the layer gates of every step of the fade-in (the last row holds from then on)
