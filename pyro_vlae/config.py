@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .devices import DEVICES
+from .devices import DEVICES, is_device
 from .errors import ConfigError
 from .models import MODELS, VLAE, model_options
 from .models.base import DEFAULT_Z_DIMS, ELBOS, check_z_dims
@@ -43,7 +43,10 @@ class RunConfig:
     elbo: str = "trace"
     combine: str | None = None
     heads: str | None = None
-    fade_in: int | None = None
+    #: VLAE fade-in (:class:`~pyro_vlae.train.LayerFadeIn`): steps per layer (an integer, 0: off)
+    #: or a fraction in (0, 1) of the run after which every layer is fully on; :meth:`resolve`
+    #: turns a fraction into steps per layer, so a resumed run keeps its schedule
+    fade_in: int | float | None = None
     kl_weights: tuple[float, ...] | None = None
     num_particles: int = 1
     clip_norm: float | None = None
@@ -122,6 +125,9 @@ class RunConfig:
         if warmup_share is not None:
             c.warmup_steps = round(warmup_share * c.steps)
         c.validate(num_data)
+        from .train.schedule import LayerFadeIn  # the trainer imports this module
+
+        c.fade_in = LayerFadeIn.stage_for(c.fade_in, c.steps, len(c.z_dims))
         return c
 
     def validate(self, num_data: int | None = None) -> None:
@@ -138,13 +144,14 @@ class RunConfig:
             (self.beta > 0, "--beta must be positive (it scales the KL terms; poutine.scale refuses 0)"),
             (self.beta_start > 0, "RunConfig.beta_start, the first β of the warm-up, must be positive"),
             (self.elbo in ELBOS, f"--elbo must be one of {', '.join(ELBOS)}"),
-            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (is_device(self.device), f"--device must be one of {', '.join(DEVICES)} or cuda:N"),
             (self.num_particles >= 1, "RunConfig.num_particles must be at least 1"),
             (self.clip_norm is None or self.clip_norm > 0, "--clip-norm must be positive"),
             (self.checkpoint_every >= 1 and self.log_every >= 1,
              "--checkpoint-every and --log-every must be at least 1"),
             (self.width is None or self.width > 0, "--width must be positive"),
-            (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
+            (self.fade_in is None or _valid_fade_in(self.fade_in),
+             "--fade-in must be a whole number of steps per layer (0: off) or a fraction of the run in (0, 1)"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
             ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
@@ -185,3 +192,8 @@ class RunConfig:
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
+
+
+def _valid_fade_in(value: float) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+        isinstance(value, float) and 0 < value < 1)

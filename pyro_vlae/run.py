@@ -95,6 +95,8 @@ def fit(
             track = open_tracker(tracker, setup.out)  # a store that cannot be opened stops the run here
             write_json(setup.out / CONFIG, setup.config.to_dict())
         echo(_banner(setup, trainer))
+        if (warning := fade_in_warning(setup.config)) is not None:
+            echo(warning)
         try:
             seconds = loop(setup, trainer, progress, echo, track, log_images_every, stops)
         except BaseException as err:
@@ -245,6 +247,19 @@ def _banner(setup: Setup, trainer: Trainer) -> str:
         f"KL warm-up over {config.warmup_steps} steps), "
         f"run folder {setup.out}"
     )
+
+
+def fade_in_warning(config: RunConfig) -> str | None:
+    """A warning naming the VLAE layers the fade-in leaves not fully on for the whole run
+    (their KL then says nothing about what they would learn); ``None`` when there are none."""
+    fade = LayerFadeIn(config.fade_in or 0)
+    late = fade.never_fully_on(config.steps, len(config.z_dims))
+    if not late:
+        return None
+    names = ", ".join(f"z{k + 1} (fully on from step {fade.fully_on_at(len(config.z_dims))[k]})" for k in late)
+    return (f"warning: the fade-in (one layer every {fade.stage_steps} steps) leaves {names} not fully on "
+            f"in this run of {config.steps} steps; their KL will be near 0 only because the decoder ignored them. "
+            "Give the fade-in as a fraction of the run (e.g. --fade-in 0.5) or train longer")
 
 
 # -------------------------------------------------------------------------------- loop

@@ -26,6 +26,7 @@ from ..plotting import plot_layers, plot_matrix
 from ..progress import Progress, stderr_line
 from ..rng import seeded
 from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run, write_json
+from ..train.schedule import LayerFadeIn
 from .fidelity import format_fidelity, narrow_factors, sample_fidelity
 from .hierarchy import hierarchy_metrics
 from .intervention import format_intervention, intervention_metrics
@@ -232,7 +233,8 @@ def evaluate_run(
     on a random subset of ``num_points`` of its points (:func:`random_subset`, seeded by
     ``seed``); writes ``evaluation.json``, ``latents.png``, ``intervention.png`` and, with
     factors, ``hierarchy.png`` into the folder; ``fidelity_samples`` samples measure the
-    sample fidelity (0: not measured). The same ``seed`` gives the same numbers.
+    sample fidelity (0: not measured); ``fade_in`` records the VLAE's fade-in at the run's
+    last step (:meth:`~pyro_vlae.train.LayerFadeIn.state`). The same ``seed`` gives the same numbers.
     The data set's factor reader is trained for ``reader_steps`` on first use and cached
     (:func:`~pyro_vlae.evaluate.reader.reader_for`)."""
     from ..plugins import load_data
@@ -269,8 +271,10 @@ def evaluate_run(
             seed=seed,
         ),
     }
+    if run.config.fade_in:  # the VLAE's fade-in: which layers the decoder was allowed to use
+        results["fade_in"] = LayerFadeIn(run.config.fade_in).state(run.step, run.model.num_layers)
     if intervention or fidelity_samples:  # after the rest, so that bad options fail before the reader is trained
-        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
+        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=run.model.device,
                             progress=progress)
         if intervention:
             results["intervention"] = _intervention(
@@ -304,8 +308,30 @@ def load_evaluation(path: str | Path) -> dict[str, Any]:
     return results
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+#: why an ordering score is missing (:func:`~pyro_vlae.evaluate.hierarchy.ordering_score` is undefined)
+NO_ORDERING = "undefined: the data set gives no two factors different abstraction levels"
+
+
+def _fmt(value: Any, digits: int = 2, why: str | None = None) -> str:
+    """``value`` with ``digits`` decimals; a missing one is "–", followed by ``why`` when given."""
+    if value is None:
+        return "–" if why is None else f"– ({why})"
+    return f"{value:.{digits}f}"
+
+
+def _fade_in_notes(results: Mapping[str, Any]) -> list[str]:
+    """A note for each layer the fade-in had not fully switched on by the run's last step."""
+    fade = results.get("fade_in")
+    if not fade:
+        return []
+    notes = []
+    for (name, info), gate, full in zip(results["layers"].items(), fade["gates"], fade["fully_on_at"]):
+        if gate < 1:
+            state = "never switched on" if gate == 0 else f"never fully on (gate {gate:.2f} in its last step)"
+            notes.append(f"  note: {name} was {state}: the fade-in opens it fully at step {full}, the run stopped at "
+                         f"{fade['steps']}; its KL of {info['kl']:.2f} nats is that of a path the decoder was kept "
+                         "from using, not what the layer learns")
+    return notes
 
 
 def format_evaluation(results: Mapping[str, Any]) -> str:
@@ -326,6 +352,7 @@ def format_evaluation(results: Mapping[str, Any]) -> str:
         pca = " ".join(f"{v:.2f}" for v in info["pca_explained_variance"])
         lines.append(f"  {name:<6} {info['kl']:8.2f} {100 * info['kl_share']:5.0f}% "
                      f"{info['active_units']:>3}/{info['units']:<3}  {pca}")
+    lines += _fade_in_notes(results)
     h = results.get("hierarchy")
     if h:
         lines.append("  layer × factor (probe informativeness; normalised MI in brackets)")
@@ -333,9 +360,12 @@ def format_evaluation(results: Mapping[str, Any]) -> str:
         for i, name in enumerate(h["layers"]):
             cells = "".join(f"{_fmt(p):>7} ({_fmt(n)})" for p, n in zip(h["probe"][i], h["nmi"][i]))
             mig = h["mig_per_layer"][i]
-            lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig)}")
-        lines.append(f"  ordering score {_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI); "
-                     f"MIG {_fmt(h['mig'])}")
+            lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig, why='a one-unit layer has no gap')}")
+        if any(v is None for row in h["probe"] + h["nmi"] for v in row):
+            lines.append("  –: a factor that takes one value in these points, so nothing can predict it")
+        ordering = (f"{_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI)"
+                    if h["ordering_probe"] is not None else _fmt(None, why=NO_ORDERING))
+        lines.append(f"  ordering score {ordering}; MIG {_fmt(h['mig'], why='needs two or more latent units')}")
     if results.get("intervention"):
         lines += format_intervention(results["intervention"])
     if results.get("fidelity"):
