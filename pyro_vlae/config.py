@@ -83,8 +83,9 @@ class RunConfig:
         A recipe may give its budget in ``epochs`` and its KL warm-up in ``warmup_epochs``;
         the warm-up then keeps its share of the budget when ``steps`` or ``epochs`` scale the
         budget (e.g. 200 of 2000 epochs: the first tenth of any budget).
-        ``value_range`` is the data set's (the likelihood options' own, if they set one), so the
-        resolved configuration builds the model without the data set.
+        ``value_range`` is the data set's, or the one given as a likelihood option
+        (``-L value_range=...``), which moves here: the resolved configuration holds it once and
+        builds the model without the data set.
         Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
         if c.steps is None and c.epochs is None and "epochs" in recommended:
@@ -101,8 +102,11 @@ class RunConfig:
             # the data set recommends options for its own likelihood only
             own = c.likelihood == default_likelihood
             c.likelihood_options = dict(recommended.get("likelihood_options", {}) if own else {})
-        if c.value_range is None and value_range is not None:
-            c.value_range = tuple(float(v) for v in c.likelihood_options.get("value_range", value_range))
+        c.likelihood_options = dict(c.likelihood_options)
+        if "value_range" in c.likelihood_options:
+            c.value_range = tuple(float(v) for v in c.likelihood_options.pop("value_range"))
+        elif c.value_range is None and value_range is not None:
+            c.value_range = tuple(float(v) for v in value_range)
         if c.data_dir is not None:  # so the run finds its data from any folder
             c.data_dir = str(Path(c.data_dir).expanduser().resolve())
         c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
