@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,11 @@ from .models import MODELS, VLAE, model_options
 from .models.base import DEFAULT_Z_DIMS, ELBOS, check_z_dims
 
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def is_device(name: str) -> bool:
+    """Whether ``name`` is a ``--device``: one of :data:`DEVICES`, or ``cuda:N`` (GPU N)."""
+    return name in DEVICES or bool(re.fullmatch(r"cuda:\d+", str(name)))
 
 
 @dataclass
@@ -147,7 +153,7 @@ class RunConfig:
             (self.beta > 0, "--beta must be positive (it scales the KL terms; poutine.scale refuses 0)"),
             (self.beta_start > 0, "RunConfig.beta_start, the first β of the warm-up, must be positive"),
             (self.elbo in ELBOS, f"--elbo must be one of {', '.join(ELBOS)}"),
-            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (is_device(self.device), f"--device must be one of {', '.join(DEVICES)} or cuda:N"),
             (self.num_particles >= 1, "RunConfig.num_particles must be at least 1"),
             (self.clip_norm is None or self.clip_norm > 0, "--clip-norm must be positive"),
             (self.checkpoint_every >= 1 and self.log_every >= 1,
@@ -203,7 +209,8 @@ def _valid_fade_in(value: float) -> bool:
 
 
 def resolve_device(name: str, local_rank: int | None = None, local_world_size: int = 1) -> torch.device:
-    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU.
+    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU;
+    ``cuda:N`` is GPU N.
 
     In a data-parallel run (``local_rank`` given) every process gets a GPU of its own,
     ``cuda:LOCAL_RANK``, so the ``local_world_size`` processes on this machine need that many.
@@ -215,12 +222,18 @@ def resolve_device(name: str, local_rank: int | None = None, local_world_size: i
     if local_rank is None:
         if name == "auto":
             return torch.device("cuda")
-        if name == "cuda" and gpus == 0:
+        if name != "auto" and gpus == 0:
             raise ConfigError(
-                "--device cuda was requested but PyTorch sees no CUDA device",
+                f"--device {name} was requested but PyTorch sees no CUDA device",
                 "install a CUDA build of torch (see the README) or use --device cpu",
             )
-        return torch.device(name)
+        device = torch.device(name)
+        if device.index is not None and device.index >= gpus:
+            raise ConfigError(
+                f"--device {name} was requested but PyTorch sees {gpus} CUDA device(s), cuda:0 to cuda:{gpus - 1}",
+                "pick one of them, or --device cuda for the first",
+            )
+        return device
     if gpus < local_world_size:
         raise ConfigError(
             f"--device {name}: {local_world_size} processes on this machine need one GPU each, "

@@ -376,8 +376,7 @@ def loop(
                     if track is not None:
                         track.log_row(row)
                         if log_images_every and step % log_images_every == 0 and step < config.steps:
-                            with seeded(derived_seed(config.seed, step, 1), model.device):  # as the metrics
-                                track.log_layers(step, model)
+                            track.log_layers(step, model)  # the same draws every time, apart from training
                 text = None
                 if terms is not None:
                     text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])

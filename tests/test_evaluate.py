@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -300,3 +301,41 @@ def test_evaluation_progress_off_a_terminal_is_plain_lines(capsys):
     train_reader(data, steps=20, progress=True)
     err = capsys.readouterr().err
     assert "\r" not in err and "factor reader step 20/20" in err
+
+
+def test_report_shows_traversals_and_gibbs_chains_with_titled_panels(tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    r = cli("fit", *fit_args(2), "--out", run)
+    assert r.exit_code == 0, r.output
+    for args in (["traverse", run, "--steps", "3"], ["gibbs", run, "--steps", "2", "--chains", "2"],
+                 ["evaluate", run, "--iwae-samples", "2", "--iwae-points", "8", "--no-progress", "--no-intervention"]):
+        r = cli(*args)
+        assert r.exit_code == 0, r.output
+    r = cli("report", run)
+    assert r.exit_code == 0, r.output
+    page = (run / "report.html").read_text()
+    assert "Latent traversals" in page and "Gibbs chains" in page
+    for together, panel in (("layers.png", "layer1.png"), ("traverse.png", "traverse-z1.png")):
+        whole = np.asarray(Image.open(run / together).convert("L"))
+        assert whole.shape[0] == Image.open(run / panel).height + 14  # a title strip above the panels
+        assert whole[:14].min() < 128  # with writing in it
+
+
+def test_missing_numbers_say_why():
+    from pyro_vlae.evaluate import format_evaluation
+
+    results = {
+        "num_points": 8, "elbo": -1.0, "recon": -1.0,
+        "iwae": {"samples": 2, "num_points": 8, "value": -1.0, "elbo_same_draws": -1.0},
+        "layers": {"z1": {"kl": 1.0, "kl_share": 1.0, "active_units": 1, "units": 1,
+                          "pca_explained_variance": [1.0]}},
+        "hierarchy": {"layers": ["z1"], "factors": ["a"], "probe": [[None]], "nmi": [[None]],
+                      "mig_per_layer": [None], "mig": None, "ordering_probe": None, "ordering_nmi": None},
+        "intervention": {"factors": ["a"], "layers": ["z1"], "pairs": 4, "intervention": [[None]],
+                         "baseline": [0.0], "ordering_intervention": None},
+    }
+    text = format_evaluation(results)
+    assert "takes one value" in text and "one-unit layer" in text and "zero baseline" in text
+    assert text.count("no two factors different abstraction levels") == 2 and "nan" not in text

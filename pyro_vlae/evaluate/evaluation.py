@@ -274,7 +274,7 @@ def evaluate_run(
     if run.config.fade_in:  # the VLAE's fade-in: which layers the decoder was allowed to use
         results["fade_in"] = LayerFadeIn(run.config.fade_in).state(run.step, run.model.num_layers)
     if intervention or fidelity_samples:  # after the rest, so that bad options fail before the reader is trained
-        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
+        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=run.model.device,
                             progress=progress)
         if intervention:
             results["intervention"] = _intervention(
@@ -308,8 +308,15 @@ def load_evaluation(path: str | Path) -> dict[str, Any]:
     return results
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+#: why an ordering score is missing (:func:`~pyro_vlae.evaluate.hierarchy.ordering_score` is undefined)
+NO_ORDERING = "undefined: the data set gives no two factors different abstraction levels"
+
+
+def _fmt(value: Any, digits: int = 2, why: str | None = None) -> str:
+    """``value`` with ``digits`` decimals; a missing one is "–", followed by ``why`` when given."""
+    if value is None:
+        return "–" if why is None else f"– ({why})"
+    return f"{value:.{digits}f}"
 
 
 def _fade_in_notes(results: Mapping[str, Any]) -> list[str]:
@@ -353,9 +360,12 @@ def format_evaluation(results: Mapping[str, Any]) -> str:
         for i, name in enumerate(h["layers"]):
             cells = "".join(f"{_fmt(p):>7} ({_fmt(n)})" for p, n in zip(h["probe"][i], h["nmi"][i]))
             mig = h["mig_per_layer"][i]
-            lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig)}")
-        lines.append(f"  ordering score {_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI); "
-                     f"MIG {_fmt(h['mig'])}")
+            lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig, why='a one-unit layer has no gap')}")
+        if any(v is None for row in h["probe"] + h["nmi"] for v in row):
+            lines.append("  –: a factor that takes one value in these points, so nothing can predict it")
+        ordering = (f"{_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI)"
+                    if h["ordering_probe"] is not None else _fmt(None, why=NO_ORDERING))
+        lines.append(f"  ordering score {ordering}; MIG {_fmt(h['mig'], why='needs two or more latent units')}")
     if results.get("intervention"):
         lines += format_intervention(results["intervention"])
     if results.get("fidelity"):

@@ -241,9 +241,15 @@ def format_intervention(metrics: Mapping[str, Any]) -> list[str]:
     for i, layer in enumerate(metrics["layers"]):
         lines.append(f"  {layer:<9}" + "".join(cell(v) for v in metrics["intervention"][i]))
     lines.append(f"  {'baseline':<9}" + "".join(cell(v) for v in metrics["baseline"]) + "   (unnormalised)")
+    if any(v is None for row in metrics["intervention"] for v in row):
+        lines.append("  –: the factor does not change between two independent samples (a zero baseline), "
+                     "so a change cannot be normalised")
     score = metrics.get("ordering_intervention")
-    lines.append(f"  ordering score {'–' if score is None or not math.isfinite(score) else f'{score:.2f}'} "
-                 "(intervention)")
+    if score is None or not math.isfinite(score):
+        lines.append("  ordering score – (intervention; undefined: the data set gives no two factors different "
+                     "abstraction levels)")
+    else:
+        lines.append(f"  ordering score {score:.2f} (intervention)")
     reader = metrics.get("reader")
     if reader:
         quality = ", ".join(f"{n} {q:.3f}" for n, q in reader["quality"].items())

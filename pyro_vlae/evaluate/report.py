@@ -27,6 +27,7 @@ from ..run_folder import (
     CHECKPOINT,
     CONFIG,
     EVALUATION,
+    GIBBS,
     HIERARCHY,
     INTERVENTION,
     LATENTS,
@@ -37,6 +38,7 @@ from ..run_folder import (
     REPORT,
     SAMPLES,
     SUMMARY,
+    TRAVERSALS,
     check_not_run_files,
     find_picture,
     load_checkpoint,
@@ -54,6 +56,9 @@ PICTURES = [
     (SAMPLES, "Samples"),
     (RECONSTRUCTIONS, "Reconstructions (originals and reconstructions, alternating)"),
     (LAYERS, "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
+    (TRAVERSALS, "Latent traversals (pyro-vlae traverse): one layer's code varied along each row, the others fixed"),
+    (GIBBS, "Gibbs chains on the bottom layer (pyro-vlae gibbs; left, one chain per row, the first column the "
+     "start) beside ancestral samples of the full model (right)"),
 ]
 
 
@@ -265,6 +270,11 @@ def _format_group(rows: Sequence[dict[str, Any]]) -> list[str]:
                      f"{_mean_sd([r['ordering_probe'] for r in rs])} | {_mean_sd([r['ordering_nmi'] for r in rs])} | "
                      f"{_mean_sd([r['mig'] for r in rs])} | "
                      f"{_mean_sd([r.get('ordering_intervention') for r in rs])} |")
+    keys = ("ordering_probe", "ordering_nmi", "mig", "ordering_intervention")
+    if any(r.get(k) is None for r in rows for k in keys):
+        lines += ["", "–: not measured: an ordering score needs factors of two abstraction levels and MIG "
+                  "factors, (intervention) needs `pyro-vlae evaluate` with --intervention and a data set "
+                  "with factors"]
     lines += _mean_matrices(models, "probe", "layers", "factors", "layer × factor probe informativeness")
     lines += _mean_matrices(models, "intervention", "intervention_layers", "intervention_factors",
                             "intervention matrix (change when only this layer is re-drawn)")
