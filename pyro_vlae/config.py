@@ -43,6 +43,7 @@ class RunConfig:
     elbo: str = "trace"
     combine: str | None = None
     heads: str | None = None
+    z_norm: str | None = None
     #: VLAE fade-in (:class:`~pyro_vlae.train.LayerFadeIn`): steps per layer (an integer, 0: off)
     #: or a fraction in (0, 1) of the run after which every layer is fully on; :meth:`resolve`
     #: turns a fraction into steps per layer, so a resumed run keeps its schedule
