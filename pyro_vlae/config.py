@@ -119,7 +119,9 @@ class RunConfig:
             elif getattr(c, key) is None:
                 setattr(c, key, recommended.get(key, default))
         c.z_dims = check_z_dims(c.z_dims)
-        if c.kl_weights is not None and (len(c.kl_weights) != len(c.z_dims) or min(c.kl_weights) <= 0):
+        if c.kl_weights is not None and (
+            len(c.kl_weights) != len(c.z_dims) or not all(math.isfinite(w) and w > 0 for w in c.kl_weights)
+        ):
             raise ConfigError(
                 f"--kl-weights needs one positive weight per layer ({len(c.z_dims)}), got {list(c.kl_weights)}",
                 "e.g. --kl-weights " + ",".join(["1"] * len(c.z_dims)),
@@ -152,6 +154,9 @@ class RunConfig:
             (self.width is None or self.width > 0, "--width must be positive"),
             (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
+            (all(v is None or math.isfinite(v) for v in (self.lr, self.beta, self.clip_norm, self.width, self.epochs)),
+             "--lr, --beta, --clip-norm, --width and --epochs must be finite numbers"),
+            (isinstance(self.seed, int) and 0 <= self.seed < 2**32, "--seed must be an integer from 0 to 4294967295"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
             ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
         ]

@@ -286,6 +286,8 @@ def read_tensor(path: str | Path, x_shape: Sequence[int]) -> Tensor:
         )
     if not x.is_floating_point():
         raise DataError(f"{path} holds {x.dtype} values, not floating point", "scale them to the data set's range")
+    if len(x) == 0:
+        raise DataError(f"{path} holds no data points (shape {tuple(x.shape)})", "pass at least one")
     return x.float()
 
 
@@ -305,7 +307,9 @@ def load_inputs(
         x, names = read_images(path, x_shape, loaded.model.likelihood.value_range, echo)
         return x, f"{len(names)} images in {path}"
     if path.is_file() and path.suffix in (".npy", ".pt"):
-        return read_tensor(path, x_shape), str(path)
+        x = read_tensor(path, x_shape)
+        loaded.model.check_data(x)  # finite, and in the range the model was trained on
+        return x, str(path)
     raise ConfigError(
         f"{source!r} is neither a split of {loaded.config.plugin} ({', '.join(loaded.plugin.splits)}), "
         "a folder of images, nor a .npy/.pt file",

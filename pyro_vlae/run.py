@@ -37,6 +37,7 @@ from .run_folder import (
     SUMMARY,
     LoadedRun,
     MetricsLog,
+    check_resumable,
     load_checkpoint,
     load_run,
     make_model,
@@ -148,7 +149,11 @@ def resolve(
 
     def open_folder() -> dict[str, Any] | None:
         locks.append(prepare_folder(out, resume))
-        return load_checkpoint(out) if resume else None
+        if not resume:
+            return None
+        ckpt = load_checkpoint(out)
+        check_resumable(ckpt, out)
+        return ckpt
 
     try:
         if context is None:
