@@ -269,6 +269,8 @@ class Checkpoints:
         #: seconds trained before this process started (a resumed run's earlier ones)
         self.earlier_seconds = float((setup.checkpoint or {}).get("train_seconds", 0.0))
         self.started = time.perf_counter()
+        #: the training time the last checkpoint records (``summary.json`` shows the final one)
+        self.saved_seconds = self.earlier_seconds
 
     @property
     def train_seconds(self) -> float:
@@ -276,6 +278,7 @@ class Checkpoints:
         return self.earlier_seconds + time.perf_counter() - self.started
 
     def save(self, finished: bool = False) -> None:
+        self.saved_seconds = round(self.train_seconds, 3)
         if self.metrics is not None:
             self.metrics.sync()
         if self.setup.main:
@@ -285,7 +288,7 @@ class Checkpoints:
                 "trainer": self.trainer.state_dict(),
                 "finished": finished,
                 "first_loss": self.first_loss,
-                "train_seconds": self.train_seconds,
+                "train_seconds": self.saved_seconds,
             }
             save_checkpoint(self.setup.out / CHECKPOINT, payload)
         self.last_saved = self.trainer.step_count
@@ -405,7 +408,7 @@ def loop(
         if metrics is not None:
             metrics.close()
     checkpoints.save(finished=True)
-    return checkpoints.train_seconds
+    return checkpoints.saved_seconds
 
 
 # ------------------------------------------------------------------------------ finish

@@ -175,7 +175,7 @@ def test_an_exploding_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_p
     ckpt = load_checkpoint(out)
     assert ckpt["trainer"]["step"] == kept
     assert all(torch.isfinite(v).all() for v in ckpt["trainer"]["model"].values() if v.is_floating_point())
-    assert torch.isfinite(load_run(out).model.sample(4)).all()  # the kept model still samples
+    assert torch.isfinite(load_run(out).model.generate(4)).all()  # the kept model still samples
 
 
 # ------------------------------------------------------------- files, disks and stale results
@@ -200,8 +200,10 @@ def cli(*args):
 
 
 def fake_evaluation(run, step):
-    evaluation = {"model": "vlae", "seed": 3, "step": step, "elbo": -1.0, "iwae": {"samples": 2, "value": -0.5},
-                  "layers": {"z1": {"kl": 1.0, "active_units": 1}, "z2": {"kl": 2.0, "active_units": 2}}}
+    layer = {"kl": 1.0, "kl_share": 0.5, "active_units": 1, "units": 2, "pca_explained_variance": [0.6, 0.4]}
+    evaluation = {"model": "vlae", "seed": 3, "step": step, "num_points": 16, "elbo": -1.0, "recon": -0.5,
+                  "iwae": {"samples": 2, "value": -0.5, "num_points": 16, "elbo_same_draws": -1.0},
+                  "layers": {"z1": layer, "z2": layer}}
     (run / EVALUATION).write_text(json.dumps(evaluation))
 
 
