@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -11,8 +12,11 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, ELBOS, RunConfig, check_z_dims
+from .config import DEVICES, RunConfig
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
+from .models import MODELS, VLAE
+from .models.base import ELBOS, check_z_dims
+from .nets.ladder import STEMS
 from .stopping import Stopped
 from .tracking import TRACKERS
 
@@ -42,6 +46,11 @@ class Group(click.Group):
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
+
+
+def run_default(name: str) -> Any:
+    """The default of the :class:`RunConfig` field ``name``: an option shows it, never restates it."""
+    return {f.name: f.default for f in dataclasses.fields(RunConfig)}[name]
 
 
 def parse_list(text: str, kind: type[int] | type[float], example: str, what: str | None = None) -> tuple:
@@ -110,22 +119,24 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--plugin", default="shapes", show_default=True, help="Data set plugin (see `pyro-vlae plugins`).")
+@click.option("--plugin", default=run_default("plugin"), show_default=True,
+              help="Data set plugin (see `pyro-vlae plugins`).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the data set's files.")
 @click.option("--plugin-option", "-P", "plugin_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the data set plugin, e.g. -P num_train=5000.")
-@click.option("--model", default="vlae", show_default=True, help="Model: vlae, hvae, lvae or vae.")
+@click.option("--model", default=run_default("model"), show_default=True,
+              help=f"Model: {', '.join(list(MODELS)[:-1])} or {list(MODELS)[-1]}.")
 @click.option("--likelihood", help="Decoder likelihood [default: the data set's].")
 @click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")
 @click.option("--z-dims", callback=parse_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
-@click.option("--stem", default="auto", show_default=True,
-              type=click.Choice(["auto", "mlp", "small", "medium", "large"]), help="Network family.")
+@click.option("--stem", type=click.Choice(["auto", *STEMS]),
+              help="Network family [default: the data set's recipe for the model, else auto: from the data's shape].")
 @click.option("--width", type=float, help="Multiplier on channels and dense widths [default: the data set's].")
-@click.option("--combine", type=click.Choice(["concat", "gated"]),
+@click.option("--combine", type=click.Choice(VLAE.COMBINES),
               help="VLAE: join z̃ and v_l(z_l) by concatenation (eq. 11) or the authors' gated addition "
               "[default: the data set's, else concat].")
-@click.option("--heads", type=click.Choice(["linear", "mlp"]),
+@click.option("--heads", type=click.Choice(VLAE.HEADS),
               help="VLAE: linear ladder heads (μ, σ) or two dense layers first [default: the data set's, else linear].")
 @click.option("--fade-in", type=int, metavar="STEPS",
               help="VLAE: fade the layers in from the top down, one layer every STEPS steps (0: off) "
@@ -137,19 +148,21 @@ def main() -> None:
 @click.option("--batch-size", type=int, help="Mini-batch size [default: the data set's].")
 @click.option("--lr", type=float, help="Adam learning rate [default: the data set's].")
 @click.option("--warmup-steps", type=int, help="Steps over which the KL weight β rises to --beta.")
-@click.option("--beta", type=float, default=1.0, show_default=True, help="Final KL weight (β≠1: a β-VAE).")
-@click.option("--elbo", type=click.Choice(ELBOS), default="trace", show_default=True,
+@click.option("--beta", type=float, default=run_default("beta"), show_default=True,
+              help="Final KL weight (β≠1: a β-VAE).")
+@click.option("--elbo", type=click.Choice(ELBOS), default=run_default("elbo"), show_default=True,
               help="trace: Trace_ELBO (sampled KL); meanfield: TraceMeanField_ELBO (analytic KL).")
 @click.option("--clip-norm", type=float, help="Clip each parameter's gradient norm (per-data-point units).")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed: a CPU run repeats bit for bit.")
+@click.option("--device", type=click.Choice(DEVICES), default=run_default("device"), show_default=True)
+@click.option("--seed", type=int, default=run_default("seed"), show_default=True,
+              help="Seed: a CPU run repeats bit for bit.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder [default: runs/PLUGIN-MODEL, numbered if taken].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True)
-@click.option("--log-every", type=int, default=50, show_default=True)
+@click.option("--checkpoint-every", type=int, default=run_default("checkpoint_every"), show_default=True)
+@click.option("--log-every", type=int, default=run_default("log_every"), show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-@click.option("--jit/--no-jit", default=False, show_default=True,
+@click.option("--jit/--no-jit", default=run_default("jit"), show_default=True,
               help="Trace model and guide once with Pyro's JIT ELBO (see benchmarks/README.md).")
 @click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
 @click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
@@ -176,25 +189,15 @@ def fit(
         if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
     }
     if config_file is not None:
-        from .config_file import read_config
+        from .config_file import merge_config
 
-        from_file = read_config(config_file)
-        options = {**options, **from_file, **given}
-        for length, other in (("steps", "epochs"), ("epochs", "steps")):  # the command line's length wins
-            if length in given and other not in given:
-                options[other] = None
-        given = {k: options[k] for k in (*from_file, *given) if k in options}  # --resume applies or refuses them
-    if options["epochs"] is not None and options["steps"] is not None:
-        raise ConfigError("--steps and --epochs exclude each other", "give one of them")
+        options, given = merge_config(options, given, config_file)  # --resume applies or refuses the file's
     config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
     config.validate()
     if out is None:
-        out = Path("runs") / f"{config.plugin}-{config.model}"
-        if not resume:
-            n = 1
-            while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
-                n += 1
-            out = out.parent / (out.name if n == 1 else f"{out.name}-{n}")
+        from .run_folder import default_folder
+
+        out = default_folder(config, resume)
     if tracker is not None:
         from .tracking import require_tracker
 
@@ -273,7 +276,7 @@ def report(run: Path) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison"),
               show_default=True, help="Writes OUT.md, OUT.csv and OUT.json.")
 def compare(runs: tuple[Path, ...], out: Path) -> None:
-    """Compare evaluated runs in one table (per run, and mean ± sd per model)."""
+    """Compare evaluated runs: per run, and mean ± sd per model, per data set and layer count."""
     from .evaluate.report import compare_runs, format_comparison, write_comparison
 
     rows = compare_runs(runs)

@@ -35,11 +35,9 @@ from .run_folder import (
     CONFIG,
     METRICS,
     SUMMARY,
-    LoadedRun,
     MetricsLog,
     check_resumable,
     load_checkpoint,
-    load_run,
     make_model,
     open_dataset,
     prepare_folder,
@@ -53,10 +51,7 @@ from .train import KLWarmup, LayerFadeIn, Trainer, distributed
 #: options a resumed run may change; everything else comes from the checkpoint
 RESUMABLE = ("steps", "epochs", "device", "checkpoint_every", "log_every", "data_dir")
 
-__all__ = [
-    "RESUMABLE", "LoadedRun", "Setup", "build", "evaluate_elbo", "finish", "fit", "load_run", "loop",
-    "make_model", "open_dataset", "resolve", "resolve_device", "write_pictures",
-]
+__all__ = ["RESUMABLE", "Setup", "build", "finish", "fit", "loop", "resolve"]
 
 
 def fit(
@@ -168,7 +163,8 @@ def resolve(
         train = plugins.load_data(plugin, "train")
         test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
         load_seconds = time.perf_counter() - t0
-        config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train), plugin.value_range)
+        recommended = plugin.recommended_for(config.model)
+        config = config.resolve(recommended, plugin.default_likelihood, len(train), plugin.value_range)
         if ckpt is not None and config.steps < (done := int(ckpt["trainer"]["step"])):
             raise ConfigError(
                 f"--resume to {config.steps} steps, but the run in {out} has done {done} already",
@@ -246,7 +242,9 @@ def _banner(setup: Setup, trainer: Trainer) -> str:
         f"pyro-vlae {__version__}: {config.model} on {config.plugin} "
         f"({len(train)} × {tuple(train.shape)}, loaded in {setup.load_seconds:.1f}s), "
         f"z_dims={list(config.z_dims)}, {num_params:,} parameters, likelihood={config.likelihood}, "
-        f"device={trainer.model.device}{processes}, steps {trainer.step_count}→{config.steps}, "
+        f"device={trainer.model.device}{processes}, steps {trainer.step_count}→{config.steps} "
+        f"({config.steps * config.batch_size / len(train):.4g} epochs of batches of {config.batch_size}, "
+        f"KL warm-up over {config.warmup_steps} steps), "
         f"run folder {setup.out}"
     )
 

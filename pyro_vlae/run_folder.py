@@ -67,9 +67,6 @@ LATENTS = "latents.png"  # evaluate
 HIERARCHY = "hierarchy.png"  # evaluate
 INTERVENTION = "intervention.png"  # evaluate
 
-#: the names ``pyro-vlae sample`` gave its pictures before they were named as ``fit``'s
-OLD_NAMES = {SAMPLES: "sample.png", LAYERS: "sample-layers.png", LAYER: "sample-layer{layer}.png"}
-
 #: the files of a run folder that the output of another command (``encode --out``,
 #: ``compare --out``) may never replace
 RUN_FILES = (CONFIG, CHECKPOINT, METRICS, SUMMARY, EVALUATION, REPORT, LOCK)
@@ -144,13 +141,10 @@ def check_resumable(ckpt: dict[str, Any], path: Path) -> None:
 
 
 def find_picture(folder: str | Path, name: str, **fields: Any) -> Path | None:
-    """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder,
-    under its name or, in a folder written by an older version, its :data:`OLD_NAMES`;
-    ``None`` when there is neither."""
-    for candidate in (name, OLD_NAMES.get(name)):
-        if candidate is not None and (path := Path(folder) / candidate.format(**fields)).exists():
-            return path
-    return None
+    """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder;
+    ``None`` when it has none."""
+    path = Path(folder) / name.format(**fields)
+    return path if path.exists() else None
 
 
 # ------------------------------------------------------------------------ the model
@@ -170,9 +164,9 @@ def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
     if config.value_range is not None:
         options.setdefault("value_range", config.value_range)
     likelihood = plugins.likelihood(config.likelihood, **options)
-    vlae = {k: getattr(config, k) for k in ("combine", "heads", "kl_weights") if getattr(config, k) is not None}
-    vlae = vlae if config.model == "vlae" else {}
-    return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **vlae)
+    return build_model(
+        config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **config.model_options()
+    )
 
 
 @dataclass
@@ -198,17 +192,12 @@ class LoadedRun:
 
 
 def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
-    """Rebuild the model of a run folder from its checkpoint, in eval mode.
-
-    Run folders written before ``value_range`` was saved in ``config.json`` lack it; it is
-    then read from the data-set plugin, as when they were trained.
-    """
+    """Rebuild the model of a run folder from its checkpoint, in eval mode, without its
+    data set (``config.json`` holds the likelihood's ``value_range``)."""
     path = Path(path)
     ckpt = load_checkpoint(path, map_location="cpu")
     try:
         config = RunConfig.from_dict(ckpt["config"])
-        if config.value_range is None and "value_range" not in (config.likelihood_options or {}):
-            config.value_range = tuple(open_dataset(config).value_range)
         model = make_model(config, tuple(ckpt["x_shape"]))
         model.load_state_dict(ckpt["trainer"]["model"])
     except (KeyError, RuntimeError, TypeError) as err:
@@ -221,6 +210,18 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
 
 
 # ---------------------------------------------------------------------- writing a run
+def default_folder(config: RunConfig, resume: bool = False) -> Path:
+    """``fit``'s run folder when ``--out`` is not given: ``runs/PLUGIN-MODEL``, numbered
+    ``-2``, ``-3``, ... past the folders that exist (a resumed run continues the unnumbered one)."""
+    out = Path("runs") / f"{config.plugin}-{config.model}"
+    if resume:
+        return out
+    n = 1
+    while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
+        n += 1
+    return out.parent / (out.name if n == 1 else f"{out.name}-{n}")
+
+
 def lock_folder(folder: str | Path, command: str) -> FolderLock:
     """The lock of the run folder ``folder`` for ``command`` (one writer at a time), acquired
     once the folder is known to be writable; the temporary files a killed process left there

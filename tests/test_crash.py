@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import fit_args
 
 from pyro_vlae.run_folder import CHECKPOINT, METRICS, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, LOG_EVERY, CHECKPOINT_EVERY = 240, 20, 25  # long enough that a random kill lands mid-run on a fast machine
-FIT = ["fit", "-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125",
-       "--batch-size", "16", "--warmup-steps", "10", "--steps", str(STEPS), "--log-every", str(LOG_EVERY),
-       "--checkpoint-every", str(CHECKPOINT_EVERY), "--seed", "5", "--no-progress"]
+FIT = ["fit", *fit_args(STEPS, log_every=LOG_EVERY), "--warmup-steps", "10",
+       "--checkpoint-every", str(CHECKPOINT_EVERY), "--seed", "5"]
 
 #: the real command line, in a process that can be told to pause (marker file, then sleep) at a
 #: vulnerable moment, so the test kills it exactly there: PAUSE=checkpoint inside a checkpoint
@@ -157,8 +157,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
 
 # ------------------------------------------------------------------------ signals and pipes
 SHORT = 30
-FIT_SHORT = [*FIT[: FIT.index("--steps")], "--steps", str(SHORT), "--log-every", "10", "--checkpoint-every", "25",
-             "--seed", "5", "--no-progress"]
+FIT_SHORT = ["fit", *fit_args(SHORT, log_every=10), "--warmup-steps", "10", "--checkpoint-every", "25", "--seed", "5"]
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 from PIL import Image
 
-from pyro_vlae.cli import main
 from pyro_vlae.encode import encode, encode_run, images_to_tensor, posterior
 from pyro_vlae.errors import ConfigError, DataError
 from pyro_vlae.models import build_model
 
-SMALL = ["-P", "num_train=64", "-P", "num_test=24", "--z-dims", "2,3,2", "--width", "0.125", "--steps", "4",
-         "--batch-size", "16", "--log-every", "2", "--no-progress"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+SMALL = fit_args(num_test=24, z_dims="2,3,2")
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +162,7 @@ def test_encode_refuses_a_folder_that_is_not_a_run(tmp_path):
 def test_a_classifier_on_one_layer_as_in_the_docs(run_folder):
     """docs/using-layers.md's scikit-learn example, on the shapes factor "shape"."""
     sklearn = pytest.importorskip("sklearn.linear_model", reason="the example needs scikit-learn")
-    from pyro_vlae.run import load_run
+    from pyro_vlae.run_folder import load_run
 
     plugin = load_run(run_folder).plugin
     column = plugin.load("test").factor_names.index("shape")

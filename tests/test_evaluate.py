@@ -5,11 +5,11 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args
+from conftest import run as cli
 from pyro.nn import pyro_method
 
 from pyro_vlae import MODELS, VLAE, Gaussian, Trainer, build_model
-from pyro_vlae.cli import main
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.evaluate import (
     active_units,
@@ -105,6 +105,23 @@ def test_bits_per_dim():
     assert bits_per_dim(0.0, 10, (-1.0, 1.0)) == pytest.approx(7.0)
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "discretized-logistic", "discretized-logistic-mixture"])
+def test_bits_per_dim_of_a_probability_mass_adds_no_bin_width(likelihood):
+    """The discretized likelihoods' log p(x) is a mass like Bernoulli's: bpd = −log p / (D ln 2)."""
+    from pyro_vlae.data import TensorData
+    from pyro_vlae.evaluate import evaluate
+    from pyro_vlae.plugins import likelihood as make_likelihood
+
+    g = torch.Generator().manual_seed(0)
+    levels = 1 if likelihood == "bernoulli" else 255
+    x = torch.randint(levels + 1, (32, 3, 4, 4), generator=g).float() / levels
+    lik = make_likelihood(likelihood)
+    assert lik.discrete
+    model = build_model("vae", (3, 4, 4), (2,), lik, stem="mlp", width=0.125).eval()
+    out = evaluate(model, TensorData(x), iwae_samples=4, iwae_points=8, chunk=64)
+    assert out["bits_per_dim"] == pytest.approx(-out["iwae"]["value"] / (48 * math.log(2)))
+
+
 def test_active_units_kl_shares_and_pca_on_hand_made_posteriors():
     g = torch.Generator().manual_seed(0)
     means = torch.randn(2000, 3, generator=g) * torch.tensor([1.0, 0.03, 0.5])
@@ -173,23 +190,21 @@ def test_ordering_score_and_mig_on_exact_matrices():
     assert mig(disentangled) > 0.8 > 0.3 > mig(entangled)
 
 
-SMALL = ["-P", "num_train=96", "-P", "num_test=48", "--z-dims", "2,2", "--width", "0.125", "--steps", "6",
-         "--batch-size", "16", "--log-every", "3", "--no-progress"]
+SMALL = fit_args(6, num_train=96, num_test=48, log_every=3)
 
 
 def test_evaluate_report_and_compare_write_their_files(tmp_path):
-    runner = CliRunner()
     runs = [tmp_path / "a", tmp_path / "b"]
     for seed, run in enumerate(runs):
-        r = runner.invoke(main, ["fit", *SMALL, "--seed", str(seed), "--out", str(run)])
+        r = cli("fit", *SMALL, "--seed", str(seed), "--out", str(run))
         assert r.exit_code == 0, r.output
-    r = runner.invoke(main, ["report", str(runs[0])])
+    r = cli("report", str(runs[0]))
     assert r.exit_code == 1 and "pyro-vlae evaluate" in r.output and "Traceback" not in r.output
-    r = runner.invoke(main, ["evaluate", str(runs[0]), "--iwae-samples", "0"])
+    r = cli("evaluate", str(runs[0]), "--iwae-samples", "0")
     assert r.exit_code == 1 and "between 1 and 5000" in r.output
     for run in runs:
-        r = runner.invoke(main, ["evaluate", str(run), "--iwae-samples", "20", "--iwae-points", "8", "--no-progress",
-                                 "--intervention-samples", "40", "--reader-steps", "30"])
+        r = cli("evaluate", str(run), "--iwae-samples", "20", "--iwae-points", "8", "--no-progress",
+                "--intervention-samples", "40", "--reader-steps", "30")
         assert r.exit_code == 0, r.output
         assert "IWAE-20" in r.output and "ordering score" in r.output and "re-drawn" in r.output
         assert (run / "latents.png").exists() and (run / "hierarchy.png").exists()
@@ -201,11 +216,11 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
     assert iv["pairs"] == 40 and len(iv["intervention"]) == 2 and "centroid_x" in iv["factors"]
     # a reader trained for 30 steps on 86 images cannot read the factors: refused, statistics kept
     assert "hue" not in iv["factors"] and "too poorly" in iv["reader_refused"]
-    r = runner.invoke(main, ["report", str(runs[0])])
+    r = cli("report", str(runs[0]))
     assert r.exit_code == 0, r.output
     page = (runs[0] / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and "ordering score" in page
-    r = runner.invoke(main, ["compare", *map(str, runs), "--out", str(tmp_path / "cmp")])
+    r = cli("compare", *map(str, runs), "--out", str(tmp_path / "cmp"))
     assert r.exit_code == 0, r.output
     assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output
     assert len((tmp_path / "cmp.csv").read_text().strip().splitlines()) == 3
@@ -226,3 +241,39 @@ def test_evaluate_works_for_every_model(name):
     assert sum(info["kl_share"] for info in out["layers"].values()) == pytest.approx(1.0)
     assert len(out["hierarchy"]["probe"]) == len(model.z_dims)
     assert -1 <= out["hierarchy"]["ordering_probe"] <= 1
+
+
+def _evaluated_run(folder, model, plugin, options, kl, iwae_samples=20, elbo=-100.0, seed=0):
+    """A run folder holding only what `compare` reads: config.json and evaluation.json."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"plugin": plugin, "plugin_options": options, "model": model}))
+    layers = {f"z{i + 1}": {"kl": k, "active_units": 1} for i, k in enumerate(kl)}
+    (folder / "evaluation.json").write_text(json.dumps({
+        "model": model, "plugin": plugin, "seed": seed, "elbo": elbo, "layers": layers,
+        "iwae": {"samples": iwae_samples, "value": elbo + 1}}))
+    return folder
+
+
+def test_compare_never_averages_data_sets_or_layer_counts_and_says_why_a_cell_is_empty(tmp_path):
+    from pyro_vlae.evaluate.report import compare_runs, format_comparison
+
+    runs = [
+        _evaluated_run(tmp_path / "mnist", "vlae", "mnist", {}, [1.0, 2.0, 3.0], elbo=-90.0),
+        _evaluated_run(tmp_path / "svhn", "vlae", "svhn", {}, [1.0, 2.0, 3.0, 4.0], elbo=-5000.0),
+        _evaluated_run(tmp_path / "photos-a", "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0], elbo=-6000.0),
+        _evaluated_run(tmp_path / "photos-b", "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0], elbo=-6100.0,
+                       iwae_samples=50, seed=1),
+    ]
+    text = format_comparison(compare_runs(runs))
+    assert "3 data set(s)" in text and "summarised separately" in text
+    assert "## mnist, 3 layer(s)" in text and "## svhn, 4 layer(s)" in text
+    assert "| vlae | 1 | -90.00 |" in text and "| vlae | 1 | -5000.00 |" in text
+    assert "| vlae | 2 | -6050.00 ± 70.71 |" in text  # the two photo runs, and only them
+    assert "1.0/2.0/3.0/4.0" in text  # the 4-layer KL list is not cut to 3
+    assert "not run (evaluated with IWAE-50)" in text and "(1 of 2 runs)" in text
+    # the same plugin and options on two folders are two data sets
+    other = tmp_path / "photos-c"
+    _evaluated_run(other, "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0])
+    (other / "summary.json").write_text(json.dumps({"data": {"files": ["/elsewhere/photos"]}}))
+    text = format_comparison(compare_runs([runs[2], other]))
+    assert "## image-folder size=32 @ /elsewhere/photos, 3 layer(s)" in text and "2 data set(s)" in text

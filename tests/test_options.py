@@ -4,21 +4,15 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 
 from pyro_vlae import RunConfig
-from pyro_vlae.cli import main
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.plugins import dataset, likelihood
-from pyro_vlae.run import load_run
+from pyro_vlae.run_folder import load_run
 from tests.test_datasets import write_mnist
 
-FAST = ["--z-dims", "2,2", "--width", "0.125", "--steps", "2", "--batch-size", "4", "--log-every", "2",
-        "--no-progress"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args))
+FAST = fit_args(2, batch_size=4, num_train=None)
 
 
 @pytest.fixture(autouse=True)

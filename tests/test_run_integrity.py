@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run as cli
 
 from pyro_vlae import RunConfig
 from pyro_vlae.errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged
@@ -189,14 +190,6 @@ def trained(tmp_path_factory):
 
 def copy_of(run, tmp_path):
     return Path(shutil.copytree(run, tmp_path / run.name))
-
-
-def cli(*args):
-    from click.testing import CliRunner
-
-    from pyro_vlae.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def fake_evaluation(run, step):

@@ -4,6 +4,7 @@ training the live parameters (a regression guard that times nothing)."""
 import pyro
 import pytest
 import torch
+from conftest import fit_args, run
 
 from pyro_vlae import VLAE, KLWarmup, Trainer, build_model
 from pyro_vlae.train import make_elbo
@@ -99,16 +100,11 @@ def test_benchmark_reference_loop_computes_the_same_elbo(name):
 def test_fit_cli_speed_options(tmp_path):
     import json
 
-    from click.testing import CliRunner
-
-    from pyro_vlae.cli import main
-
-    small = ["fit", "-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2", "--width", "0.125", "--steps", "4",
-             "--batch-size", "16", "--log-every", "2", "--no-progress"]
-    r = CliRunner().invoke(main, [*small, "--jit", "--out", str(tmp_path / "jit")])
+    small = ["fit", *fit_args(z_dims="2")]
+    r = run(*small, "--jit", "--out", str(tmp_path / "jit"))
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "jit" / "config.json").read_text())["jit"] is True
-    r = CliRunner().invoke(main, [*small, "--bf16", "--device", "cpu", "--out", str(tmp_path / "bf16")])
+    r = run(*small, "--bf16", "--device", "cpu", "--out", str(tmp_path / "bf16"))
     assert r.exit_code != 0 and "--bf16 needs a CUDA device" in r.output
     assert not (tmp_path / "bf16" / "checkpoint.pt").exists()
 

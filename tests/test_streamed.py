@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import run
 from PIL import Image
 
 from pyro_vlae.errors import DataError
@@ -35,14 +36,6 @@ def test_a_truncated_jpeg_is_named_by_the_loader(tmp_path, workers):
     with pytest.raises(DataError, match=r"img000.jpg .*UnidentifiedImageError") as err:
         dataset("image-folder", data_dir=folder, size=16, num_workers=0).load()
     assert "replace the file with a good copy, or remove it" in str(err.value)
-
-
-def run(*args):
-    from click.testing import CliRunner
-
-    from pyro_vlae.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 QUICK = ("--iwae-samples", "3", "--iwae-points", "4", "--intervention-samples", "20")

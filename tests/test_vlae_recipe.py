@@ -78,16 +78,6 @@ def test_trainer_applies_the_fade_in_and_leaves_layers_open():
         Trainer(HVAE((12,), (2, 2), width=0.05), torch.rand(64, 12), batch_size=16, fade_in=LayerFadeIn(4))
 
 
-def test_old_state_dicts_without_layer_gates_load():
-    model = VLAE((12,), (2, 2))
-    state = {k: v for k, v in model.state_dict().items() if k != "layer_gates"}
-    model.layer_gates.zero_()
-    VLAE((12,), (2, 2)).load_state_dict(state)
-    fresh = VLAE((12,), (2, 2))
-    fresh.load_state_dict(state)
-    assert fresh.layer_gates.tolist() == [1.0, 1.0]
-
-
 def test_config_resolves_vlae_options_and_refuses_them_elsewhere():
     c = RunConfig(model="vlae").resolve({"combine": "gated", "fade_in": 300}, "gaussian", 1000)
     assert (c.combine, c.heads, c.fade_in) == ("gated", "linear", 300)
@@ -100,7 +90,8 @@ def test_config_resolves_vlae_options_and_refuses_them_elsewhere():
 
 
 def test_fit_with_the_recipe_options_and_resume(tmp_path):
-    from pyro_vlae.run import fit, load_run
+    from pyro_vlae.run import fit
+    from pyro_vlae.run_folder import load_run
 
     options = dict(plugin_options={"num_train": 256, "num_test": 64}, z_dims=(2, 2, 2), width=0.125,
                    batch_size=16, warmup_steps=2, combine="gated", heads="mlp", fade_in=3, log_every=4,
@@ -133,3 +124,15 @@ def test_kl_weights_scale_each_layers_kl_term():
         RunConfig(kl_weights=(1.0, 0.0)).resolve({}, "gaussian", 100)
     c = RunConfig(kl_weights=(3.0, 1.0, 1.0)).resolve({}, "gaussian", 100)
     assert RunConfig.from_dict(json.loads(json.dumps(c.to_dict()))).kl_weights == (3.0, 1.0, 1.0)
+
+
+def test_each_model_declares_its_own_options_and_the_run_passes_them_on():
+    from pyro_vlae.models import MODELS, model_options
+
+    assert model_options(VLAE) == {"combine": "concat", "heads": "linear", "kl_weights": None}
+    assert all(model_options(cls) == {} for name, cls in MODELS.items() if name != "vlae")
+    assert RunConfig(model="vlae", combine="gated", kl_weights=(2.0, 1.0)).model_options() == {
+        "combine": "gated", "kl_weights": (2.0, 1.0)}
+    assert RunConfig(model="hvae").model_options() == {}
+    with pytest.raises(ConfigError, match=r"kl_weights needs one positive weight per layer \(3\)"):
+        RunConfig(model="vlae", kl_weights=(1.0, 0.0, 1.0)).resolve({}, "gaussian", 1000)

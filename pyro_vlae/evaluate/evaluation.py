@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 
 from ..data.base import Data
 from ..errors import ConfigError
-from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
 from ..plotting import plot_layers, plot_matrix
 from ..rng import seeded
@@ -168,7 +167,7 @@ def _evaluate(
         "elbo": float(elbo_per_point[chosen].mean()),
         "elbo_same_draws": float(torch.cat(elbo).mean()),
     }
-    discrete = isinstance(model.likelihood, Bernoulli)
+    discrete = model.likelihood.discrete  # log p(x) is already a mass: no bin width to add
     if discrete or is_8bit(x, value_range):
         results["bits_per_dim"] = bits_per_dim(iwae_value, math.prod(data.shape), value_range, discrete)
 

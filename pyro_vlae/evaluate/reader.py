@@ -19,8 +19,9 @@ Factors are of three kinds, as in :func:`~pyro_vlae.evaluate.hierarchy.probe_sco
   read back with atan2; quality = R² averaged over the two coordinates.
 
 :func:`reader_for` trains a plugin's reader once and caches it in the user's cache folder
-(:func:`~pyro_vlae.data.files.cache_dir`), keyed by the data set, its options and
-:data:`READER_VERSION`.
+(:func:`~pyro_vlae.data.files.cache_dir`), keyed by the data set, its options, a fingerprint
+of the images and factors it trains and is scored on (:func:`fingerprint`: two folders read
+by the same plugin get two readers) and :data:`READER_VERSION`.
 """
 
 from __future__ import annotations
@@ -281,10 +282,23 @@ def train_reader(
 
 
 # ------------------------------------------------------------------------ cache
-def reader_path(plugin: str, options: Mapping[str, Any] | None = None, **training: Any) -> Path:
-    """Where the reader of data set ``plugin`` with ``options`` (and training settings) is cached:
+def fingerprint(*splits: TensorData | None) -> str:
+    """The size and a SHA-1 of the images and factors of ``splits``: what a reader learns from."""
+    digest = hashlib.sha1()
+    sizes = []
+    for data in splits:
+        sizes.append(str(len(data)) if data is not None else "-")
+        for t in (data.head(), data.factors) if data is not None else ():
+            digest.update(str(tuple(t.shape)).encode())
+            digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return f"{'+'.join(sizes)}:{digest.hexdigest()[:16]}"
+
+
+def reader_path(plugin: str, options: Mapping[str, Any] | None = None, data: str = "", **training: Any) -> Path:
+    """Where the reader of data set ``plugin`` with ``options``, trained on the data of
+    :func:`fingerprint` ``data`` (and training settings), is cached:
     ``cache_dir()/readers/PLUGIN-HASH.pt``."""
-    key = json.dumps({"plugin": plugin, "options": dict(options or {}), "training": training,
+    key = json.dumps({"plugin": plugin, "options": dict(options or {}), "data": data, "training": training,
                       "version": READER_VERSION}, sort_keys=True, default=str)
     return cache_dir() / "readers" / f"{plugin}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
 
@@ -309,10 +323,15 @@ def reader_for(
 ) -> FactorReader | None:
     """The factor reader of a data set, trained on its training split (scored on its test
     split, else on a held-out part) on first use and cached (see :func:`reader_path`).
-    ``options``: the plugin's options, part of the cache key. ``None`` when the data set
-    declares no factors. ``echo`` reports training (default: to stderr)."""
+    ``options``: the plugin's options, part of the cache key with the :func:`fingerprint` of
+    the data. ``None`` when the data set declares no factors. ``echo`` reports training
+    (default: to stderr)."""
     echo = echo or (lambda line: print(line, file=sys.stderr))
-    path = reader_path(plugin.name, options, steps=steps)
+    train = in_memory(plugin.load("train"))
+    if train is None:
+        return None
+    heldout = in_memory(plugin.load("test")) if "test" in plugin.splits else None
+    path = reader_path(plugin.name, options, data=fingerprint(train, heldout), steps=steps)
     if path.exists():
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -321,10 +340,6 @@ def reader_for(
         except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
             pass
         echo(f"the cached factor reader {path} is unreadable or outdated; training it again")
-    train = in_memory(plugin.load("train"))
-    if train is None:
-        return None
-    heldout = in_memory(plugin.load("test")) if "test" in plugin.splits else None
     echo(f"training the factor reader of {plugin.name} ({', '.join(train.factor_names)}) for {steps} steps; "
          f"cached in {path}")
     reader = train_reader(train, heldout, circular_factors=plugin.circular_factors, value_range=plugin.value_range,

@@ -4,7 +4,7 @@
 pictures into ``report.html`` (pictures embedded, so the page is self-contained).
 :func:`compare_runs` reads the ``evaluation.json`` of several runs into rows;
 :func:`write_comparison` saves them as Markdown, CSV and JSON, with the mean ± standard
-deviation per model over seeds.
+deviation per model over seeds, separately for each data set and number of layers.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import csv
 import html
 import itertools
 import json
+import os
 import statistics
 import warnings
 from collections.abc import Sequence
@@ -136,8 +137,26 @@ def _layers(values: Sequence[Any], fmt: str = "{:.1f}") -> str:
     return "/".join(fmt.format(v) for v in values)
 
 
+def data_identity(path: str | Path, evaluation: dict[str, Any]) -> str:
+    """The data set a run folder was trained and evaluated on, as one line: the plugin, its
+    options and where its files are (``summary.json``'s files, else ``--data-dir``), so that
+    two image folders read by the same plugin are two data sets."""
+    path = Path(path)
+    config = json.loads((path / CONFIG).read_text()) if (path / CONFIG).exists() else {}
+    summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).exists() else {}
+    label = str(config.get("plugin") or evaluation.get("plugin"))
+    options = config.get("plugin_options") or {}
+    if options:
+        label += " " + ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+    files = (summary.get("data") or {}).get("files") or ([config["data_dir"]] if config.get("data_dir") else [])
+    if files:
+        label += " @ " + (os.path.commonpath(files) if len(files) > 1 else files[0])
+    return label
+
+
 def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One row per run folder with the headline numbers of its ``evaluation.json``."""
+    """One row per run folder with the headline numbers of its ``evaluation.json``, its data
+    set (:func:`data_identity`) and its number of latent layers."""
     if not paths:
         raise ConfigError("compare needs at least one run folder", "pass run folders holding evaluation.json")
     rows = []
@@ -150,8 +169,11 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         row = {
             "run": Path(p).name,
             "model": e.get("model"),
+            "data": data_identity(p, e),
+            "num_layers": len(layers),
             "seed": e.get("seed"),
             "elbo": e["elbo"],
+            "iwae_samples": e["iwae"]["samples"],
             f"iwae_{e['iwae']['samples']}": e["iwae"]["value"],
             "kl": [layers[n]["kl"] for n in layers],
             "active_units": [layers[n]["active_units"] for n in layers],
@@ -183,11 +205,39 @@ def _mean_sd(values: Sequence[float | None]) -> str:
     return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
 
 
+def _iwae_cell(rows: Sequence[dict[str, Any]], samples: int) -> str:
+    """The IWAE-``samples`` column's cell for ``rows`` (mean ± sd over the runs evaluated with
+    that K), saying why runs evaluated with another K have no value there."""
+    have = [r for r in rows if r["iwae_samples"] == samples]
+    if not have:
+        others = sorted({r["iwae_samples"] for r in rows})
+        return f"not run (evaluated with IWAE-{'/'.join(map(str, others))})"
+    cell = _mean_sd([r[f"iwae_{samples}"] for r in have])
+    return cell if len(have) == len(rows) else f"{cell} ({len(have)} of {len(rows)} runs)"
+
+
 def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
-    """Markdown: one line per run, then mean ± sd per model, then each model's mean
-    layer × factor matrix (probe informativeness)."""
-    iwae_key = next((k for k in rows[0] if k.startswith("iwae_")), "iwae")
-    header = ["run", "ELBO", iwae_key.replace("_", "-").upper(), "KL per layer", "active units",
+    """Markdown, per data set and number of layers (runs on different data or with another
+    number of layers are never averaged together): one line per run, then mean ± sd per
+    model, then each model's mean layer × factor matrix (probe informativeness)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["data"], r["num_layers"]), []).append(r)
+    lines = []
+    if len(groups) > 1:
+        lines += [f"These runs are on {len({d for d, _ in groups})} data set(s) with "
+                  f"{len({n for _, n in groups})} number(s) of layers: each combination is summarised "
+                  "separately.", ""]
+    for (data, num_layers), group in groups.items():
+        lines += [f"## {data}, {num_layers} layer(s)", ""] + _format_group(group) + [""]
+    return "\n".join(lines).rstrip("\n")
+
+
+def _format_group(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The tables of :func:`format_comparison` for runs on one data set and number of layers."""
+    ks = sorted({r["iwae_samples"] for r in rows})
+    iwae_cols = [f"IWAE-{k}" for k in ks]
+    header = ["run", "ELBO", *iwae_cols, "KL per layer", "active units",
               "ordering (probe)", "ordering (NMI)", "MIG", "ordering (intervention)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
@@ -195,27 +245,28 @@ def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
         return "–" if v is None else f"{v:.2f}"
 
     for r in rows:
-        lines.append(f"| {r['run']} | {num(r['elbo'])} | {num(r.get(iwae_key))} | {_layers(r['kl'])} | "
+        iwae = " | ".join(_iwae_cell([r], k) for k in ks)
+        lines.append(f"| {r['run']} | {num(r['elbo'])} | {iwae} | {_layers(r['kl'])} | "
                      f"{_layers(r['active_units'], '{}')} | {num(r['ordering_probe'])} | "
                      f"{num(r['ordering_nmi'])} | {num(r['mig'])} | {num(r.get('ordering_intervention'))} |")
     models: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         models.setdefault(str(r["model"]), []).append(r)
-    lines += ["", "| model | runs | ELBO | " + iwae_key.replace("_", "-").upper()
+    lines += ["", "| model | runs | ELBO | " + " | ".join(iwae_cols)
               + " | KL per layer | ordering (probe) | ordering (NMI) | MIG | ordering (intervention) |",
-              "|" + "---|" * 9]
+              "|" + "---|" * (8 + len(ks))]
     for model, rs in models.items():
         kl = [statistics.mean(v) for v in zip(*[r["kl"] for r in rs])]
-        lines.append(f"| {model} | {len(rs)} | {_mean_sd([r['elbo'] for r in rs])} | "
-                     f"{_mean_sd([r.get(iwae_key) for r in rs])} | {_layers(kl)} | "
+        iwae = " | ".join(_iwae_cell(rs, k) for k in ks)
+        lines.append(f"| {model} | {len(rs)} | {_mean_sd([r['elbo'] for r in rs])} | {iwae} | {_layers(kl)} | "
                      f"{_mean_sd([r['ordering_probe'] for r in rs])} | {_mean_sd([r['ordering_nmi'] for r in rs])} | "
                      f"{_mean_sd([r['mig'] for r in rs])} | "
                      f"{_mean_sd([r.get('ordering_intervention') for r in rs])} |")
     lines += _mean_matrices(models, "probe", "layers", "factors", "layer × factor probe informativeness")
     lines += _mean_matrices(models, "intervention", "intervention_layers", "intervention_factors",
                             "intervention matrix (change when only this layer is re-drawn)")
-    lines += [""] + [f"Out of date: {r['stale']}." for r in rows if "stale" in r]
-    return "\n".join(lines).rstrip("\n")
+    stale = [f"Out of date: {r['stale']}." for r in rows if "stale" in r]
+    return lines + ([""] + stale if stale else [])
 
 
 def _mean_matrices(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
@@ -15,6 +17,17 @@ from .vlae import VLAE
 
 #: models selectable with ``--model``
 MODELS: dict[str, type[LatentModel]] = {"vlae": VLAE, "hvae": HVAE, "lvae": LVAE, "vae": VAE}
+
+
+def model_options(cls: type[LatentModel]) -> dict[str, Any]:
+    """The options a model class declares beyond those every :class:`LadderModel` takes: its
+    constructor's other keyword arguments and their defaults (the VLAE's ``combine``,
+    ``heads``, ``kl_weights``; none for the baselines)."""
+    shared = inspect.signature(LadderModel).parameters
+    return {
+        name: p.default for name, p in inspect.signature(cls).parameters.items()
+        if name not in shared and p.default is not inspect.Parameter.empty
+    }
 
 
 def build_model(
@@ -33,4 +46,7 @@ def build_model(
     return MODELS[name](x_shape, z_dims, likelihood, stem=stem, width=width, **options)
 
 
-__all__ = ["MODELS", "HVAE", "LVAE", "LadderModel", "LatentModel", "MarkovHierarchy", "VAE", "VLAE", "build_model"]
+__all__ = [
+    "MODELS", "HVAE", "LVAE", "LadderModel", "LatentModel", "MarkovHierarchy", "VAE", "VLAE", "build_model",
+    "model_options",
+]

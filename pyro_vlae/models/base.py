@@ -14,11 +14,30 @@ from pyro.infer.reparam import LocScaleReparam
 from pyro.nn import PyroModule, pyro_method
 from torch import Tensor
 
-from ..config import ELBOS, check_z_dims
 from ..errors import ConfigError, DataError
 from ..likelihoods import Gaussian, Likelihood
 from ..nets.blocks import init_weights
 from ..nets.ladder import architecture
+
+#: ELBO estimators (``--elbo``): Pyro's Trace_ELBO and TraceMeanField_ELBO
+ELBOS = ("trace", "meanfield")
+#: widths of z1..zL when none are given: three layers of 2-D codes
+DEFAULT_Z_DIMS = (2, 2, 2)
+
+
+def check_z_dims(z_dims: Sequence[int]) -> tuple[int, ...]:
+    """``z_dims`` as a tuple of ints, or :class:`ConfigError` unless it is a non-empty list of
+    positive widths (one per latent layer)."""
+    try:
+        dims = tuple(int(d) for d in z_dims)
+    except (TypeError, ValueError):
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise ConfigError(
+            f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
+            "e.g. --z-dims 2,2,2 for three layers of 2-D codes",
+        )
+    return dims
 
 
 class _AbstractPyroModule(type(PyroModule), ABCMeta):
@@ -222,7 +241,7 @@ class LadderModel(LatentModel):
     def __init__(
         self,
         x_shape: Sequence[int],
-        z_dims: Sequence[int] = (2, 2, 2),
+        z_dims: Sequence[int] = DEFAULT_Z_DIMS,
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,

@@ -14,6 +14,7 @@ from torch import nn
 from ..likelihoods import Likelihood
 from ..nets.blocks import GaussianHead
 from ..nets.ladder import encoder_stage, latent_to_features
+from .base import DEFAULT_Z_DIMS
 from .markov import MarkovHierarchy
 
 
@@ -42,7 +43,7 @@ class HVAE(MarkovHierarchy):
     def __init__(
         self,
         x_shape: Sequence[int],
-        z_dims: Sequence[int] = (2, 2, 2),
+        z_dims: Sequence[int] = DEFAULT_Z_DIMS,
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,

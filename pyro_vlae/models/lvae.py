@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from ..likelihoods import Likelihood
 from ..nets.blocks import GaussianHead
-from ..nets.ladder import encoder_stage
+from ..nets.ladder import bottom_up, encoder_stage
+from .base import DEFAULT_Z_DIMS
 from .markov import MarkovHierarchy
 
 
@@ -55,7 +56,7 @@ class LVAE(MarkovHierarchy):
     def __init__(
         self,
         x_shape: Sequence[int],
-        z_dims: Sequence[int] = (2, 2, 2),
+        z_dims: Sequence[int] = DEFAULT_Z_DIMS,
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,
@@ -68,11 +69,7 @@ class LVAE(MarkovHierarchy):
 
     def bottom_up(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
         """(μ̂_l, σ̂_l) for l = 1..L from the deterministic pass d_l = g_l(d_{l-1})."""
-        d, params = x, []
-        for g, head in zip(self.inference, self.ladder):
-            d = g(d)
-            params.append(head(d))
-        return params
+        return bottom_up(self.inference, self.ladder, x)
 
     @pyro_method
     def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):

@@ -17,9 +17,8 @@ from pyro.params.param_store import param_with_module_name
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..config import ELBOS
 from ..errors import ConfigError
-from ..models.base import LatentModel
+from ..models.base import ELBOS, LatentModel
 from .compiled import CompiledStep, CUDAGraphStep, surrogate_loss
 from .schedule import KLWarmup, LayerFadeIn
 
@@ -38,7 +37,7 @@ class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
         return loss
 
 
-#: Pyro's ELBO classes, plain and JIT-compiled, for each name of :data:`~pyro_vlae.config.ELBOS`
+#: Pyro's ELBO classes, plain and JIT-compiled, for each name of :data:`~pyro_vlae.models.base.ELBOS`
 #: (in that order: Monte-Carlo, then mean-field)
 ELBO_CLASSES: dict[str, tuple[type[Trace_ELBO], type[Trace_ELBO]]] = dict(
     zip(ELBOS, [(Trace_ELBO, JitTrace_ELBO), (TraceMeanField_ELBO, _JitTraceMeanField_ELBO)], strict=True)
