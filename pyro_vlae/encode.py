@@ -256,7 +256,7 @@ def read_images(
             with Image.open(path) as image:
                 image.load()
                 images.append(image)
-        except (OSError, UnidentifiedImageError) as err:
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:  # a bomb: too many pixels
             raise DataError(f"cannot read the image {path}: {err}", "remove or replace that file") from err
     return images_to_tensor(images, x_shape, value_range, echo, names), names
 

@@ -22,7 +22,7 @@ import torch
 from . import plugins
 from ._version import __version__
 from .config import RunConfig, resolve_device
-from .data.base import Data, DatasetPlugin
+from .data.base import Data, DatasetPlugin, worker_failed
 from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
 from .folder_lock import FolderLock
@@ -377,21 +377,32 @@ def loop(
                 bar.update(1, text)
                 if step % config.checkpoint_every == 0 and step < config.steps:
                     checkpoints.save()
-                signum = stops.signum if setup.context is None else agreed(stops.signum, model.device)
+                signum = stops.signum
+                if setup.context is not None:  # every process stops after the same step
+                    with setup.context.collective(f"the stop check of step {step}"):
+                        signum = agreed(signum, model.device)
                 if signum is not None:
                     checkpoints.check(finite, float(loss_t), step)
                     if checkpoints.last_saved != step:
                         checkpoints.save(finished=step >= config.steps)
-                    raise Stopped(
-                        signum,
-                        f"stopped by {signal_name(signum)} after step {step} of {config.steps}; "
-                        f"its checkpoint is saved in {setup.out}",
-                        f"continue with: pyro-vlae fit --resume --out {setup.out}",
-                    )
+                    raise _stopped(signum, step, setup)
+            checkpoints.save(finished=True)
+            if stops.signum is not None:  # received during the final save, which it waited for
+                raise _stopped(stops.signum, trainer.step_count, setup)
     except KeyboardInterrupt:  # a second signal, or one where no handler could be installed
         kept = checkpoints.last_saved
         echo(f"\nstopped at once; {f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'}")
         raise
+    except RuntimeError as err:  # a loader worker died while this process was inside a step
+        if "DataLoader worker" not in str(err):
+            raise
+        kept = checkpoints.last_saved
+        failed = worker_failed(err)
+        raise DataError(
+            f"{failed.problem}; training stopped in step {trainer.step_count + 1}, and "
+            f"{f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'} in {setup.out}",
+            f"{failed.fix}, then continue with --resume",
+        ) from err
     except DataError as err:  # an unreadable file in a streamed data set: stop, keep everything
         if not bool(finite):
             raise
@@ -405,8 +416,17 @@ def loop(
         bar.close()
         if metrics is not None:
             metrics.close()
-    checkpoints.save(finished=True)
     return checkpoints.saved_seconds
+
+
+def _stopped(signum: int, step: int, setup: Setup) -> Stopped:
+    """The end of a run stopped by ``signum`` after ``step``, its checkpoint saved."""
+    return Stopped(
+        signum,
+        f"stopped by {signal_name(signum)} after step {step} of {setup.config.steps}; "
+        f"its checkpoint is saved in {setup.out}",
+        f"continue with: pyro-vlae fit --resume --out {setup.out}",
+    )
 
 
 # ------------------------------------------------------------------------------ finish

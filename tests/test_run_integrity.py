@@ -293,13 +293,13 @@ def test_resume_counts_all_training_time_removes_leftovers_and_writes_files_alik
 
 
 class DyingItems(torch.utils.data.Dataset):
-    """Items whose sixth kills the process reading it, as the out-of-memory killer would."""
+    """Items whose first kills the process reading it, as the out-of-memory killer would."""
 
     def __len__(self):
         return 8
 
     def __getitem__(self, index):
-        if index == 5:
+        if index == 0:
             os.kill(os.getpid(), signal.SIGKILL)
         return torch.zeros(1, 2, 2)
 
@@ -359,3 +359,14 @@ def test_encode_refuses_tensors_it_cannot_encode_in_one_message(trained, tmp_pat
     r = cli("encode", trained, "--tensor", tmp_path / "x.pt", "--out", tmp_path / "features", "--no-progress")
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
     assert not (tmp_path / "features.npz").exists()
+
+
+def test_encode_refuses_a_decompression_bomb_in_one_message(trained, tmp_path, monkeypatch):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "images" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # as a 20000 × 20000 image is to the default limit
+    r = cli("encode", trained, "--images", tmp_path / "images", "--out", tmp_path / "features", "--no-progress")
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert "cannot read the image" in r.output and "decompression bomb" in r.output

@@ -258,23 +258,31 @@ class _CheckedLoader(DataLoader):
     as a :class:`DataError`."""
 
     def __iter__(self) -> Iterator[Tensor]:
-        batches = super().__iter__()
+        batches = None
         while True:
             try:
+                batches = batches or super().__iter__()
                 x, problems, fixes = next(batches)
             except StopIteration:
                 return
             except RuntimeError as err:  # a worker killed (e.g. out of memory), or silent past the timeout
                 if "DataLoader" not in str(err):
                     raise
-                raise DataError(
-                    f"a data-loading worker process failed ({str(err).splitlines()[0]})",
-                    "free memory, or use fewer worker processes (e.g. -P num_workers=2)",
-                ) from err
+                # end the other workers now: until then PyTorch's SIGCHLD handler raises anywhere
+                getattr(batches, "_shutdown_workers", lambda: None)()
+                raise worker_failed(err) from err
             for problem, fix in zip(problems, fixes):
                 if problem:
                     raise DataError(problem, fix or None)
             yield x
+
+
+def worker_failed(err: RuntimeError) -> DataError:
+    """PyTorch's error for a loader worker that died or sent nothing in time, as a :class:`DataError`."""
+    return DataError(
+        f"a data-loading worker process failed ({str(err).splitlines()[0]})",
+        "free memory, or use fewer worker processes (e.g. -P num_workers=2)",
+    )
 
 
 class DatasetPlugin(ABC):
