@@ -28,7 +28,7 @@ from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
 
-from .atomic import atomic_write
+from .atomic import atomic_write, make_folder
 from .data.base import Data, TensorData
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
@@ -324,7 +324,7 @@ def save_features(features: dict[str, Tensor], out: str | Path) -> list[Path]:
     base = out.with_suffix("") if out.suffix in (".npz", ".pt") else out
     targets = [base.with_name(base.name + suffix) for suffix in (".npz", ".pt")]
     check_not_run_files(targets)
-    base.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(base.parent)
     with atomic_write(targets[0]) as npz, atomic_write(targets[1]) as pt:  # both written before either replaces
         np.savez(npz, **{k: v.numpy() for k, v in features.items()})
         torch.save(features, pt)

@@ -376,3 +376,21 @@ def test_encode_refuses_a_decompression_bomb_in_one_message(trained, tmp_path, m
 def test_every_seed_option_refuses_what_the_generators_cannot_take(trained, command):
     r = cli(command, trained, "--seed", "99999999999999999999")
     assert r.exit_code == 2 and "--seed" in r.output and "0<=x<=4294967295" in r.output, r.output
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_message(trained, tmp_path, monkeypatch):
+    run = copy_of(trained, tmp_path)
+    fake_evaluation(run, 4)
+    mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if "ro" in self.parts:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    for command in (["compare", run, "--out", tmp_path / "ro" / "cmp"],
+                    ["encode", run, "--out", tmp_path / "ro" / "features", "--no-progress"]):
+        r = cli(*command)
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+        assert f"cannot write {tmp_path / 'ro'}: Read-only file system" in r.output
