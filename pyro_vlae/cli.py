@@ -348,9 +348,9 @@ def explore(run: Path, host: str, port: int, samples: int, span: float, seed: in
 def writing(run: Path, command: str):
     """The lock of the run folder ``run`` while ``command`` writes into it (one writer at a
     time; :func:`~pyro_vlae.run_folder.lock_folder`), as a context manager."""
-    from .run_folder import lock_folder
+    from .run_folder import lock_run
 
-    return lock_folder(run, command)
+    return lock_run(run, command)
 
 
 def _load(run: Path, device: str, seed: int):

@@ -236,6 +236,17 @@ def lock_folder(folder: str | Path, command: str) -> FolderLock:
     return lock
 
 
+def lock_run(folder: str | Path, command: str) -> FolderLock:
+    """:func:`lock_folder` for a command that writes into a run ``folder`` (``evaluate``,
+    ``sample``, ...); a folder without a checkpoint is refused before anything is written."""
+    if not (Path(folder) / CHECKPOINT).exists():
+        raise CheckpointError(
+            f"no checkpoint at {Path(folder) / CHECKPOINT}",
+            f"pass a run folder written by `pyro-vlae fit` (it holds {CHECKPOINT})",
+        )
+    return lock_folder(folder, command)
+
+
 def prepare_folder(out: Path, resume: bool) -> FolderLock:
     """Lock ``out`` for ``fit`` and check that it can hold a new run (or, with ``resume``,
     holds one to continue); the caller releases the lock returned.

@@ -261,7 +261,8 @@ class _CheckedLoader(DataLoader):
         batches = None
         while True:
             try:
-                batches = batches or super().__iter__()
+                if batches is None:  # started inside the try: a worker may die at once
+                    batches = super().__iter__()
                 x, problems, fixes = next(batches)
             except StopIteration:
                 return
