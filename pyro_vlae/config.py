@@ -158,6 +158,9 @@ class RunConfig:
             (self.fade_in is None or _valid_fade_in(self.fade_in),
              "--fade-in must be a whole number of steps per layer (0: off) or a fraction of the run in (0, 1)"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
+            (all(v is None or math.isfinite(v) for v in (self.lr, self.beta, self.clip_norm, self.width, self.epochs)),
+             "--lr, --beta, --clip-norm, --width and --epochs must be finite numbers"),
+            (isinstance(self.seed, int) and 0 <= self.seed < 2**32, "--seed must be an integer from 0 to 4294967295"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
             ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
         ]

@@ -22,7 +22,7 @@ import torch
 from . import plugins
 from ._version import __version__
 from .config import RunConfig
-from .data.base import Data, DatasetPlugin
+from .data.base import Data, DatasetPlugin, worker_failed
 from .devices import resolve_device
 from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
@@ -37,6 +37,7 @@ from .run_folder import (
     METRICS,
     SUMMARY,
     MetricsLog,
+    check_resumable,
     kl_column,
     load_checkpoint,
     make_model,
@@ -148,7 +149,11 @@ def resolve(
 
     def open_folder() -> dict[str, Any] | None:
         locks.append(prepare_folder(out, resume))
-        return load_checkpoint(out) if resume else None
+        if not resume:
+            return None
+        ckpt = load_checkpoint(out)
+        check_resumable(ckpt, out)
+        return ckpt
 
     try:
         if context is None:
@@ -280,6 +285,8 @@ class Checkpoints:
         #: seconds trained before this process started (a resumed run's earlier ones)
         self.earlier_seconds = float((setup.checkpoint or {}).get("train_seconds", 0.0))
         self.started = time.perf_counter()
+        #: the training time the last checkpoint records (``summary.json`` shows the final one)
+        self.saved_seconds = self.earlier_seconds
 
     @property
     def train_seconds(self) -> float:
@@ -287,6 +294,7 @@ class Checkpoints:
         return self.earlier_seconds + time.perf_counter() - self.started
 
     def save(self, finished: bool = False) -> None:
+        self.saved_seconds = round(self.train_seconds, 3)
         if self.metrics is not None:
             self.metrics.sync()
         if self.setup.main:
@@ -296,7 +304,7 @@ class Checkpoints:
                 "trainer": self.trainer.state_dict(),
                 "finished": finished,
                 "first_loss": self.first_loss,
-                "train_seconds": self.train_seconds,
+                "train_seconds": self.saved_seconds,
             }
             save_checkpoint(self.setup.out / CHECKPOINT, payload)
         self.last_saved = self.trainer.step_count
@@ -361,13 +369,32 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
                 bar.update(1, None if terms is None else _progress_text(terms, beta))
                 if step % config.checkpoint_every == 0 and step < config.steps:
                     checkpoints.save()
-                signum = stops.signum if setup.context is None else agreed(stops.signum, model.device)
+                signum = stops.signum
+                if setup.context is not None:  # every process stops after the same step
+                    with setup.context.collective(f"the stop check of step {step}"):
+                        signum = agreed(signum, model.device)
                 if signum is not None:
-                    _stop(setup, checkpoints, signum, finite, float(loss_t), step)
+                    checkpoints.check(finite, float(loss_t), step)
+                    if checkpoints.last_saved != step:
+                        checkpoints.save(finished=step >= config.steps)
+                    raise _stopped(signum, step, setup)
+            checkpoints.save(finished=True)
+            if stops.signum is not None:  # received during the final save, which it waited for
+                raise _stopped(stops.signum, trainer.step_count, setup)
     except KeyboardInterrupt:  # a second signal, or one where no handler could be installed
         kept = checkpoints.last_saved
         echo(f"\nstopped at once; {f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'}")
         raise
+    except RuntimeError as err:  # a loader worker died while this process was inside a step
+        if "DataLoader worker" not in str(err):
+            raise
+        kept = checkpoints.last_saved
+        failed = worker_failed(err)
+        raise DataError(
+            f"{failed.problem}; training stopped in step {trainer.step_count + 1}, and "
+            f"{f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'} in {setup.out}",
+            f"{failed.fix}, then continue with --resume",
+        ) from err
     except DataError as err:  # an unreadable file in a streamed data set: stop, keep everything
         if not bool(finite):
             raise
@@ -376,8 +403,17 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
         bar.close()
         if metrics is not None:
             metrics.close()
-    checkpoints.save(finished=True)
-    return checkpoints.train_seconds
+    return checkpoints.saved_seconds
+
+
+def _stopped(signum: int, step: int, setup: Setup) -> Stopped:
+    """The end of a run stopped by ``signum`` after ``step``, its checkpoint saved."""
+    return Stopped(
+        signum,
+        f"stopped by {signal_name(signum)} after step {step} of {setup.config.steps}; "
+        f"its checkpoint is saved in {setup.out}",
+        f"continue with: pyro-vlae fit --resume --out {setup.out}",
+    )
 
 
 def _log_step(
@@ -425,21 +461,6 @@ def _track_step(config: RunConfig, model: LatentModel, track: Tracker, row: dict
     step = int(row["step"])
     if log_images_every and step % log_images_every == 0 and step < config.steps:
         track.log_layers(step, model)  # the same draws every time, apart from training
-
-
-def _stop(setup: Setup, checkpoints: Checkpoints, signum: int, finite: torch.Tensor, loss: float, step: int) -> None:
-    """A stop signal arrived during ``step``: save its checkpoint (when the loss is finite)
-    and raise :class:`Stopped`."""
-    config = setup.config
-    checkpoints.check(finite, loss, step)
-    if checkpoints.last_saved != step:
-        checkpoints.save(finished=step >= config.steps)
-    raise Stopped(
-        signum,
-        f"stopped by {signal_name(signum)} after step {step} of {config.steps}; "
-        f"its checkpoint is saved in {setup.out}",
-        f"continue with: pyro-vlae fit --resume --out {setup.out}",
-    )
 
 
 # ------------------------------------------------------------------------------ finish

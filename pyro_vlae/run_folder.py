@@ -126,6 +126,22 @@ def check_not_run_files(paths: list[Path]) -> None:
             )
 
 
+def check_resumable(ckpt: dict[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``ckpt`` holds what ``fit --resume`` reads."""
+    trainer = ckpt.get("trainer")
+    missing = [k for k in ("config", "x_shape", "trainer") if k not in ckpt]
+    if isinstance(trainer, dict):
+        missing += [f"trainer.{k}" for k in ("step", "model", "optim", "rng_cpu") if k not in trainer]
+    if not missing and not (isinstance(ckpt["config"], dict) and isinstance(trainer, dict)
+                            and isinstance(trainer["step"], int) and trainer["step"] >= 0):
+        missing = ["a valid config and step"]
+    if missing:
+        raise CheckpointError(
+            f"the checkpoint in {path} lacks {', '.join(missing)}: it is damaged or was not written by `pyro-vlae fit`",
+            "restore it from a backup, or start a new run with another --out",
+        )
+
+
 def find_picture(folder: str | Path, name: str, **fields: Any) -> Path | None:
     """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder;
     ``None`` when it has none."""
@@ -220,6 +236,17 @@ def lock_folder(folder: str | Path, command: str) -> FolderLock:
         lock.release()
         raise
     return lock
+
+
+def lock_run(folder: str | Path, command: str) -> FolderLock:
+    """:func:`lock_folder` for a command that writes into a run ``folder`` (``evaluate``,
+    ``sample``, ...); a folder without a checkpoint is refused before anything is written."""
+    if not (Path(folder) / CHECKPOINT).exists():
+        raise CheckpointError(
+            f"no checkpoint at {Path(folder) / CHECKPOINT}",
+            f"pass a run folder written by `pyro-vlae fit` (it holds {CHECKPOINT})",
+        )
+    return lock_folder(folder, command)
 
 
 def prepare_folder(out: Path, resume: bool) -> FolderLock:

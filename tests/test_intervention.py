@@ -1,6 +1,7 @@
 """The interventional layer × factor matrix on hand-built decoders with known answers."""
 
 import math
+import os
 
 import pyro
 import pyro.distributions as dist
@@ -216,3 +217,14 @@ def test_compare_averages_matrices_of_the_same_factors_only():
                               row("c", ["label", "ink"], [[0.2, 0.4], [0.9, 0.1]])])
     assert "| z1 | 0.75 |" in text and "| z2 | 0.00 |" in text and "| z2 | 0.90 | 0.10 |" in text
     assert "mean over 2 run(s)" in text and "mean over 1 run(s)" in text
+
+
+def test_a_cached_reader_of_random_bytes_is_trained_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path / "cache"))
+    options = {"num_train": 200, "num_test": 50}
+    reader_for(Shapes(**options), options, steps=5, echo=lambda _: None)
+    (cached,) = (tmp_path / "cache" / "readers").glob("shapes-*.pt")
+    cached.write_bytes(os.urandom(4096))
+    said = []
+    reader_for(Shapes(**options), options, steps=5, echo=said.append)
+    assert any("unreadable or outdated" in line for line in said)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -114,7 +115,7 @@ class VLAE(LadderModel):
         """``kl_weights`` as floats, or :class:`ConfigError` unless there is one positive
         weight per layer."""
         weights = tuple(float(w) for w in kl_weights)
-        if len(weights) != num_layers or min(weights) <= 0:
+        if len(weights) != num_layers or not all(math.isfinite(w) and w > 0 for w in weights):
             raise ConfigError(
                 f"kl_weights needs one positive weight per layer ({num_layers}), got {list(weights)}",
                 "e.g. --kl-weights " + ",".join(["1"] * num_layers),
