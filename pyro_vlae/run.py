@@ -327,7 +327,8 @@ def loop(
     fields = ["step", "beta", "loss", "elbo", "recon", *[f"kl_{s}" for s in sites], "seconds"]
     metrics = MetricsLog(setup.out / METRICS, fields, trainer.step_count) if setup.main else None
     checkpoints = Checkpoints(setup, trainer, metrics)
-    bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model)
+    bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model, what="training",
+                   advice=lambda rate: f"a first look: --steps {max(1, int(rate * 600))} takes about 10 min here")
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
     stops = stops or StopRequests()
     try:
