@@ -216,3 +216,19 @@ def test_compare_averages_matrices_of_the_same_factors_only():
                               row("c", ["label", "ink"], [[0.2, 0.4], [0.9, 0.1]])])
     assert "| z1 | 0.75 |" in text and "| z2 | 0.00 |" in text and "| z2 | 0.90 | 0.10 |" in text
     assert "mean over 2 run(s)" in text and "mean over 1 run(s)" in text
+
+
+def test_a_refused_reader_gives_advice_that_can_help():
+    """A reader that fits its few training images but not new ones is told that more steps
+    will not help; one that has not learned its training images yet, to train longer."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(48, 1, 8, 8, generator=g)
+    factors = torch.randint(2, (48, 1), generator=g).float()  # labels no image shows: only memorised
+    train, heldout = TensorData(x[:32], factors[:32], ("label",)), TensorData(x[32:], factors[32:], ("label",))
+    memorised = train_reader(train, heldout, steps=300, lr=3e-3)
+    assert memorised.info["train_quality"]["label"] >= 0.9
+    with pytest.raises(ReaderError, match="will not help") as err:
+        memorised.check()
+    assert "32 training images" in str(err.value) and "--no-intervention" in str(err.value)
+    with pytest.raises(ReaderError, match="train it longer \\(--reader-steps 2\\)"):
+        train_reader(train, heldout, steps=1).check()
