@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,24 @@ def parse_weights(ctx, param, value: str | None) -> tuple[float, ...] | None:
     return None if value is None else parse_list(value, float, "4,1,1")
 
 
+def parse_fade_in(ctx, param, value: str | None) -> int | float | None:
+    """``--fade-in``: a fraction of the run in (0, 1), or a whole number of steps per layer."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = math.nan
+    if not 0 < fraction < 1:
+        raise click.BadParameter(f"{value!r} is neither a fraction of the run in (0, 1) nor a whole number of "
+                                 "steps, e.g. --fade-in 0.5 or --fade-in 500")
+    return fraction
+
+
 def parse_layers(ctx, param, values: tuple[str, ...]) -> tuple[int, ...]:
     """``encode --layers``, given once or more: layers counted from 1, e.g. 2,3."""
     layers = parse_list(",".join(values), int, "2,3", "a list of layers")
@@ -170,9 +189,9 @@ def main() -> None:
               "[default: the data set's, else concat].")
 @click.option("--heads", type=click.Choice(VLAE.HEADS),
               help="VLAE: linear ladder heads (μ, σ) or two dense layers first [default: the data set's, else linear].")
-@click.option("--fade-in", type=int, metavar="STEPS",
-              help="VLAE: fade the layers in from the top down, one layer every STEPS steps (0: off) "
-              "[default: the data set's, else 0].")
+@click.option("--fade-in", callback=parse_fade_in, metavar="FRACTION|STEPS",
+              help="VLAE: fade the layers in from the top down, every layer fully on after FRACTION (in (0, 1)) "
+              "of the run, or one layer every STEPS steps (0: off) [default: the data set's, else 0].")
 @click.option("--kl-weights", callback=parse_weights, metavar="W1,...,WL",
               help="VLAE: weight of each layer's KL term, z1 first (all 1: the ELBO) [default: the data set's].")
 @click.option("--steps", type=int, help="Training steps [default: the data set's].")
@@ -285,12 +304,14 @@ def list_plugins_command(name: str | None) -> None:
               help="Measure the interventional layer × factor matrix (trains the data set's factor reader once).")
 @click.option("--intervention-samples", type=click.IntRange(2), default=1000, show_default=True,
               help="Pairs of generated images per layer for the intervention matrix.")
+@click.option("--fidelity-samples", type=click.IntRange(0), default=2000, show_default=True,
+              help="Samples compared with as many test images for the sample fidelity (0: not measured).")
 @click.option("--reader-steps", type=click.IntRange(1),
               help="Training steps of the factor reader (trained once per data set, then cached) [default: 3000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate(run: Path, device: str, **options: Any) -> None:
-    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix
-    and hierarchy metrics.
+    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix,
+    the sample fidelity and hierarchy metrics.
 
     Prints a table and writes evaluation.json, latents.png, intervention.png and
     hierarchy.png into RUN.

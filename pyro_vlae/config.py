@@ -52,7 +52,10 @@ class RunConfig:
     elbo: str = "trace"
     combine: str | None = None
     heads: str | None = None
-    fade_in: int | None = None
+    #: VLAE fade-in (:class:`~pyro_vlae.train.LayerFadeIn`): steps per layer (an integer, 0: off)
+    #: or a fraction in (0, 1) of the run after which every layer is fully on; :meth:`resolve`
+    #: turns a fraction into steps per layer, so a resumed run keeps its schedule
+    fade_in: int | float | None = None
     kl_weights: tuple[float, ...] | None = None
     num_particles: int = 1
     clip_norm: float | None = None
@@ -131,6 +134,9 @@ class RunConfig:
         if warmup_share is not None:
             c.warmup_steps = round(warmup_share * c.steps)
         c.validate(num_data)
+        from .train.schedule import LayerFadeIn  # the trainer imports this module
+
+        c.fade_in = LayerFadeIn.stage_for(c.fade_in, c.steps, len(c.z_dims))
         return c
 
     def validate(self, num_data: int | None = None) -> None:
@@ -153,7 +159,8 @@ class RunConfig:
             (self.checkpoint_every >= 1 and self.log_every >= 1,
              "--checkpoint-every and --log-every must be at least 1"),
             (self.width is None or self.width > 0, "--width must be positive"),
-            (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
+            (self.fade_in is None or _valid_fade_in(self.fade_in),
+             "--fade-in must be a whole number of steps per layer (0: off) or a fraction of the run in (0, 1)"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
             ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
@@ -194,6 +201,11 @@ class RunConfig:
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
+
+
+def _valid_fade_in(value: float) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+        isinstance(value, float) and 0 < value < 1)
 
 
 def resolve_device(name: str, local_rank: int | None = None, local_world_size: int = 1) -> torch.device:

@@ -208,6 +208,7 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
                 "--intervention-samples", "40", "--reader-steps", "30")
         assert r.exit_code == 0, r.output
         assert "IWAE-20" in r.output and "ordering score" in r.output and "re-drawn" in r.output
+        assert "sample fidelity" in r.output
         assert (run / "latents.png").exists() and (run / "hierarchy.png").exists()
         assert (run / "intervention.png").exists()
     evaluation = json.loads((runs[0] / "evaluation.json").read_text())
@@ -217,13 +218,16 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
     assert iv["pairs"] == 40 and len(iv["intervention"]) == 2 and "centroid_x" in iv["factors"]
     # a reader trained for 30 steps on 86 images cannot read the factors: refused, statistics kept
     assert "hue" not in iv["factors"] and "too poorly" in iv["reader_refused"]
+    fid = evaluation["fidelity"]  # read by the image statistics alone, the reader being refused
+    assert fid["num_samples"] == 48 and "hue" not in fid["factors"] and fid["confident"] is None
+    assert set(fid["distance"]) == set(fid["factors"]) and "colour" in fid["factors"]
     r = cli("report", str(runs[0]))
     assert r.exit_code == 0, r.output
     page = (runs[0] / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and "ordering score" in page
     r = cli("compare", *map(str, runs), "--out", str(tmp_path / "cmp"))
     assert r.exit_code == 0, r.output
-    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output
+    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output and "sample fidelity" in r.output
     assert len((tmp_path / "cmp.csv").read_text().strip().splitlines()) == 3
     assert len(json.loads((tmp_path / "cmp.json").read_text())) == 2
 

@@ -5,10 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import run
 from PIL import Image
 
-from pyro_vlae.cli import main
 from pyro_vlae.data.images import list_images
 from pyro_vlae.errors import DataError
 from pyro_vlae.plugins import dataset
@@ -61,10 +60,6 @@ def photo_folder(root):
 @pytest.fixture
 def photos(tmp_path):
     return photo_folder(tmp_path / "photos")
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_listing_ignores_hidden_and_apple_double_files(photos):

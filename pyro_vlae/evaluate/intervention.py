@@ -139,7 +139,7 @@ def intervention_effects(
             other = {s: torch.randn(b, d, generator=g).to(model.device) for s, d in zip(sites, model.z_dims)}
             images = [model.generate(b, noise=eps), model.generate(b, noise=other)]
             images += [model.generate(b, noise={**eps, s: other[s]}) for s in sites]
-            readings = [_read(x, reader, value_range) for x in images]
+            readings = [read_factors(x, reader, value_range) for x in images]
             if change is None:
                 names = list(readings[0])
                 specs = {s.name: s.kind for s in reader.specs} if reader is not None else {}
@@ -162,7 +162,9 @@ def _as_list(a: np.ndarray) -> list:
     return [v if math.isfinite(v) else None for v in np.round(a, 4).tolist()]
 
 
-def _read(x: Tensor, reader: FactorReader | None, value_range: tuple[float, float]) -> dict[str, Tensor]:
+def read_factors(x: Tensor, reader: FactorReader | None, value_range: tuple[float, float]) -> dict[str, Tensor]:
+    """The factors of images ``x``, each ``(N, k)``: the reader's (if any), then
+    :func:`image_statistics`."""
     out = {}
     if reader is not None:
         values = reader.read(x)
@@ -253,6 +255,9 @@ def format_intervention(metrics: Mapping[str, Any]) -> list[str]:
         quality = ", ".join(f"{n} {q:.3f}" for n, q in reader["quality"].items())
         lines.append(f"  factor reader: held-out quality {quality} (needs {reader['min_quality']}; "
                      f"{reader.get('steps')} steps, {reader.get('seconds')} s)")
+    for name, ratio in (metrics.get("narrow") or {}).items():
+        lines.append(f"  warning: the samples hardly vary in {name} (baseline {ratio:.2f} of the test images' "
+                     f"spread): its column is a ratio of two small numbers, not a measure of control")
     if metrics.get("reader_refused"):
         lines.append("  factor reader refused: " + metrics["reader_refused"].replace("\n", " "))
     return lines
@@ -265,4 +270,5 @@ __all__ = [
     "image_statistics",
     "intervention_effects",
     "intervention_metrics",
+    "read_factors",
 ]

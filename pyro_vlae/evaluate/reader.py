@@ -163,6 +163,21 @@ class FactorReader(nn.Module):
             rows.append(torch.stack(cols, dim=1).cpu())
         return torch.cat(rows)
 
+    @torch.no_grad()
+    def confidence(self, x: Tensor, batch_size: int = 1000) -> Tensor | None:
+        """How sure the reader is of the classes of ``x`` ``(N,)``: the probability of the most
+        likely class, the smallest over the categorical factors; ``None`` without one."""
+        if not any(s.kind == "categorical" for s in self.specs):
+            return None
+        self.eval()
+        device = next(self.parameters()).device
+        rows = []
+        for start in range(0, x.shape[0], batch_size):
+            outs = self(x[start : start + batch_size].to(device, torch.float32))
+            top = [out.softmax(1).amax(1) for s, out in zip(self.specs, outs) if s.kind == "categorical"]
+            rows.append(torch.stack(top, dim=1).amin(1).cpu())
+        return torch.cat(rows)
+
     def loss(self, x: Tensor, factors: Tensor) -> Tensor:
         """Cross-entropy for categorical factors plus squared error for the others."""
         total = x.new_zeros(())

@@ -193,6 +193,9 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             row["intervention_layers"] = iv["layers"]
             row["intervention_factors"] = iv["factors"]
             row["intervention"] = iv["intervention"]
+        if fid := e.get("fidelity"):
+            row["fidelity"] = fid["distance"]
+            row["confident"], row["confident_data"] = fid.get("confident"), fid.get("confident_data")
         if h:
             row["layers"] = h["layers"]
             row["factors"] = h["factors"]
@@ -275,8 +278,28 @@ def _format_group(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines += _mean_matrices(models, "probe", "layers", "factors", "layer × factor probe informativeness")
     lines += _mean_matrices(models, "intervention", "intervention_layers", "intervention_factors",
                             "intervention matrix (change when only this layer is re-drawn)")
+    lines += _fidelity_table(models)
     stale = [f"Out of date: {r['stale']}." for r in rows if "stale" in r]
     return lines + ([""] + stale if stale else [])
+
+
+def _fidelity_table(models: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown: each model's sample fidelity (distance of its samples' factors to the test
+    images'), mean ± sd over its runs, and the share of samples read confidently."""
+    rows = {m: [r for r in rs if "fidelity" in r] for m, rs in models.items()}
+    factors = list(dict.fromkeys(f for rs in rows.values() for r in rs for f in r["fidelity"]))
+    if not factors:
+        return []
+    lines = ["", "sample fidelity: distance between the factors of samples and of test images "
+             "(TV or W1/sd; 0 = the same distribution), mean over runs", "",
+             "| model | runs | " + " | ".join(factors) + " | read confidently (samples / test) |",
+             "|" + "---|" * (len(factors) + 3)]
+    for model, rs in rows.items():
+        if rs:
+            cells = [_mean_sd([r["fidelity"].get(f) for r in rs]) for f in factors]
+            confident = f"{_mean_sd([r['confident'] for r in rs])} / {_mean_sd([r['confident_data'] for r in rs])}"
+            lines.append(f"| {model} | {len(rs)} | " + " | ".join(cells) + f" | {confident} |")
+    return lines
 
 
 def _mean_matrices(
@@ -313,7 +336,8 @@ def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[P
     write_text(md, format_comparison(rows) + "\n")
     flat = [{k: (_layers(v, "{}") if k in ("kl", "active_units") else v) for k, v in r.items()
              if k not in ("probe", "layers", "factors", "intervention", "intervention_layers",
-                          "intervention_factors")} for r in rows]
+                          "intervention_factors", "fidelity")}
+            | {f"fidelity_{f}": d for f, d in r.get("fidelity", {}).items()} for r in rows]
     with atomic_write(cs, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in flat for k in r)))
         writer.writeheader()
