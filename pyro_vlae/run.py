@@ -9,6 +9,7 @@ plugin, the one place an option gets its value), :func:`build` (model and traine
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,8 @@ def fit(
     row, the per-layer grids every ``log_images_every`` steps (0: at the end only) and the
     hyper-parameters with the final test metrics.
     """
+    created = not resume and not Path(out).exists()  # a failed start removes the folder it made
+    started = False
     context = distributed.setup(config.device, dist_timeout)
     stops = StopRequests()
     echo = stops.guard(echo)  # a closed output pipe stops the run like a signal
@@ -98,6 +101,7 @@ def fit(
         echo(_banner(setup, trainer))
         if (warning := fade_in_warning(setup.config)) is not None:
             echo(warning)
+        started = True
         try:
             seconds = loop(setup, trainer, progress, echo, track, log_images_every, stops)
         except BaseException as err:
@@ -110,7 +114,17 @@ def fit(
     finally:
         if setup is not None and setup.lock is not None:
             setup.lock.release()
+        if created and not started and (context is None or context.is_main):
+            _remove_unstarted(Path(out))
         distributed.teardown(context)
+
+
+def _remove_unstarted(out: Path) -> None:
+    """Remove the run folder ``out`` that a run which failed before its first step created
+    (it holds only what ``fit`` wrote while starting: the lock, ``config.json``, a tracker's
+    folder), so that a failed start leaves nothing behind."""
+    if out.is_dir() and not (out / CHECKPOINT).exists():
+        shutil.rmtree(out, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- resolve
@@ -345,7 +359,8 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
     config, model, sites = setup.config, trainer.model, trainer.model.latent_sites
     metrics = MetricsLog(setup.out / METRICS, metrics_columns(sites), trainer.step_count) if setup.main else None
     checkpoints = Checkpoints(setup, trainer, metrics)
-    bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model)
+    bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model, what="training",
+                   advice=lambda rate: f"a first look: --steps {max(1, int(rate * 600))} takes about 10 min here")
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
     stops = stops or StopRequests()
     try:

@@ -228,3 +228,19 @@ def test_a_cached_reader_of_random_bytes_is_trained_again(tmp_path, monkeypatch)
     said = []
     reader_for(Shapes(**options), options, steps=5, echo=said.append)
     assert any("unreadable or outdated" in line for line in said)
+
+
+def test_a_refused_reader_gives_advice_that_can_help():
+    """A reader that fits its few training images but not new ones is told that more steps
+    will not help; one that has not learned its training images yet, to train longer."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(48, 1, 8, 8, generator=g)
+    factors = torch.randint(2, (48, 1), generator=g).float()  # labels no image shows: only memorised
+    train, heldout = TensorData(x[:32], factors[:32], ("label",)), TensorData(x[32:], factors[32:], ("label",))
+    memorised = train_reader(train, heldout, steps=300, lr=3e-3)
+    assert memorised.info["train_quality"]["label"] >= 0.9
+    with pytest.raises(ReaderError, match="will not help") as err:
+        memorised.check()
+    assert "32 training images" in str(err.value) and "--no-intervention" in str(err.value)
+    with pytest.raises(ReaderError, match="train it longer \\(--reader-steps 2\\)"):
+        train_reader(train, heldout, steps=1).check()

@@ -131,3 +131,21 @@ def test_the_resolved_configuration_holds_the_value_range_once():
     assert c.value_range == (-1.0, 1.0) and c.likelihood_options == {"scale": 0.5}
     assert given == {"value_range": [-1, 1], "scale": 0.5}  # the caller's options are left alone
     assert RunConfig().resolve({}, "gaussian", 100, (0.0, 255.0)).value_range == (0.0, 255.0)
+
+
+def test_a_failed_start_leaves_no_run_folder_behind(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # scipy missing: import scipy.io fails
+    r = run("fit", "--plugin", "svhn", "--data-dir", tmp_path / "svhn", "--out", tmp_path / "a")
+    assert r.exit_code == 1 and 'pip install "pyro-vlae[svhn]"' in r.output
+    r = run("fit", "--plugin", "mnist", "--data-dir", tmp_path / "none", "-P", "download=false",
+            "--out", tmp_path / "b")
+    assert r.exit_code == 1 and "train-images-idx3-ubyte" in r.output
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = run("fit", *fit_args(1), "--device", "cuda", "--out", tmp_path / "c")
+    assert r.exit_code == 1 and "no CUDA device" in r.output
+    assert not [p for p in tmp_path.iterdir() if p.name in ("a", "b", "c")]
+    (tmp_path / "mine").mkdir()  # a folder the user made stays
+    r = run("fit", *fit_args(1), "--device", "cuda", "--out", tmp_path / "mine")
+    assert r.exit_code == 1 and (tmp_path / "mine").is_dir()
