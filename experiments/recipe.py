@@ -100,9 +100,10 @@ def main() -> None:
             out = root / f"{name}-s{seed}"
             if (out / SUMMARY).exists():
                 continue
-            out.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
+            lock_path = root / f".{out.name}.recipe-lock"  # beside the run: fit refuses foreign files in it
             try:  # another copy of this script may be training the same run
-                lock = os.open(out / ".recipe-lock", os.O_CREAT | os.O_EXCL)
+                lock = os.open(lock_path, os.O_CREAT | os.O_EXCL)
             except FileExistsError:
                 print(f"{out}: taken by another process, skipped", flush=True)
                 continue
@@ -117,7 +118,7 @@ def main() -> None:
                 subprocess.run(command, env=env, check=True)
             finally:
                 os.close(lock)
-                os.unlink(out / ".recipe-lock")
+                os.unlink(lock_path)
             print(f"{out}: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
