@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, RunConfig
+from .config import DEVICES, RunConfig, is_device
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
 from .models import MODELS, VLAE
 from .models.base import ELBOS, check_z_dims
@@ -21,10 +23,24 @@ from .stopping import Stopped
 from .tracking import TRACKERS
 
 
+class Command(click.Command):
+    """A command whose line in ``pyro-vlae --help`` is its first paragraph, shortened at a
+    word if it must be; click's default stops at the first full stop, which cuts
+    "(paper Prop. 1)" after "Prop."."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        if self.short_help:
+            return self.short_help
+        text = " ".join(inspect.cleandoc(self.help or "").split("\n\n")[0].split())
+        return text if len(text) <= limit else text[: limit - 3].rsplit(" ", 1)[0] + "..."
+
+
 class Group(click.Group):
     """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback),
     a run stopped by a signal (:class:`~pyro_vlae.stopping.Stopped`) into its message and the
     signal's exit status, and every :class:`FallbackWarning` into one ``warning:`` line."""
+
+    command_class = Command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,6 +67,22 @@ class Group(click.Group):
 def run_default(name: str) -> Any:
     """The default of the :class:`RunConfig` field ``name``: an option shows it, never restates it."""
     return {f.name: f.default for f in dataclasses.fields(RunConfig)}[name]
+
+
+def parse_device(ctx, param, value: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N."""
+    if not is_device(value):
+        raise click.BadParameter(f"{value!r} is not a device: give {', '.join(DEVICES)} or cuda:N, e.g. cuda:1")
+    return value
+
+
+def device_option(function):
+    """``--device``, the same for every command (default: ``auto``, the :class:`RunConfig`'s)."""
+    return click.option(
+        "--device", default=run_default("device"), show_default=True, callback=parse_device,
+        metavar="[auto|cpu|cuda|cuda:N]",
+        help="Where to compute: auto (a GPU when PyTorch sees one, else the CPU), cpu, cuda or GPU N (cuda:N).",
+    )(function)
 
 
 def parse_list(text: str, kind: type[int] | type[float], example: str, what: str | None = None) -> tuple:
@@ -87,6 +119,24 @@ def parse_weights(ctx, param, value: str | None) -> tuple[float, ...] | None:
     return None if value is None else parse_list(value, float, "4,1,1")
 
 
+def parse_fade_in(ctx, param, value: str | None) -> int | float | None:
+    """``--fade-in``: a fraction of the run in (0, 1), or a whole number of steps per layer."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = math.nan
+    if not 0 < fraction < 1:
+        raise click.BadParameter(f"{value!r} is neither a fraction of the run in (0, 1) nor a whole number of "
+                                 "steps, e.g. --fade-in 0.5 or --fade-in 500")
+    return fraction
+
+
 def parse_layers(ctx, param, values: tuple[str, ...]) -> tuple[int, ...]:
     """``encode --layers``, given once or more: layers counted from 1, e.g. 2,3."""
     layers = parse_list(",".join(values), int, "2,3", "a list of layers")
@@ -120,7 +170,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--plugin", default=run_default("plugin"), show_default=True,
-              help="Data set plugin (see `pyro-vlae plugins`).")
+              help="Data set plugin; `pyro-vlae plugins NAME` shows its options and the values it "
+                   "recommends (each [default: the data set's] below).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the data set's files.")
 @click.option("--plugin-option", "-P", "plugin_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the data set plugin, e.g. -P num_train=5000.")
@@ -138,29 +189,33 @@ def main() -> None:
               "[default: the data set's, else concat].")
 @click.option("--heads", type=click.Choice(VLAE.HEADS),
               help="VLAE: linear ladder heads (μ, σ) or two dense layers first [default: the data set's, else linear].")
-@click.option("--fade-in", type=int, metavar="STEPS",
-              help="VLAE: fade the layers in from the top down, one layer every STEPS steps (0: off) "
-              "[default: the data set's, else 0].")
+@click.option("--fade-in", callback=parse_fade_in, metavar="FRACTION|STEPS",
+              help="VLAE: fade the layers in from the top down, every layer fully on after FRACTION (in (0, 1)) "
+              "of the run, or one layer every STEPS steps (0: off) [default: the data set's, else 0].")
 @click.option("--kl-weights", callback=parse_weights, metavar="W1,...,WL",
               help="VLAE: weight of each layer's KL term, z1 first (all 1: the ELBO) [default: the data set's].")
 @click.option("--steps", type=int, help="Training steps [default: the data set's].")
 @click.option("--epochs", type=float, help="Train for this many passes over the data instead of --steps.")
 @click.option("--batch-size", type=int, help="Mini-batch size [default: the data set's].")
 @click.option("--lr", type=float, help="Adam learning rate [default: the data set's].")
-@click.option("--warmup-steps", type=int, help="Steps over which the KL weight β rises to --beta.")
+@click.option("--warmup-steps", type=int,
+              help="Steps over which the KL weight β rises to --beta [default: the data set's, else "
+                   f"{RunConfig.DEFAULTS['warmup_steps']}].")
 @click.option("--beta", type=float, default=run_default("beta"), show_default=True,
               help="Final KL weight (β≠1: a β-VAE).")
 @click.option("--elbo", type=click.Choice(ELBOS), default=run_default("elbo"), show_default=True,
               help="trace: Trace_ELBO (sampled KL); meanfield: TraceMeanField_ELBO (analytic KL).")
 @click.option("--clip-norm", type=float, help="Clip each parameter's gradient norm (per-data-point units).")
-@click.option("--device", type=click.Choice(DEVICES), default=run_default("device"), show_default=True)
+@device_option
 @click.option("--seed", type=int, default=run_default("seed"), show_default=True,
               help="Seed: a CPU run repeats bit for bit.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder [default: runs/PLUGIN-MODEL, numbered if taken].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@click.option("--checkpoint-every", type=int, default=run_default("checkpoint_every"), show_default=True)
-@click.option("--log-every", type=int, default=run_default("log_every"), show_default=True)
+@click.option("--checkpoint-every", type=int, default=run_default("checkpoint_every"), show_default=True,
+              help="Save the checkpoint every this many steps (and at the end).")
+@click.option("--log-every", type=int, default=run_default("log_every"), show_default=True,
+              help="Write a row of metrics.csv (and a progress line) every this many steps.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.option("--jit/--no-jit", default=run_default("jit"), show_default=True,
               help="Trace model and guide once with Pyro's JIT ELBO (see benchmarks/README.md).")
@@ -207,11 +262,18 @@ def fit(
 
 
 @main.command("plugins")
-def list_plugins_command() -> None:
-    """List the data-set and likelihood plugins and the package providing each."""
+@click.argument("name", required=False)
+def list_plugins_command(name: str | None) -> None:
+    """List the data-set and likelihood plugins and the package providing each; with NAME,
+    that plugin's options and, for a data set, the values it recommends.
+    """
     import warnings
 
-    from .plugins import list_plugins
+    from .plugins import describe_plugin, list_plugins
+
+    if name is not None:
+        click.echo("\n".join(describe_plugin(name, RunConfig.DEFAULTS)))
+        return
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -223,6 +285,7 @@ def list_plugins_command() -> None:
     for i in infos:
         text = f"BROKEN: {i.error}" if i.error else i.description
         click.echo(f"{i.name:<{width}}  {i.kind:<10}  {i.distribution:<16}  {text}")
+    click.echo("\n`pyro-vlae plugins NAME` shows a plugin's options and a data set's recommended values.")
 
 
 @main.command()
@@ -236,17 +299,19 @@ def list_plugins_command() -> None:
               help="Seed of the random draws and subsets: the same seed gives the same numbers.")
 @click.option("--chunk", type=int, default=5000, show_default=True,
               help="Rows (samples × points) scored at once; bounds memory.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@device_option
 @click.option("--intervention/--no-intervention", default=True, show_default=True,
               help="Measure the interventional layer × factor matrix (trains the data set's factor reader once).")
 @click.option("--intervention-samples", type=click.IntRange(2), default=1000, show_default=True,
               help="Pairs of generated images per layer for the intervention matrix.")
+@click.option("--fidelity-samples", type=click.IntRange(0), default=2000, show_default=True,
+              help="Samples compared with as many test images for the sample fidelity (0: not measured).")
 @click.option("--reader-steps", type=click.IntRange(1),
               help="Training steps of the factor reader (trained once per data set, then cached) [default: 3000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate(run: Path, device: str, **options: Any) -> None:
-    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix
-    and hierarchy metrics.
+    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix,
+    the sample fidelity and hierarchy metrics.
 
     Prints a table and writes evaluation.json, latents.png, intervention.png and
     hierarchy.png into RUN.
@@ -294,15 +359,19 @@ def compare(runs: tuple[Path, ...], out: Path) -> None:
               help="Layers to export, counted from 1, e.g. --layers 3 or --layers 2,3 [default: all].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Writes OUT.npz and OUT.pt [default: RUN/features-SOURCE].")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              help="Data points encoded at once; bounds memory.")
+@device_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def encode(run: Path, split: str | None, images: Path | None, tensor: Path | None, layers: tuple[int, ...],
            out: Path | None, batch_size: int, device: str, progress: bool) -> None:
     """Per-layer posterior means and scales (z1_loc, z1_scale, ...) of data, for other tools.
 
-    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l).
+    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l),
+    with each row's index (and, for image files, its path below the folder).
     """
+    import torch
+
     from .encode import encode_run, save_features
     from .run_folder import FEATURES
 
@@ -315,7 +384,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
     into_run = Path(out).resolve().parent == run.resolve()  # the lock only where the output goes into the run
     with writing(run, "encode") if into_run else contextlib.nullcontext():
         features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
-        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
+        shapes = ", ".join(f"{k} {tuple(v.shape) if torch.is_tensor(v) else (len(v),)}" for k, v in features.items())
         click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
 
 
@@ -330,7 +399,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
 @click.option("--span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
               help="Sliders and the pads of 2-D layers run over [-SPAN, SPAN].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@device_option
 def explore(run: Path, host: str, port: int, samples: int, span: float, seed: int, device: str) -> None:
     """Play with one latent layer at a time in the browser: a local web page for RUN.
 
@@ -362,7 +431,7 @@ def _load(run: Path, device: str, seed: int):
 
 def diagnostic_command(function):
     """The arguments every diagnostic shares: the run folder, --seed and --device."""
-    function = click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)(function)
+    function = device_option(function)
     function = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")(
         function
     )
@@ -371,8 +440,8 @@ def diagnostic_command(function):
 
 @main.command()
 @diagnostic_command
-@click.option("--rows", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--cols", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--rows", type=click.IntRange(1), default=8, show_default=True, help="Rows of each grid.")
+@click.option("--cols", type=click.IntRange(1), default=8, show_default=True, help="Columns of each grid.")
 def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     """Ancestral samples and per-layer noise variation (paper Figs. 3, 6-7) of RUN.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,11 @@ from .models import MODELS, VLAE, model_options
 from .models.base import DEFAULT_Z_DIMS, ELBOS, check_z_dims
 
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def is_device(name: str) -> bool:
+    """Whether ``name`` is a ``--device``: one of :data:`DEVICES`, or ``cuda:N`` (GPU N)."""
+    return name in DEVICES or bool(re.fullmatch(r"cuda:\d+", str(name)))
 
 
 @dataclass
@@ -46,7 +52,10 @@ class RunConfig:
     elbo: str = "trace"
     combine: str | None = None
     heads: str | None = None
-    fade_in: int | None = None
+    #: VLAE fade-in (:class:`~pyro_vlae.train.LayerFadeIn`): steps per layer (an integer, 0: off)
+    #: or a fraction in (0, 1) of the run after which every layer is fully on; :meth:`resolve`
+    #: turns a fraction into steps per layer, so a resumed run keeps its schedule
+    fade_in: int | float | None = None
     kl_weights: tuple[float, ...] | None = None
     num_particles: int = 1
     clip_norm: float | None = None
@@ -125,6 +134,9 @@ class RunConfig:
         if warmup_share is not None:
             c.warmup_steps = round(warmup_share * c.steps)
         c.validate(num_data)
+        from .train.schedule import LayerFadeIn  # the trainer imports this module
+
+        c.fade_in = LayerFadeIn.stage_for(c.fade_in, c.steps, len(c.z_dims))
         return c
 
     def validate(self, num_data: int | None = None) -> None:
@@ -141,13 +153,14 @@ class RunConfig:
             (self.beta > 0, "--beta must be positive (it scales the KL terms; poutine.scale refuses 0)"),
             (self.beta_start > 0, "RunConfig.beta_start, the first β of the warm-up, must be positive"),
             (self.elbo in ELBOS, f"--elbo must be one of {', '.join(ELBOS)}"),
-            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (is_device(self.device), f"--device must be one of {', '.join(DEVICES)} or cuda:N"),
             (self.num_particles >= 1, "RunConfig.num_particles must be at least 1"),
             (self.clip_norm is None or self.clip_norm > 0, "--clip-norm must be positive"),
             (self.checkpoint_every >= 1 and self.log_every >= 1,
              "--checkpoint-every and --log-every must be at least 1"),
             (self.width is None or self.width > 0, "--width must be positive"),
-            (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
+            (self.fade_in is None or _valid_fade_in(self.fade_in),
+             "--fade-in must be a whole number of steps per layer (0: off) or a fraction of the run in (0, 1)"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
             ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
@@ -190,8 +203,14 @@ class RunConfig:
         return cls(**d)
 
 
+def _valid_fade_in(value: float) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+        isinstance(value, float) and 0 < value < 1)
+
+
 def resolve_device(name: str, local_rank: int | None = None, local_world_size: int = 1) -> torch.device:
-    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU.
+    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU;
+    ``cuda:N`` is GPU N.
 
     In a data-parallel run (``local_rank`` given) every process gets a GPU of its own,
     ``cuda:LOCAL_RANK``, so the ``local_world_size`` processes on this machine need that many.
@@ -203,12 +222,18 @@ def resolve_device(name: str, local_rank: int | None = None, local_world_size: i
     if local_rank is None:
         if name == "auto":
             return torch.device("cuda")
-        if name == "cuda" and gpus == 0:
+        if name != "auto" and gpus == 0:
             raise ConfigError(
-                "--device cuda was requested but PyTorch sees no CUDA device",
+                f"--device {name} was requested but PyTorch sees no CUDA device",
                 "install a CUDA build of torch (see the README) or use --device cpu",
             )
-        return torch.device(name)
+        device = torch.device(name)
+        if device.index is not None and device.index >= gpus:
+            raise ConfigError(
+                f"--device {name} was requested but PyTorch sees {gpus} CUDA device(s), cuda:0 to cuda:{gpus - 1}",
+                "pick one of them, or --device cuda for the first",
+            )
+        return device
     if gpus < local_world_size:
         raise ConfigError(
             f"--device {name}: {local_world_size} processes on this machine need one GPU each, "

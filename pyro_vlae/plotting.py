@@ -9,7 +9,8 @@ Images are shown in the data's range, the likelihood's ``value_range``. The file
 * ``traverse``: ``traverse-z{l}.png``, ``traverse.png``; ``gibbs``: ``gibbs.png``;
 * ``evaluate``: ``latents.png``, ``intervention.png``, ``hierarchy.png``.
 
-Each grid of several layers is also saved side by side (:func:`side_by_side`).
+Each grid of several layers is also saved side by side (:func:`side_by_side`), each panel
+under its layer's name (:func:`titled`).
 """
 
 from __future__ import annotations
@@ -78,11 +79,32 @@ def side_by_side(grids: Sequence[Tensor], gap: int = 6) -> Tensor:
     return torch.cat(parts[:-1], dim=2)
 
 
-def _save_grids(grids: Sequence[Tensor], paths: Sequence[Path], together: Path) -> list[Path]:
-    """Each grid to its path, then all of them side by side to ``together``."""
+def titled(g: Tensor, title: str, height: int = 14) -> Tensor:
+    """The RGB grid ``g`` ``(3, H, W)`` under a white strip with ``title`` written in black."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (g.shape[2], height), "white")
+    ImageDraw.Draw(strip).text((2, 1), title, fill="black")
+    top = torch.from_numpy(np.asarray(strip).copy()).permute(2, 0, 1).float() / 255
+    return torch.cat([top, g.expand(3, -1, -1).cpu()], dim=1)
+
+
+def layer_titles(model: LatentModel, layers: Sequence[int]) -> list[str]:
+    """``z1 (bottom)``, ``z2``, ..., ``zL (top)``: the panel titles of pictures with one panel per layer."""
+    def name(layer: int) -> str:
+        where = " (bottom)" if layer == 1 else " (top)" if layer == model.num_layers else ""
+        return f"z{layer}{where}" if model.num_layers > 1 else f"z{layer}"
+
+    return [name(layer) for layer in layers]
+
+
+def _save_grids(
+    grids: Sequence[Tensor], paths: Sequence[Path], together: Path, titles: Sequence[str]
+) -> list[Path]:
+    """Each grid to its path, then all of them side by side to ``together``, each under its title."""
     for g, path in zip(grids, paths):
         save_image(g, path)
-    save_image(side_by_side(grids), together)
+    save_image(side_by_side([titled(g, t) for g, t in zip(grids, titles)]), together)
     return [*paths, together]
 
 
@@ -98,7 +120,7 @@ def save_layer_grids(
     layers = range(1, model.num_layers + 1)
     grids = [grid(model, layer_variation(model, layer, rows, cols), cols) for layer in layers]
     paths = [folder / (prefix + LAYER.format(layer=layer)) for layer in layers]
-    return _save_grids(grids, paths, folder / (prefix + LAYERS))
+    return _save_grids(grids, paths, folder / (prefix + LAYERS), layer_titles(model, layers))
 
 
 @torch.no_grad()
@@ -131,7 +153,8 @@ def save_traversals(
     folder = Path(folder)
     layers = list(layers or range(1, model.num_layers + 1))
     grids = [grid(model, traversal(model, layer, dims, steps, span), steps) for layer in layers]
-    return _save_grids(grids, [folder / TRAVERSE.format(layer=layer) for layer in layers], folder / TRAVERSALS)
+    paths = [folder / TRAVERSE.format(layer=layer) for layer in layers]
+    return _save_grids(grids, paths, folder / TRAVERSALS, layer_titles(model, layers))
 
 
 @torch.no_grad()
@@ -159,7 +182,7 @@ def save_gibbs(
     frames = torch.cat([x0[None], chain[keep]])  # (snapshots, B, ...)
     left = grid(model, frames.transpose(0, 1).flatten(0, 1), snapshots)
     right = grid(model, model.generate(x0.shape[0] * snapshots), snapshots)
-    save_image(side_by_side([left, right]), path)
+    save_image(side_by_side([titled(left, "Gibbs chains"), titled(right, "ancestral samples")]), path)
     return Path(path)
 
 

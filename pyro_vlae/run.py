@@ -92,6 +92,8 @@ def fit(
             track = open_tracker(tracker, setup.out)  # a store that cannot be opened stops the run here
             write_json(setup.out / CONFIG, setup.config.to_dict())
         echo(_banner(setup, trainer))
+        if (warning := fade_in_warning(setup.config)) is not None:
+            echo(warning)
         try:
             seconds = loop(setup, trainer, progress, echo, track, log_images_every, stops)
         except BaseException as err:
@@ -244,6 +246,19 @@ def _banner(setup: Setup, trainer: Trainer) -> str:
     )
 
 
+def fade_in_warning(config: RunConfig) -> str | None:
+    """A warning naming the VLAE layers the fade-in leaves not fully on for the whole run
+    (their KL then says nothing about what they would learn); ``None`` when there are none."""
+    fade = LayerFadeIn(config.fade_in or 0)
+    late = fade.never_fully_on(config.steps, len(config.z_dims))
+    if not late:
+        return None
+    names = ", ".join(f"z{k + 1} (fully on from step {fade.fully_on_at(len(config.z_dims))[k]})" for k in late)
+    return (f"warning: the fade-in (one layer every {fade.stage_steps} steps) leaves {names} not fully on "
+            f"in this run of {config.steps} steps; their KL will be near 0 only because the decoder ignored them. "
+            "Give the fade-in as a fraction of the run (e.g. --fade-in 0.5) or train longer")
+
+
 # -------------------------------------------------------------------------------- loop
 class Checkpoints:
     """Saves the trainer into ``checkpoint.pt`` (process 0 only), after the rows of
@@ -361,8 +376,7 @@ def loop(
                     if track is not None:
                         track.log_row(row)
                         if log_images_every and step % log_images_every == 0 and step < config.steps:
-                            with seeded(derived_seed(config.seed, step, 1), model.device):  # as the metrics
-                                track.log_layers(step, model)
+                            track.log_layers(step, model)  # the same draws every time, apart from training
                 text = None
                 if terms is not None:
                     text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
@@ -411,7 +425,8 @@ def finish(
     summary: dict[str, Any] = {
         "steps": config.steps,
         "train_seconds": round(seconds, 2),
-        "data": {"plugin": config.plugin, "data_dir": config.data_dir, "files": setup.plugin.sources()},
+        "data": {"plugin": config.plugin, "data_dir": config.data_dir, "files": setup.plugin.sources(),
+                 **setup.plugin.provenance()},
     }
     if test is not None:
         summary["test"] = evaluate_elbo(model, test)

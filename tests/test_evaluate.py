@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -207,6 +208,7 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
                 "--intervention-samples", "40", "--reader-steps", "30")
         assert r.exit_code == 0, r.output
         assert "IWAE-20" in r.output and "ordering score" in r.output and "re-drawn" in r.output
+        assert "sample fidelity" in r.output
         assert (run / "latents.png").exists() and (run / "hierarchy.png").exists()
         assert (run / "intervention.png").exists()
     evaluation = json.loads((runs[0] / "evaluation.json").read_text())
@@ -216,13 +218,16 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
     assert iv["pairs"] == 40 and len(iv["intervention"]) == 2 and "centroid_x" in iv["factors"]
     # a reader trained for 30 steps on 86 images cannot read the factors: refused, statistics kept
     assert "hue" not in iv["factors"] and "too poorly" in iv["reader_refused"]
+    fid = evaluation["fidelity"]  # read by the image statistics alone, the reader being refused
+    assert fid["num_samples"] == 48 and "hue" not in fid["factors"] and fid["confident"] is None
+    assert set(fid["distance"]) == set(fid["factors"]) and "colour" in fid["factors"]
     r = cli("report", str(runs[0]))
     assert r.exit_code == 0, r.output
     page = (runs[0] / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and "ordering score" in page
     r = cli("compare", *map(str, runs), "--out", str(tmp_path / "cmp"))
     assert r.exit_code == 0, r.output
-    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output
+    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output and "sample fidelity" in r.output
     assert len((tmp_path / "cmp.csv").read_text().strip().splitlines()) == 3
     assert len(json.loads((tmp_path / "cmp.json").read_text())) == 2
 
@@ -277,3 +282,60 @@ def test_compare_never_averages_data_sets_or_layer_counts_and_says_why_a_cell_is
     (other / "summary.json").write_text(json.dumps({"data": {"files": ["/elsewhere/photos"]}}))
     text = format_comparison(compare_runs([runs[2], other]))
     assert "## image-folder size=32 @ /elsewhere/photos, 3 layer(s)" in text and "2 data set(s)" in text
+
+
+def test_evaluation_progress_off_a_terminal_is_plain_lines(capsys):
+    """As fit and encode: no tqdm redraws in a pipe or log, about ten lines with the time left."""
+    from pyro_vlae.data import TensorData
+    from pyro_vlae.evaluate import evaluate, train_reader
+
+    model = build_model("vae", (12,), (2,), width=0.125).eval()
+    g = torch.Generator().manual_seed(0)
+    evaluate(model, TensorData(torch.rand(64, 12, generator=g)), iwae_samples=10, iwae_points=40, chunk=20,
+             progress=True)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("IWAE-10 ")]
+    assert "\r" not in err and [line.split()[1] for line in lines] == [f"{n}/40" for n in range(4, 44, 4)]
+    assert "points/s" in lines[0] and "left)" in lines[0] and "left" not in lines[-1]
+    data = TensorData(torch.rand(40, 12, generator=g), torch.randint(2, (40, 1), generator=g).float(), ("a",))
+    train_reader(data, steps=20, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "factor reader step 20/20" in err
+
+
+def test_report_shows_traversals_and_gibbs_chains_with_titled_panels(tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    r = cli("fit", *fit_args(2), "--out", run)
+    assert r.exit_code == 0, r.output
+    for args in (["traverse", run, "--steps", "3"], ["gibbs", run, "--steps", "2", "--chains", "2"],
+                 ["evaluate", run, "--iwae-samples", "2", "--iwae-points", "8", "--no-progress", "--no-intervention"]):
+        r = cli(*args)
+        assert r.exit_code == 0, r.output
+    r = cli("report", run)
+    assert r.exit_code == 0, r.output
+    page = (run / "report.html").read_text()
+    assert "Latent traversals" in page and "Gibbs chains" in page
+    for together, panel in (("layers.png", "layer1.png"), ("traverse.png", "traverse-z1.png")):
+        whole = np.asarray(Image.open(run / together).convert("L"))
+        assert whole.shape[0] == Image.open(run / panel).height + 14  # a title strip above the panels
+        assert whole[:14].min() < 128  # with writing in it
+
+
+def test_missing_numbers_say_why():
+    from pyro_vlae.evaluate import format_evaluation
+
+    results = {
+        "num_points": 8, "elbo": -1.0, "recon": -1.0,
+        "iwae": {"samples": 2, "num_points": 8, "value": -1.0, "elbo_same_draws": -1.0},
+        "layers": {"z1": {"kl": 1.0, "kl_share": 1.0, "active_units": 1, "units": 1,
+                          "pca_explained_variance": [1.0]}},
+        "hierarchy": {"layers": ["z1"], "factors": ["a"], "probe": [[None]], "nmi": [[None]],
+                      "mig_per_layer": [None], "mig": None, "ordering_probe": None, "ordering_nmi": None},
+        "intervention": {"factors": ["a"], "layers": ["z1"], "pairs": 4, "intervention": [[None]],
+                         "baseline": [0.0], "ordering_intervention": None},
+    }
+    text = format_evaluation(results)
+    assert "takes one value" in text and "one-unit layer" in text and "zero baseline" in text
+    assert text.count("no two factors different abstraction levels") == 2 and "nan" not in text

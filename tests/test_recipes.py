@@ -4,11 +4,10 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import run
 from test_datasets import write_mnist
 from torch import nn
 
-from pyro_vlae.cli import main
 from pyro_vlae.config import RunConfig
 from pyro_vlae.data.mnist import LVAE_PAPER, BinarizedMNIST
 from pyro_vlae.likelihoods import Bernoulli
@@ -66,10 +65,10 @@ def test_plugins_without_recipes_recommend_the_same_for_every_model():
 def test_fit_runs_the_lvae_recipe_and_prints_its_budget(tmp_path):
     write_mnist(tmp_path / "mnist", n_train=32, n_test=8)
     out = tmp_path / "run"
-    r = CliRunner().invoke(main, [
+    r = run(
         "fit", "--plugin", "binarized-mnist", "--data-dir", str(tmp_path / "mnist"), "-P", "download=false",
         "--model", "lvae", "--epochs", "1", "--batch-size", "8", "--no-progress", "--out", str(out),
-    ])
+    )
     assert r.exit_code == 0, r.output
     config = json.loads((out / CONFIG).read_text())
     assert config["z_dims"] == [64, 32, 16, 8, 4] and config["stem"] == "lvae-mlp"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run as cli
 
 from pyro_vlae import RunConfig
 from pyro_vlae.errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged
@@ -124,22 +125,18 @@ def test_config_stores_an_absolute_data_dir_and_summary_names_the_files(tmp_path
 
 
 def test_resume_with_a_config_file_applies_resumable_options_and_refuses_others(tmp_path):
-    from click.testing import CliRunner
-
-    from pyro_vlae.cli import main
-
     out = tmp_path / "run"
     fit(small_config(steps=4), out, progress=False, echo=quiet)
     more, other = tmp_path / "more.toml", tmp_path / "other.toml"
     more.write_text("steps = 6\n")
     other.write_text('steps = 6\nmodel = "hvae"\nz_dims = [3, 3]\n')
-    r = CliRunner().invoke(main, ["fit", "--resume", "--out", str(out), "--config", str(other), "--no-progress"])
+    r = cli("fit", "--resume", "--out", str(out), "--config", str(other), "--no-progress")
     assert r.exit_code == 1 and "model was given as 'hvae' (saved: 'vlae')" in r.output, r.output
     assert load_checkpoint(out)["trainer"]["step"] == 4
-    r = CliRunner().invoke(main, ["fit", "--resume", "--out", str(out), "--config", str(more), "--no-progress"])
+    r = cli("fit", "--resume", "--out", str(out), "--config", str(more), "--no-progress")
     assert r.exit_code == 0, r.output
     assert load_checkpoint(out)["trainer"]["step"] == 6
-    r = CliRunner().invoke(main, ["fit", "--resume", "--out", str(out), "--config", str(out), "--no-progress"])
+    r = cli("fit", "--resume", "--out", str(out), "--config", str(out), "--no-progress")
     assert r.exit_code == 0, r.output  # the run's own config.json: nothing differs
 
 
@@ -188,14 +185,6 @@ def trained(tmp_path_factory):
 
 def copy_of(run, tmp_path):
     return Path(shutil.copytree(run, tmp_path / run.name))
-
-
-def cli(*args):
-    from click.testing import CliRunner
-
-    from pyro_vlae.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def fake_evaluation(run, step):

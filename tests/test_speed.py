@@ -292,3 +292,16 @@ def test_compile_refusals():
         Trainer(VLAE((12,), (2,), width=0.05), torch.rand(64, 12), batch_size=16, jit=True, compile=True)
     assert DistributedTrainer.supports_compile is False
     assert Trainer(VLAE((12,), (2,), width=0.05), torch.rand(64, 12), batch_size=16).compiled is None  # CPU default
+
+
+def test_one_factory_chooses_the_kind_of_step():
+    from pyro_vlae.errors import ConfigError
+    from pyro_vlae.train.steps import STEP_KINDS, make_step
+
+    data = torch.rand(64, 12)
+    kinds = {options: Trainer(VLAE((12,), (2,), width=0.05), data, batch_size=16, **dict(options)).kind
+             for options in [(), (("jit", True),), (("compile", True),), (("compile", False),)]}
+    assert list(kinds.values()) == ["eager", "jit", "compiled", "eager"]
+    assert set(kinds.values()) < set(STEP_KINDS)
+    with pytest.raises(ConfigError, match="unknown kind of training step"):
+        make_step(Trainer(VLAE((12,), (2,), width=0.05), data, batch_size=16), "fast")

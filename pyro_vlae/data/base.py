@@ -300,6 +300,11 @@ class DatasetPlugin(ABC):
             return [str(self.data_dir.resolve())]
         return recorded
 
+    def provenance(self) -> dict[str, Any]:
+        """How the data was read beyond :meth:`sources`, for ``summary.json`` (e.g. how a random
+        split was drawn, which files were left out); empty for most data sets."""
+        return {}
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise DataError(

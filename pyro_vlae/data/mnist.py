@@ -41,8 +41,9 @@ class MNIST(DatasetPlugin):
         "steps": 20000,
         "warmup_steps": 2000,
         "likelihood_options": {"scale": 0.25},
-        # the VLAE's layers fade in from the top down (docs/reproduction.md: the recipe study)
-        "fade_in": 3000,
+        # the VLAE's layers fade in from the top down over the first 30 % of the run (3000 steps per
+        # layer at 20,000 steps; docs/reproduction.md: the recipe study)
+        "fade_in": 0.3,
     }
     #: the torchvision class that reads (and downloads) the files
     torchvision_class: ClassVar[type] = torchvision.datasets.MNIST

@@ -38,11 +38,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..data.base import Data, DatasetPlugin, TensorData
 from ..data.files import cache_dir
 from ..errors import ConfigError, DataError
+from ..progress import Progress, stderr_line
 from .hierarchy import is_categorical
 
 #: bump when the network or its training changes, so cached readers are retrained
@@ -163,6 +163,21 @@ class FactorReader(nn.Module):
             rows.append(torch.stack(cols, dim=1).cpu())
         return torch.cat(rows)
 
+    @torch.no_grad()
+    def confidence(self, x: Tensor, batch_size: int = 1000) -> Tensor | None:
+        """How sure the reader is of the classes of ``x`` ``(N,)``: the probability of the most
+        likely class, the smallest over the categorical factors; ``None`` without one."""
+        if not any(s.kind == "categorical" for s in self.specs):
+            return None
+        self.eval()
+        device = next(self.parameters()).device
+        rows = []
+        for start in range(0, x.shape[0], batch_size):
+            outs = self(x[start : start + batch_size].to(device, torch.float32))
+            top = [out.softmax(1).amax(1) for s, out in zip(self.specs, outs) if s.kind == "categorical"]
+            rows.append(torch.stack(top, dim=1).amin(1).cpu())
+        return torch.cat(rows)
+
     def loss(self, x: Tensor, factors: Tensor) -> Tensor:
         """Cross-entropy for categorical factors plus squared error for the others."""
         total = x.new_zeros(())
@@ -264,13 +279,15 @@ def train_reader(
     optim = torch.optim.Adam(reader.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, steps)
     reader.train()
-    for _ in tqdm(range(steps), disable=not progress, unit="step", desc="factor reader", dynamic_ncols=True):
-        idx = torch.randint(len(train), (batch_size,), generator=g)
-        loss = reader.loss(train.x[idx].to(device), train.factors[idx].to(device))
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        schedule.step()
+    with Progress(steps, progress, stderr_line, prefix="factor reader step", desc="factor reader") as bar:
+        for _ in range(steps):
+            idx = torch.randint(len(train), (batch_size,), generator=g)
+            loss = reader.loss(train.x[idx].to(device), train.factors[idx].to(device))
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            schedule.step()
+            bar.advance()
     reader.eval()
     reader.quality = reader.score(heldout)
     reader.info = {

@@ -27,6 +27,7 @@ from ..run_folder import (
     CHECKPOINT,
     CONFIG,
     EVALUATION,
+    GIBBS,
     HIERARCHY,
     INTERVENTION,
     LATENTS,
@@ -37,6 +38,7 @@ from ..run_folder import (
     REPORT,
     SAMPLES,
     SUMMARY,
+    TRAVERSALS,
     check_not_run_files,
     find_picture,
     load_checkpoint,
@@ -54,6 +56,9 @@ PICTURES = [
     (SAMPLES, "Samples"),
     (RECONSTRUCTIONS, "Reconstructions (originals and reconstructions, alternating)"),
     (LAYERS, "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
+    (TRAVERSALS, "Latent traversals (pyro-vlae traverse): one layer's code varied along each row, the others fixed"),
+    (GIBBS, "Gibbs chains on the bottom layer (pyro-vlae gibbs; left, one chain per row, the first column the "
+     "start) beside ancestral samples of the full model (right)"),
 ]
 
 
@@ -188,6 +193,9 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             row["intervention_layers"] = iv["layers"]
             row["intervention_factors"] = iv["factors"]
             row["intervention"] = iv["intervention"]
+        if fid := e.get("fidelity"):
+            row["fidelity"] = fid["distance"]
+            row["confident"], row["confident_data"] = fid.get("confident"), fid.get("confident_data")
         if h:
             row["layers"] = h["layers"]
             row["factors"] = h["factors"]
@@ -262,11 +270,36 @@ def _format_group(rows: Sequence[dict[str, Any]]) -> list[str]:
                      f"{_mean_sd([r['ordering_probe'] for r in rs])} | {_mean_sd([r['ordering_nmi'] for r in rs])} | "
                      f"{_mean_sd([r['mig'] for r in rs])} | "
                      f"{_mean_sd([r.get('ordering_intervention') for r in rs])} |")
+    keys = ("ordering_probe", "ordering_nmi", "mig", "ordering_intervention")
+    if any(r.get(k) is None for r in rows for k in keys):
+        lines += ["", "–: not measured: an ordering score needs factors of two abstraction levels and MIG "
+                  "factors, (intervention) needs `pyro-vlae evaluate` with --intervention and a data set "
+                  "with factors"]
     lines += _mean_matrices(models, "probe", "layers", "factors", "layer × factor probe informativeness")
     lines += _mean_matrices(models, "intervention", "intervention_layers", "intervention_factors",
                             "intervention matrix (change when only this layer is re-drawn)")
+    lines += _fidelity_table(models)
     stale = [f"Out of date: {r['stale']}." for r in rows if "stale" in r]
     return lines + ([""] + stale if stale else [])
+
+
+def _fidelity_table(models: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown: each model's sample fidelity (distance of its samples' factors to the test
+    images'), mean ± sd over its runs, and the share of samples read confidently."""
+    rows = {m: [r for r in rs if "fidelity" in r] for m, rs in models.items()}
+    factors = list(dict.fromkeys(f for rs in rows.values() for r in rs for f in r["fidelity"]))
+    if not factors:
+        return []
+    lines = ["", "sample fidelity: distance between the factors of samples and of test images "
+             "(TV or W1/sd; 0 = the same distribution), mean over runs", "",
+             "| model | runs | " + " | ".join(factors) + " | read confidently (samples / test) |",
+             "|" + "---|" * (len(factors) + 3)]
+    for model, rs in rows.items():
+        if rs:
+            cells = [_mean_sd([r["fidelity"].get(f) for r in rs]) for f in factors]
+            confident = f"{_mean_sd([r['confident'] for r in rs])} / {_mean_sd([r['confident_data'] for r in rs])}"
+            lines.append(f"| {model} | {len(rs)} | " + " | ".join(cells) + f" | {confident} |")
+    return lines
 
 
 def _mean_matrices(
@@ -303,7 +336,8 @@ def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[P
     write_text(md, format_comparison(rows) + "\n")
     flat = [{k: (_layers(v, "{}") if k in ("kl", "active_units") else v) for k, v in r.items()
              if k not in ("probe", "layers", "factors", "intervention", "intervention_layers",
-                          "intervention_factors")} for r in rows]
+                          "intervention_factors", "fidelity")}
+            | {f"fidelity_{f}": d for f, d in r.get("fidelity", {}).items()} for r in rows]
     with atomic_write(cs, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in flat for k in r)))
         writer.writeheader()

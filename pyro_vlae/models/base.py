@@ -222,6 +222,15 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
         trace = poutine.trace(self.guide).get_trace(x)
         return {name: trace.nodes[name]["value"] for name in self.latent_sites}
 
+    # ------------------------------------------------------------ training schedule
+    def set_layer_gates(self, gates: Tensor) -> None:
+        """Switch each layer's ladder path on by its gate in [0, 1] (z1 first): a fade-in
+        (:class:`~pyro_vlae.train.LayerFadeIn`) calls it before every training step. A model
+        without ladder paths has nothing to fade in and refuses."""
+        raise ConfigError(
+            f"{type(self).__name__} has no ladder paths to fade in", "drop the fade-in (it is for the VLAE)"
+        )
+
 
 class LadderModel(LatentModel):
     """A :class:`LatentModel` whose networks are the ladder levels of

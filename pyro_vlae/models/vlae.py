@@ -111,6 +111,12 @@ class VLAE(LadderModel):
             )
         return weights
 
+    @torch.no_grad()
+    def set_layer_gates(self, gates: Tensor) -> None:
+        """Multiply each layer's path v_l(z_l) by its gate (in place: a compiled step reads
+        the buffer ``layer_gates`` as it is)."""
+        self.layer_gates.copy_(gates)
+
     def encode(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
         """(μ_l, σ_l) of q(z_l | x) for l = 1..L (eqs. 12–13)."""
         return bottom_up(self.inference, self.ladder, x)
