@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -25,7 +26,10 @@ from pyro_vlae.run_folder import CHECKPOINT, SUMMARY
 #: ``mnist``: width 0.25 of the authors' small network, Adam 1e-3, batch 64, σ = 0.25 (CPU);
 #: ``mnist-default``: MNIST's recommended configuration, i.e. what ``pyro-vlae fit --plugin
 #: mnist`` runs (width 1, Adam 2e-4, batch 100, σ = 0.25, fade-in 3000, 20,000 steps; a GPU
-#: study), and the VLAE at 60,000 steps; ``shapes``: the defaults of ``pyro-vlae fit``.
+#: study), and the VLAE at 60,000 steps; ``shapes``: the earlier defaults of ``pyro-vlae fit``
+#: (width 0.5, σ = 0.1, warm-up 1000, fade-in 500, 2000 steps); ``shapes-screen``: short runs
+#: (1200 steps, width 0.25) screening the likelihood's scale σ, the warm-up and ``--z-norm``,
+#: and σ = 0.2 at the full budget; ``shapes-default``: what ``pyro-vlae fit`` runs now.
 STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
     "mnist": (
         ["--width", "0.25", "--batch-size", "64", "--lr", "1e-3", "--warmup-steps", "2000", "-L", "scale=0.25"],
@@ -57,18 +61,30 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
         },
     ),
     "shapes": (
-        [],
+        ["--width", "0.5", "--warmup-steps", "1000", "-L", "scale=0.1"],
         {
             "base": (["--fade-in", "0"], 2000),
-            "fade": ([], 2000),
+            "fade": (["--fade-in", "500"], 2000),
             "fade-long": (["--fade-in", "2500"], 10000),
             "fade200": (["--fade-in", "200"], 2000),
-            "fade-kl-top4": (["--kl-weights", "1,1,4"], 2000),
+            "fade-kl-top4": (["--fade-in", "500", "--kl-weights", "1,1,4"], 2000),
             "hvae": (["--model", "hvae"], 2000),
             "lvae": (["--model", "lvae"], 2000),
             "vae": (["--model", "vae"], 2000),
         },
     ),
+    "shapes-screen": (
+        ["--width", "0.25", "--warmup-steps", "600", "--fade-in", "300"],
+        {
+            "sd10": (["-L", "scale=0.1"], 1200),
+            "sd20": (["-L", "scale=0.2"], 1200),
+            "sd30": (["-L", "scale=0.3"], 1200),
+            "sd20-w200": (["-L", "scale=0.2", "--warmup-steps", "200"], 1200),
+            "sd20-nobn": (["-L", "scale=0.2", "--z-norm", "none"], 1200),
+            "sd20-long": (["-L", "scale=0.2", "--warmup-steps", "1000", "--fade-in", "500"], 3000),
+        },
+    ),
+    "shapes-default": ([], {"vlae": ([], 3000)}),
 }
 
 
@@ -101,7 +117,7 @@ def main() -> None:
             if (out / SUMMARY).exists():
                 continue
             root.mkdir(parents=True, exist_ok=True)
-            lock_path = root / f".{out.name}.recipe-lock"  # beside the run: fit refuses foreign files in it
+            lock_path = root / f".{out.name}.recipe-lock"  # beside the run: fit refuses files it did not write
             try:  # another copy of this script may be training the same run
                 lock = os.open(lock_path, os.O_CREAT | os.O_EXCL)
             except FileExistsError:
@@ -113,13 +129,15 @@ def main() -> None:
                 "--steps", str(steps), "--seed", seed, "--out", str(out), "--no-progress", *resume,
             ]
             print(" ".join(command[1:]), flush=True)
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             try:
                 subprocess.run(command, env=env, check=True)
             finally:
                 os.close(lock)
                 os.unlink(lock_path)
-            print(f"{out}: {time.perf_counter() - t0:.0f} s", flush=True)
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+            print(f"{out}: {time.perf_counter() - t0:.0f} s wall, {cpu:.0f} s CPU", flush=True)
 
 
 if __name__ == "__main__":

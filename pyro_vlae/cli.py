@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, RunConfig, is_device
+from .config import RunConfig
+from .devices import DEVICES, is_device
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
 from .models import MODELS, VLAE
 from .models.base import ELBOS, check_z_dims
@@ -189,6 +190,9 @@ def main() -> None:
               "[default: the data set's, else concat].")
 @click.option("--heads", type=click.Choice(VLAE.HEADS),
               help="VLAE: linear ladder heads (μ, σ) or two dense layers first [default: the data set's, else linear].")
+@click.option("--z-norm", type=click.Choice(["batch", "none"]),
+              help="VLAE: batch norm in the dense layers that read z_l (v_l, f_L's first), as the authors', "
+              "or none [default: the data set's, else batch].")
 @click.option("--fade-in", callback=parse_fade_in, metavar="FRACTION|STEPS",
               help="VLAE: fade the layers in from the top down, every layer fully on after FRACTION (in (0, 1)) "
               "of the run, or one layer every STEPS steps (0: off) [default: the data set's, else 0].")

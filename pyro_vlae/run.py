@@ -21,8 +21,9 @@ import torch
 
 from . import plugins
 from ._version import __version__
-from .config import RunConfig, resolve_device
+from .config import RunConfig
 from .data.base import Data, DatasetPlugin
+from .devices import resolve_device
 from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
 from .folder_lock import FolderLock
@@ -36,8 +37,10 @@ from .run_folder import (
     METRICS,
     SUMMARY,
     MetricsLog,
+    kl_column,
     load_checkpoint,
     make_model,
+    metrics_columns,
     open_dataset,
     prepare_folder,
     save_checkpoint,
@@ -319,15 +322,8 @@ class Checkpoints:
         )
 
 
-def loop(
-    setup: Setup,
-    trainer: Trainer,
-    progress: bool,
-    echo: Callable[[str], None],
-    track: Tracker | None = None,
-    log_images_every: int = 500,
-    stops: StopRequests | None = None,
-) -> float:
+def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], None], track: Tracker | None = None,
+         log_images_every: int = 500, stops: StopRequests | None = None) -> float:
     """Train to ``config.steps``: a metrics row every ``log_every`` steps (also to ``track``,
     with its per-layer grids every ``log_images_every`` steps), a checkpoint every
     ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, and
@@ -339,8 +335,7 @@ def loop(
     so how often a run logs never changes what it learns. Returns the seconds spent training,
     over every process that trained the run (a resumed run's earlier ones included)."""
     config, model, sites = setup.config, trainer.model, trainer.model.latent_sites
-    fields = ["step", "beta", "loss", "elbo", "recon", *[f"kl_{s}" for s in sites], "seconds"]
-    metrics = MetricsLog(setup.out / METRICS, fields, trainer.step_count) if setup.main else None
+    metrics = MetricsLog(setup.out / METRICS, metrics_columns(sites), trainer.step_count) if setup.main else None
     checkpoints = Checkpoints(setup, trainer, metrics)
     bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model)
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
@@ -360,40 +355,15 @@ def loop(
                     checkpoints.check(finite, loss, step)
                 terms = None
                 if metrics is not None and logging:
-                    with seeded(derived_seed(config.seed, step), model.device):
-                        try:
-                            terms = evaluate_elbo(model, trainer.batch(step - 1))
-                        except ValueError as err:  # a distribution refused parameters gone out of range
-                            checkpoints.diverged(f"the model's parameters went out of range by step {step} "
-                                                 f"({str(err).splitlines()[0]})")
-                    row = {
-                        "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
-                        "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
-                        "seconds": f"{checkpoints.train_seconds:.3f}",
-                        **{f"kl_{s}": f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
-                    }
-                    metrics.write(row)
+                    terms, row = _log_step(setup, trainer, checkpoints, metrics, beta, loss)
                     if track is not None:
-                        track.log_row(row)
-                        if log_images_every and step % log_images_every == 0 and step < config.steps:
-                            track.log_layers(step, model)  # the same draws every time, apart from training
-                text = None
-                if terms is not None:
-                    text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
-                bar.update(1, text)
+                        _track_step(config, model, track, row, log_images_every)
+                bar.update(1, None if terms is None else _progress_text(terms, beta))
                 if step % config.checkpoint_every == 0 and step < config.steps:
                     checkpoints.save()
                 signum = stops.signum if setup.context is None else agreed(stops.signum, model.device)
                 if signum is not None:
-                    checkpoints.check(finite, float(loss_t), step)
-                    if checkpoints.last_saved != step:
-                        checkpoints.save(finished=step >= config.steps)
-                    raise Stopped(
-                        signum,
-                        f"stopped by {signal_name(signum)} after step {step} of {config.steps}; "
-                        f"its checkpoint is saved in {setup.out}",
-                        f"continue with: pyro-vlae fit --resume --out {setup.out}",
-                    )
+                    _stop(setup, checkpoints, signum, finite, float(loss_t), step)
     except KeyboardInterrupt:  # a second signal, or one where no handler could be installed
         kept = checkpoints.last_saved
         echo(f"\nstopped at once; {f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'}")
@@ -401,18 +371,75 @@ def loop(
     except DataError as err:  # an unreadable file in a streamed data set: stop, keep everything
         if not bool(finite):
             raise
-        checkpoints.save()
-        raise DataError(
-            f"{err.problem}; training stopped before step {trainer.step_count + 1}, and the checkpoint of "
-            f"step {trainer.step_count} is saved in {setup.out}",
-            f"{err.fix or 'fix the file'}, then continue with --resume",
-        ) from err
+        raise _saved_before(setup, trainer, checkpoints, err) from err
     finally:
         bar.close()
         if metrics is not None:
             metrics.close()
     checkpoints.save(finished=True)
     return checkpoints.train_seconds
+
+
+def _log_step(
+    setup: Setup, trainer: Trainer, checkpoints: Checkpoints, metrics: MetricsLog, beta: float, loss: float
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Write the metrics row of the step just taken: the ELBO's terms on its batch, drawn from
+    a random state of the step's own. Returns the terms and the row."""
+    step, model = trainer.step_count, trainer.model
+    with seeded(derived_seed(setup.config.seed, step), model.device):
+        try:
+            terms = evaluate_elbo(model, trainer.batch(step - 1))
+        except ValueError as err:  # a distribution refused parameters gone out of range
+            checkpoints.diverged(f"the model's parameters went out of range by step {step} "
+                                 f"({str(err).splitlines()[0]})")
+    row = {
+        "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
+        "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
+        "seconds": f"{checkpoints.train_seconds:.3f}",
+        **{kl_column(s): f"{k:.5g}" for s, k in zip(model.latent_sites, terms["kl"])},
+    }
+    metrics.write(row)
+    return terms, row
+
+
+def _progress_text(terms: dict[str, Any], beta: float) -> str:
+    """The progress bar's text after a log step."""
+    return f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
+
+
+def _saved_before(setup: Setup, trainer: Trainer, checkpoints: Checkpoints, err: DataError) -> DataError:
+    """Save the checkpoint of the last step taken before a data file could not be read, and
+    the error that says so."""
+    checkpoints.save()
+    return DataError(
+        f"{err.problem}; training stopped before step {trainer.step_count + 1}, and the checkpoint of "
+        f"step {trainer.step_count} is saved in {setup.out}",
+        f"{err.fix or 'fix the file'}, then continue with --resume",
+    )
+
+
+def _track_step(config: RunConfig, model: LatentModel, track: Tracker, row: dict[str, str],
+                log_images_every: int) -> None:
+    """The metrics row to the tracker, with the per-layer grids every ``log_images_every`` steps."""
+    track.log_row(row)
+    step = int(row["step"])
+    if log_images_every and step % log_images_every == 0 and step < config.steps:
+        track.log_layers(step, model)  # the same draws every time, apart from training
+
+
+def _stop(setup: Setup, checkpoints: Checkpoints, signum: int, finite: torch.Tensor, loss: float, step: int) -> None:
+    """A stop signal arrived during ``step``: save its checkpoint (when the loss is finite)
+    and raise :class:`Stopped`."""
+    config = setup.config
+    checkpoints.check(finite, loss, step)
+    if checkpoints.last_saved != step:
+        checkpoints.save(finished=step >= config.steps)
+    raise Stopped(
+        signum,
+        f"stopped by {signal_name(signum)} after step {step} of {config.steps}; "
+        f"its checkpoint is saved in {setup.out}",
+        f"continue with: pyro-vlae fit --resume --out {setup.out}",
+    )
 
 
 # ------------------------------------------------------------------------------ finish

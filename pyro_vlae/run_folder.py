@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,8 +33,9 @@ import torch
 from . import plugins
 from ._version import __version__
 from .atomic import DISK_ERRORS, atomic_write, check_writable, remove_leftovers, storage_error, write_text
-from .config import RunConfig, resolve_device
+from .config import RunConfig
 from .data.base import DatasetPlugin
+from .devices import resolve_device
 from .errors import CheckpointError, ConfigError, DataError
 from .folder_lock import FolderLock
 from .models import LatentModel, build_model
@@ -270,6 +272,17 @@ def write_json(path: Path, payload: Any) -> Path:
     """``payload`` as indented JSON (``config.json``, ``summary.json``, ``evaluation.json``),
     written atomically."""
     return write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def kl_column(site: str) -> str:
+    """The column of :data:`METRICS` holding the KL term of the latent site ``site``."""
+    return f"kl_{site}"
+
+
+def metrics_columns(sites: Sequence[str]) -> list[str]:
+    """The columns of :data:`METRICS` for a model with latent sites ``sites``: the step, β, the
+    β-weighted loss, the ELBO and its reconstruction term, each layer's KL, the seconds."""
+    return ["step", "beta", "loss", "elbo", "recon", *map(kl_column, sites), "seconds"]
 
 
 class MetricsLog:

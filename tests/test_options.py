@@ -107,7 +107,7 @@ def test_plugins_shows_a_data_sets_recommended_values():
 
 def test_every_command_takes_the_same_devices_with_one_default(tmp_path, monkeypatch):
     from pyro_vlae.cli import main
-    from pyro_vlae.config import resolve_device
+    from pyro_vlae.devices import resolve_device
 
     defaults = {name: next(p.default for p in c.params if p.name == "device")
                 for name, c in main.commands.items() if any(p.name == "device" for p in c.params)}
@@ -123,3 +123,11 @@ def test_every_command_takes_the_same_devices_with_one_default(tmp_path, monkeyp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     r = run("fit", *fit_args(1), "--device", "cuda:1", "--out", tmp_path / "r")
     assert r.exit_code == 1 and "--device cuda:1 was requested but PyTorch sees no CUDA device" in r.output
+
+
+def test_the_resolved_configuration_holds_the_value_range_once():
+    given = {"value_range": [-1, 1], "scale": 0.5}
+    c = RunConfig(likelihood_options=given).resolve({}, "gaussian", 100, (0.0, 1.0))
+    assert c.value_range == (-1.0, 1.0) and c.likelihood_options == {"scale": 0.5}
+    assert given == {"value_range": [-1, 1], "scale": 0.5}  # the caller's options are left alone
+    assert RunConfig().resolve({}, "gaussian", 100, (0.0, 255.0)).value_range == (0.0, 255.0)

@@ -126,6 +126,39 @@ def test_kl_weights_scale_each_layers_kl_term():
     assert RunConfig.from_dict(json.loads(json.dumps(c.to_dict()))).kl_weights == (3.0, 1.0, 1.0)
 
 
+def test_z_norm_none_drops_batch_norm_where_z_is_read_and_decodes_by_scale():
+    model = VLAE((3, 32, 32), (2, 2, 2), width=0.125, z_norm="none")
+    readers = [model.top[0], *[v[0] for v in model.noise]]
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for r in readers for m in r.modules())
+    assert all(r[0].bias is not None for r in readers)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.top[1].modules())  # the rest is unchanged
+    model.train()  # batch statistics: with batch norm, scaling z changes next to nothing; without it, the images
+
+    def change(m):
+        with torch.no_grad():
+            return float((m.decode(zs) - m.decode([3 * z for z in zs])).abs().mean())
+
+    torch.manual_seed(0)
+    zs = [torch.randn(64, 2) for _ in range(3)]
+    authors = VLAE((3, 32, 32), (2, 2, 2), width=0.125).train()
+    assert change(authors) < 0.01 * change(model)
+    with pytest.raises(ConfigError, match="z_norm"):
+        VLAE((12,), (2, 2), z_norm="layer")
+
+
+def test_z_norm_flows_from_the_command_line_to_the_saved_model(tmp_path):
+    from pyro_vlae.run_folder import load_run
+    from tests.conftest import fit_args, run
+
+    out = tmp_path / "run"
+    r = run("fit", *fit_args(2, z_dims="2,2,2"), "--z-norm", "none", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "config.json").read_text())["z_norm"] == "none"
+    assert load_run(out).model.z_norm == "none"
+    c = RunConfig(model="hvae").resolve({"z_norm": "none"}, "gaussian", 1000)
+    assert c.z_norm == "batch"  # a VLAE recommendation is not applied to another model
+
+
 def test_a_fractional_fade_in_follows_the_run_and_resumes_unchanged():
     assert LayerFadeIn.stage_for(0.5, 2000, 3) == 500  # every layer fully on after half the run
     assert LayerFadeIn.stage_for(0.3, 20000, 3) == 3000 and LayerFadeIn.stage_for(0.5, 200, 3) == 50

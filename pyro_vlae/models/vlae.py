@@ -40,8 +40,9 @@ class VLAE(LadderModel):
     Two choices of the authors' MNIST network are options: ``combine="gated"`` replaces the
     concatenation of eq. (11) by their gated addition ``z̃_{l+1} + g_l ⊙ v_l(z_l)`` (g_l
     initialised to 0.1), and ``heads="mlp"`` puts two dense layers in every ladder head
-    (μ_l, σ_l). ``kl_weights`` weighs each layer's KL term. ``layer_gates`` (a buffer, all
-    ones) scales each ``v_l(z_l)``; the trainer's
+    (μ_l, σ_l). ``z_norm="none"`` drops the batch norm of the dense layers that read a
+    latent (``v_l`` and the first layer of ``f_L``). ``kl_weights`` weighs each layer's KL
+    term. ``layer_gates`` (a buffer, all ones) scales each ``v_l(z_l)``; the trainer's
     :class:`~pyro_vlae.train.LayerFadeIn` schedule uses it to fade the layers in from the top
     down (progressive training, Li et al., ICLR 2020).
 
@@ -49,6 +50,10 @@ class VLAE(LadderModel):
 
     :param combine: ``"concat"`` (eq. 11) or ``"gated"`` (the authors' ``gated_add``).
     :param heads: ``"linear"`` ladder heads (appendix B.2) or ``"mlp"`` (two dense layers).
+    :param z_norm: ``"batch"``: the dense layers that read z_l (``v_l``, ``f_L``'s first) are
+        dense → batch norm → ReLU, as the authors'; ``"none"``: dense (with bias) → ReLU. Batch
+        norm there makes the decoder blind to the scale of z_l during training (batch
+        statistics) but not when sampling (running statistics of posterior samples).
     :param kl_weights: one weight w_l per layer on its KL term,
         E_q[log r(x|z)] − β Σ_l w_l KL(q(z_l|x) ‖ p(z_l)) (all 1: the ELBO of eq. 2); a weight
         above 1 makes information in z_l dearer, as β does for the whole code (β-VAE).
@@ -56,6 +61,7 @@ class VLAE(LadderModel):
 
     COMBINES = ("concat", "gated")
     HEADS = ("linear", "mlp")
+    Z_NORMS = ("batch", "none")
 
     def __init__(
         self,
@@ -67,14 +73,17 @@ class VLAE(LadderModel):
         combine: str = "concat",
         heads: str = "linear",
         kl_weights: Sequence[float] | None = None,
+        z_norm: str = "batch",
     ) -> None:
         super().__init__(x_shape, z_dims, likelihood, stem, width)
         if combine not in self.COMBINES:
             raise ConfigError(f"unknown ladder combination {combine!r}", f"use one of: {', '.join(self.COMBINES)}")
         if heads not in self.HEADS:
             raise ConfigError(f"unknown ladder heads {heads!r}", f"use one of: {', '.join(self.HEADS)}")
+        if z_norm not in self.Z_NORMS:
+            raise ConfigError(f"unknown z_norm {z_norm!r}", f"use one of: {', '.join(self.Z_NORMS)}")
         self.kl_weights = self.check_kl_weights(kl_weights or (1.0,) * self.num_layers, self.num_layers)
-        arch, self.combine, self.heads = self.arch, combine, heads
+        arch, self.combine, self.heads, self.z_norm = self.arch, combine, heads, z_norm
         S, L = arch.shapes, self.num_layers
         hidden = S[L][0]
         # inference: g_l and the ladder heads (μ_l, σ_l)
@@ -83,11 +92,12 @@ class VLAE(LadderModel):
             GaussianHead(S[i + 1], self.z_dims[i], hidden=hidden if heads == "mlp" else None) for i in range(L)
         )
         # generative: f_L, v_l, u_l, f_0
+        norm = z_norm == "batch"
         self.top = nn.Sequential(
-            fc_bn(self.z_dims[-1], hidden, nn.ReLU()), fc_bn(hidden, hidden, nn.ReLU())
+            fc_bn(self.z_dims[-1], hidden, nn.ReLU(), norm), fc_bn(hidden, hidden, nn.ReLU())
         )
         self.noise = nn.ModuleList(
-            latent_to_features(self.z_dims[i], S[i + 2]) for i in range(L - 1)
+            latent_to_features(self.z_dims[i], S[i + 2], norm) for i in range(L - 1)
         )
         gated = combine == "gated"
         self.gates = nn.ModuleList(GatedAdd(S[i + 2]) for i in range(L - 1)) if gated else None

@@ -63,8 +63,11 @@ def deconv_bn_lrelu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(layer, nn.BatchNorm2d(c_out), nn.LeakyReLU(LEAK))
 
 
-def fc_bn(n_in: int, n_out: int, activation: nn.Module) -> Stage:
-    """Dense → batch norm → activation (``fc_bn_lrelu`` / ``fc_bn_relu``), on ``(*batch, n_in)``."""
+def fc_bn(n_in: int, n_out: int, activation: nn.Module, norm: bool = True) -> Stage:
+    """Dense → batch norm → activation (``fc_bn_lrelu`` / ``fc_bn_relu``), on ``(*batch, n_in)``;
+    without ``norm``, dense (with a bias) → activation."""
+    if not norm:
+        return Stage(1, nn.Linear(n_in, n_out), activation)
     return Stage(1, nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), activation)
 
 

@@ -193,9 +193,10 @@ def decoder_stage(
     return Stage(len(shapes[-1]), *layers)
 
 
-def latent_to_features(z_dim: int, shape: Shape) -> Stage:
-    """v_l of eq. (11) (and f_L of eq. 8 when ``shape`` is flat): dense → BN → ReLU → reshape."""
-    layers: list[nn.Module] = [fc_bn(z_dim, math.prod(shape), nn.ReLU())]
+def latent_to_features(z_dim: int, shape: Shape, norm: bool = True) -> Stage:
+    """v_l of eq. (11) (and f_L of eq. 8 when ``shape`` is flat): dense → BN → ReLU → reshape
+    (without ``norm``: dense → ReLU → reshape)."""
+    layers: list[nn.Module] = [fc_bn(z_dim, math.prod(shape), nn.ReLU(), norm)]
     if len(shape) > 1:
         layers.append(Reshape(shape))
     return Stage(1, *layers)

@@ -22,7 +22,7 @@ from ..models.base import ELBOS, LatentModel
 from .batches import BatchSource
 from .compiled import CompiledStep, CUDAGraphStep, surrogate_loss
 from .schedule import KLWarmup, LayerFadeIn
-from .steps import CompiledGradientStep, make_step, step_kind
+from .steps import compiled_part, make_step, step_kind
 
 
 class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
@@ -141,6 +141,38 @@ class ScaledPair(torch.nn.Module):
         self.guide_fn(x, num_data=self.num_data, beta=beta)
 
 
+def _check_options(model: LatentModel, num_data: int, batch_size: int, bf16: bool, jit: bool) -> None:
+    """Refuse a batch larger than the data and bf16 where it does not apply."""
+    if batch_size > num_data:
+        raise ConfigError(
+            f"batch size {batch_size} exceeds the {num_data} training points",
+            f"use a batch size of at most {num_data}",
+        )
+    if bf16 and model.device.type != "cuda":
+        raise ConfigError(
+            "bf16 autocast is only used on CUDA, but the model is on the CPU",
+            "drop --bf16, or train with --device cuda",
+        )
+    if bf16 and jit:
+        raise ConfigError(
+            "--bf16 and --jit do not combine (a JIT trace would freeze the autocast casts)",
+            "drop one of them",
+        )
+
+
+def _memory_format(model: LatentModel, data: Tensor | Dataset, channels_last: bool | None) -> Tensor | Dataset:
+    """The data (and, in place, the model's weights) in the channels-last memory format where
+    it applies: images, and by default (``None``) on CUDA only."""
+    images = len(model.x_shape) == 3
+    if channels_last is None:
+        channels_last = model.device.type == "cuda" and images
+    if channels_last and images:
+        model.to(memory_format=torch.channels_last)
+        if torch.is_tensor(data):
+            return data.contiguous(memory_format=torch.channels_last)
+    return data
+
+
 class Trainer:
     """Mini-batch SVI with KL warm-up over data held as one tensor, or streamed from a
     :class:`~pyro_vlae.data.StreamData` (a torch Dataset) by its DataLoader.
@@ -207,32 +239,11 @@ class Trainer:
         channels_last: bool | None = None,
         compile: bool | None = None,
     ) -> None:
-        if batch_size > len(data):
-            raise ConfigError(
-                f"batch size {batch_size} exceeds the {len(data)} training points",
-                f"use a batch size of at most {len(data)}",
-            )
-        cuda = model.device.type == "cuda"
-        if bf16 and not cuda:
-            raise ConfigError(
-                "bf16 autocast is only used on CUDA, but the model is on the CPU",
-                "drop --bf16, or train with --device cuda",
-            )
-        if bf16 and jit:
-            raise ConfigError(
-                "--bf16 and --jit do not combine (a JIT trace would freeze the autocast casts)",
-                "drop one of them",
-            )
+        _check_options(model, len(data), batch_size, bf16, jit)
         #: the kind of step (:data:`~pyro_vlae.train.steps.STEP_KINDS`)
         self.kind = step_kind(self, model.device, jit, compile)
         model.check_elbo(elbo)
-        images = len(model.x_shape) == 3
-        if channels_last is None:
-            channels_last = cuda and images
-        if channels_last and images:
-            model.to(memory_format=torch.channels_last)
-            if torch.is_tensor(data):
-                data = data.contiguous(memory_format=torch.channels_last)
+        data = _memory_format(model, data, channels_last)
         self.model = model.train()
         self.data = data
         self.batch_size = int(batch_size)
@@ -255,11 +266,7 @@ class Trainer:
         self._model_fn, self._guide_fn = self.pair.forward, self.pair.guide
         self._step = make_step(self, self.kind)
         #: the compiled step, if any: a CUDAGraphStep or a CompiledStep
-        self.compiled: CUDAGraphStep | CompiledStep | None = None
-        if isinstance(self._step, CUDAGraphStep):
-            self.compiled = self._step
-        elif isinstance(self._step, CompiledGradientStep):
-            self.compiled = self._step.compiled
+        self.compiled: CUDAGraphStep | CompiledStep | None = compiled_part(self._step)
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
         # the layer gates of every step of the fade-in (the last row holds from then on)
