@@ -85,8 +85,10 @@ def _fresh_model(shape, stem, device, name, kind="vlae", width=1.0):
     return build_model(kind, shape, Z_DIMS, stem=stem, width=width, name=name).to(device)
 
 
-def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup_steps=2, width=1.0) -> dict:
-    """Median ms/step of every variant on one model and batch size."""
+def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup_steps=2, width=1.0,
+                  variants=None) -> dict:
+    """Median ms/step of every variant on one model and batch size (of those named in
+    ``variants`` and the hand-written baseline, when ``variants`` is given)."""
     import pyro
     import torch
     from pyro.infer import SVI, Trace_ELBO
@@ -110,7 +112,10 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
             m.to(memory_format=torch.channels_last)
         return m
 
-    variants = {}
+    chosen, variants = variants, {}
+
+    def wanted(name: str) -> bool:
+        return chosen is None or name in chosen or name.startswith("hand")
 
     def add_hand(name, bf16=False):
         hand = HandwrittenTrainer(copy_of(name.replace(" ", "").replace("-", "")), num_data, LR, bf16=bf16)
@@ -124,6 +129,8 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
         variants[name] = step
 
     def add_trainer(name, **options):
+        if not wanted(name):
+            return
         trainer = Trainer(copy_of(name.replace(" ", "").replace("-", "")), data, batch_size=batch, lr=LR,
                           warmup=warmup, **options)
         variants[name] = trainer.train_step
@@ -133,7 +140,7 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
     compile_seconds = None
     if device.type == "cuda":
         add_trainer("trainer --eager", compile=False)
-    elif label.endswith("tiny"):
+    elif label.endswith("tiny") and wanted("trainer --compile"):
         add_trainer("trainer --compile", compile=True)
         started = time.perf_counter()
         variants["trainer --compile"]()  # traced and compiled here, once
@@ -149,7 +156,8 @@ def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup
         with pyro.validation_enabled(True):  # Pyro's default
             svi.step(data[i * batch : (i + 1) * batch], num_data=num_data, beta=warmup(svi_state["i"]))
 
-    variants["SVI.step"] = svi_step
+    if wanted("SVI.step"):
+        variants["SVI.step"] = svi_step
     if device.type == "cuda":
         add_trainer("trainer --bf16", bf16=True)
         add_hand("hand --bf16", bf16=True)
@@ -309,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="time steps by the wall clock, or by this process's CPU time (steadier on a "
                              "machine shared with other jobs; CPU only, best with --threads 1)")
+    parser.add_argument("--variants", help="step variants to run beside `hand`, comma-separated, e.g. "
+                        "trainer,'trainer --compile' (default all)")
+    parser.add_argument("--no-epoch", action="store_true", help="leave out the epoch and IWAE rows")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for results JSON and PNG")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -351,6 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     def wanted(word: str, group: set[str]) -> bool:  # chosen, or none of its group chosen
         return word in chosen or not chosen & group
 
+    variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     results = []
     for label, shape, stem, width in STEP_CASES:
         model, stem_name = label.lower().split()
@@ -359,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
         for batch in batches:
             r = _run_child({"kind": "step", "label": label, "shape": shape, "stem": stem, "batch": batch,
                             "steps": steps * (TINY_STEPS if stem_name == "tiny" else 1), "clock": args.clock,
-                            "width": width}, args.device, args.threads)
+                            "width": width, "variants": variants}, args.device, args.threads)
             results.append(r)
             for variant, v in r["variants"].items():
                 hand = r["variants"]["hand --bf16" if "bf16" in variant else "hand"]["ms"]
@@ -370,6 +382,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{'':<25}(trainer --compile: traced and compiled in {r['compile_seconds']:.0f} s)")
             for variant, reason in r.get("failed", {}).items():
                 print(f"{label:<12} {batch:>5} {args.device:<6} {variant:<15} failed: {reason}", flush=True)
+    if args.no_epoch:
+        return _write(results, args, started)
     epoch_batch = 512 if cuda else 128
     r = _run_child({"kind": "epoch", "batch": epoch_batch, "steps": 0 if cuda else (8 if args.quick else 20)},
                    args.device, args.threads)
@@ -384,6 +398,11 @@ def main(argv: list[str] | None = None) -> None:
     part = "all 10,000 images" if images == 10_000 else f"{images} images, scaled to 10,000"
     print(f"IWAE-1000 of 10,000 × 1×28×28, VLAE small, chunks of 100 samples: {r['seconds_10k']:.1f} s "
           f"({part}); {_memory(r)}")
+    _write(results, args, started)
+
+
+def _write(results: list[dict], args: argparse.Namespace, started: float) -> None:
+    """The results as JSON and their chart, into ``--out``."""
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"speed-{args.device}.json"
     path.write_text(json.dumps(results, indent=1) + "\n")

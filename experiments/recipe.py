@@ -51,6 +51,9 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "lvae": (["--model", "lvae"], 20000),
             "vae": (["--model", "vae"], 20000),
             "vlae-60k": (["--fade-in", "9000"], 60000),
+            # matched fit: the Markov chains' z1 as wide as the VLAE's whole code
+            "hvae-wide": (["--model", "hvae", "--z-dims", "6,2,2"], 20000),
+            "lvae-wide": (["--model", "lvae", "--z-dims", "6,2,2"], 20000),
         },
     ),
     "shapes": (
@@ -77,6 +80,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--device", help="passed to `pyro-vlae fit --device` [default: its own]")
     parser.add_argument("--out", help="folder of the runs [default: runs/recipe-STUDY, runs/recipe for mnist]")
+    parser.add_argument("--steps", type=int, help="train every variant this long instead (a quick try of the study)")
     args = parser.parse_args()
     budget, variants = STUDIES[args.study]
     unknown = sorted(set(args.variants.split(",")) - set(variants))
@@ -92,6 +96,7 @@ def main() -> None:
     for seed in args.seeds.split(","):
         for name in args.variants.split(","):
             extra, steps = variants[name]
+            steps = args.steps or steps
             out = root / f"{name}-s{seed}"
             if (out / SUMMARY).exists():
                 continue

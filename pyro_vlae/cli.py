@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import inspect
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -10,14 +14,33 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, ELBOS, RunConfig, check_z_dims
+from .config import DEVICES, RunConfig, is_device
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
+from .models import MODELS, VLAE
+from .models.base import ELBOS, check_z_dims
+from .nets.ladder import STEMS
+from .stopping import Stopped
 from .tracking import TRACKERS
+
+
+class Command(click.Command):
+    """A command whose line in ``pyro-vlae --help`` is its first paragraph, shortened at a
+    word if it must be; click's default stops at the first full stop, which cuts
+    "(paper Prop. 1)" after "Prop."."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        if self.short_help:
+            return self.short_help
+        text = " ".join(inspect.cleandoc(self.help or "").split("\n\n")[0].split())
+        return text if len(text) <= limit else text[: limit - 3].rsplit(" ", 1)[0] + "..."
 
 
 class Group(click.Group):
     """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback),
-    and every :class:`FallbackWarning` into one ``warning:`` line."""
+    a run stopped by a signal (:class:`~pyro_vlae.stopping.Stopped`) into its message and the
+    signal's exit status, and every :class:`FallbackWarning` into one ``warning:`` line."""
+
+    command_class = Command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -32,10 +55,34 @@ class Group(click.Group):
 
                 warnings.showwarning = announce
                 return super().invoke(ctx)
+        except Stopped as err:
+            click.echo(f"{err.problem}\n  {err.fix}", err=True)
+            ctx.exit(err.exit_code)
         except PyroVlaeError as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
+
+
+def run_default(name: str) -> Any:
+    """The default of the :class:`RunConfig` field ``name``: an option shows it, never restates it."""
+    return {f.name: f.default for f in dataclasses.fields(RunConfig)}[name]
+
+
+def parse_device(ctx, param, value: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N."""
+    if not is_device(value):
+        raise click.BadParameter(f"{value!r} is not a device: give {', '.join(DEVICES)} or cuda:N, e.g. cuda:1")
+    return value
+
+
+def device_option(function):
+    """``--device``, the same for every command (default: ``auto``, the :class:`RunConfig`'s)."""
+    return click.option(
+        "--device", default=run_default("device"), show_default=True, callback=parse_device,
+        metavar="[auto|cpu|cuda|cuda:N]",
+        help="Where to compute: auto (a GPU when PyTorch sees one, else the CPU), cpu, cuda or GPU N (cuda:N).",
+    )(function)
 
 
 def parse_list(text: str, kind: type[int] | type[float], example: str, what: str | None = None) -> tuple:
@@ -72,6 +119,24 @@ def parse_weights(ctx, param, value: str | None) -> tuple[float, ...] | None:
     return None if value is None else parse_list(value, float, "4,1,1")
 
 
+def parse_fade_in(ctx, param, value: str | None) -> int | float | None:
+    """``--fade-in``: a fraction of the run in (0, 1), or a whole number of steps per layer."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = math.nan
+    if not 0 < fraction < 1:
+        raise click.BadParameter(f"{value!r} is neither a fraction of the run in (0, 1) nor a whole number of "
+                                 "steps, e.g. --fade-in 0.5 or --fade-in 500")
+    return fraction
+
+
 def parse_layers(ctx, param, values: tuple[str, ...]) -> tuple[int, ...]:
     """``encode --layers``, given once or more: layers counted from 1, e.g. 2,3."""
     layers = parse_list(",".join(values), int, "2,3", "a list of layers")
@@ -104,46 +169,55 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--plugin", default="shapes", show_default=True, help="Data set plugin (see `pyro-vlae plugins`).")
+@click.option("--plugin", default=run_default("plugin"), show_default=True,
+              help="Data set plugin; `pyro-vlae plugins NAME` shows its options and the values it "
+                   "recommends (each [default: the data set's] below).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the data set's files.")
 @click.option("--plugin-option", "-P", "plugin_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the data set plugin, e.g. -P num_train=5000.")
-@click.option("--model", default="vlae", show_default=True, help="Model: vlae, hvae, lvae or vae.")
+@click.option("--model", default=run_default("model"), show_default=True,
+              help=f"Model: {', '.join(list(MODELS)[:-1])} or {list(MODELS)[-1]}.")
 @click.option("--likelihood", help="Decoder likelihood [default: the data set's].")
 @click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")
 @click.option("--z-dims", callback=parse_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
-@click.option("--stem", default="auto", show_default=True,
-              type=click.Choice(["auto", "mlp", "small", "medium", "large"]), help="Network family.")
+@click.option("--stem", type=click.Choice(["auto", *STEMS]),
+              help="Network family [default: the data set's recipe for the model, else auto: from the data's shape].")
 @click.option("--width", type=float, help="Multiplier on channels and dense widths [default: the data set's].")
-@click.option("--combine", type=click.Choice(["concat", "gated"]),
+@click.option("--combine", type=click.Choice(VLAE.COMBINES),
               help="VLAE: join z̃ and v_l(z_l) by concatenation (eq. 11) or the authors' gated addition "
               "[default: the data set's, else concat].")
-@click.option("--heads", type=click.Choice(["linear", "mlp"]),
+@click.option("--heads", type=click.Choice(VLAE.HEADS),
               help="VLAE: linear ladder heads (μ, σ) or two dense layers first [default: the data set's, else linear].")
-@click.option("--fade-in", type=int, metavar="STEPS",
-              help="VLAE: fade the layers in from the top down, one layer every STEPS steps (0: off) "
-              "[default: the data set's, else 0].")
+@click.option("--fade-in", callback=parse_fade_in, metavar="FRACTION|STEPS",
+              help="VLAE: fade the layers in from the top down, every layer fully on after FRACTION (in (0, 1)) "
+              "of the run, or one layer every STEPS steps (0: off) [default: the data set's, else 0].")
 @click.option("--kl-weights", callback=parse_weights, metavar="W1,...,WL",
               help="VLAE: weight of each layer's KL term, z1 first (all 1: the ELBO) [default: the data set's].")
 @click.option("--steps", type=int, help="Training steps [default: the data set's].")
 @click.option("--epochs", type=float, help="Train for this many passes over the data instead of --steps.")
 @click.option("--batch-size", type=int, help="Mini-batch size [default: the data set's].")
 @click.option("--lr", type=float, help="Adam learning rate [default: the data set's].")
-@click.option("--warmup-steps", type=int, help="Steps over which the KL weight β rises to --beta.")
-@click.option("--beta", type=float, default=1.0, show_default=True, help="Final KL weight (β≠1: a β-VAE).")
-@click.option("--elbo", type=click.Choice(ELBOS), default="trace", show_default=True,
+@click.option("--warmup-steps", type=int,
+              help="Steps over which the KL weight β rises to --beta [default: the data set's, else "
+                   f"{RunConfig.DEFAULTS['warmup_steps']}].")
+@click.option("--beta", type=float, default=run_default("beta"), show_default=True,
+              help="Final KL weight (β≠1: a β-VAE).")
+@click.option("--elbo", type=click.Choice(ELBOS), default=run_default("elbo"), show_default=True,
               help="trace: Trace_ELBO (sampled KL); meanfield: TraceMeanField_ELBO (analytic KL).")
 @click.option("--clip-norm", type=float, help="Clip each parameter's gradient norm (per-data-point units).")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed: a CPU run repeats bit for bit.")
+@device_option
+@click.option("--seed", type=int, default=run_default("seed"), show_default=True,
+              help="Seed: a CPU run repeats bit for bit.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder [default: runs/PLUGIN-MODEL, numbered if taken].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True)
-@click.option("--log-every", type=int, default=50, show_default=True)
+@click.option("--checkpoint-every", type=int, default=run_default("checkpoint_every"), show_default=True,
+              help="Save the checkpoint every this many steps (and at the end).")
+@click.option("--log-every", type=int, default=run_default("log_every"), show_default=True,
+              help="Write a row of metrics.csv (and a progress line) every this many steps.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-@click.option("--jit/--no-jit", default=False, show_default=True,
+@click.option("--jit/--no-jit", default=run_default("jit"), show_default=True,
               help="Trace model and guide once with Pyro's JIT ELBO (see benchmarks/README.md).")
 @click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
 @click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
@@ -170,23 +244,15 @@ def fit(
         if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
     }
     if config_file is not None:
-        from .config_file import read_config
+        from .config_file import merge_config
 
-        options = {**options, **read_config(config_file), **given}
-        for length, other in (("steps", "epochs"), ("epochs", "steps")):  # the command line's length wins
-            if length in given and other not in given:
-                options[other] = None
-    if options["epochs"] is not None and options["steps"] is not None:
-        raise ConfigError("--steps and --epochs exclude each other", "give one of them")
+        options, given = merge_config(options, given, config_file)  # --resume applies or refuses the file's
     config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
     config.validate()
     if out is None:
-        out = Path("runs") / f"{config.plugin}-{config.model}"
-        if not resume:
-            n = 1
-            while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
-                n += 1
-            out = out.parent / (out.name if n == 1 else f"{out.name}-{n}")
+        from .run_folder import default_folder
+
+        out = default_folder(config, resume)
     if tracker is not None:
         from .tracking import require_tracker
 
@@ -196,11 +262,18 @@ def fit(
 
 
 @main.command("plugins")
-def list_plugins_command() -> None:
-    """List the data-set and likelihood plugins and the package providing each."""
+@click.argument("name", required=False)
+def list_plugins_command(name: str | None) -> None:
+    """List the data-set and likelihood plugins and the package providing each; with NAME,
+    that plugin's options and, for a data set, the values it recommends.
+    """
     import warnings
 
-    from .plugins import list_plugins
+    from .plugins import describe_plugin, list_plugins
+
+    if name is not None:
+        click.echo("\n".join(describe_plugin(name, RunConfig.DEFAULTS)))
+        return
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -212,6 +285,7 @@ def list_plugins_command() -> None:
     for i in infos:
         text = f"BROKEN: {i.error}" if i.error else i.description
         click.echo(f"{i.name:<{width}}  {i.kind:<10}  {i.distribution:<16}  {text}")
+    click.echo("\n`pyro-vlae plugins NAME` shows a plugin's options and a data set's recommended values.")
 
 
 @main.command()
@@ -225,17 +299,19 @@ def list_plugins_command() -> None:
               help="Seed of the random draws and subsets: the same seed gives the same numbers.")
 @click.option("--chunk", type=int, default=5000, show_default=True,
               help="Rows (samples × points) scored at once; bounds memory.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@device_option
 @click.option("--intervention/--no-intervention", default=True, show_default=True,
               help="Measure the interventional layer × factor matrix (trains the data set's factor reader once).")
 @click.option("--intervention-samples", type=click.IntRange(2), default=1000, show_default=True,
               help="Pairs of generated images per layer for the intervention matrix.")
+@click.option("--fidelity-samples", type=click.IntRange(0), default=2000, show_default=True,
+              help="Samples compared with as many test images for the sample fidelity (0: not measured).")
 @click.option("--reader-steps", type=click.IntRange(1),
               help="Training steps of the factor reader (trained once per data set, then cached) [default: 3000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def evaluate(run: Path, device: str, **options: Any) -> None:
-    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix
-    and hierarchy metrics.
+    """Measure a run: ELBO, IWAE, per-layer KL, active units, PCA, the intervention matrix,
+    the sample fidelity and hierarchy metrics.
 
     Prints a table and writes evaluation.json, latents.png, intervention.png and
     hierarchy.png into RUN.
@@ -244,7 +320,8 @@ def evaluate(run: Path, device: str, **options: Any) -> None:
     from .run_folder import EVALUATION
 
     options = {k: v for k, v in options.items() if v is not None or k != "reader_steps"}
-    results = evaluate_run(run, device=device, **options)
+    with writing(run, "evaluate"):
+        results = evaluate_run(run, device=device, **options)
     click.echo(format_evaluation(results))
     click.echo(f"wrote {run / EVALUATION}")
 
@@ -255,7 +332,8 @@ def report(run: Path) -> None:
     """Write RUN/report.html: configuration, curves, metrics, heat map and pictures on one page."""
     from .evaluate.report import write_report
 
-    click.echo(f"wrote {write_report(run)}")
+    with writing(run, "report"):
+        click.echo(f"wrote {write_report(run)}")
 
 
 @main.command()
@@ -263,7 +341,7 @@ def report(run: Path) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison"),
               show_default=True, help="Writes OUT.md, OUT.csv and OUT.json.")
 def compare(runs: tuple[Path, ...], out: Path) -> None:
-    """Compare evaluated runs in one table (per run, and mean ± sd per model)."""
+    """Compare evaluated runs: per run, and mean ± sd per model, per data set and layer count."""
     from .evaluate.report import compare_runs, format_comparison, write_comparison
 
     rows = compare_runs(runs)
@@ -281,15 +359,19 @@ def compare(runs: tuple[Path, ...], out: Path) -> None:
               help="Layers to export, counted from 1, e.g. --layers 3 or --layers 2,3 [default: all].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Writes OUT.npz and OUT.pt [default: RUN/features-SOURCE].")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              help="Data points encoded at once; bounds memory.")
+@device_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def encode(run: Path, split: str | None, images: Path | None, tensor: Path | None, layers: tuple[int, ...],
            out: Path | None, batch_size: int, device: str, progress: bool) -> None:
     """Per-layer posterior means and scales (z1_loc, z1_scale, ...) of data, for other tools.
 
-    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l).
+    Writes OUT.npz (numpy.load) and OUT.pt (torch.load), each a mapping of arrays (N, d_l),
+    with each row's index (and, for image files, its path below the folder).
     """
+    import torch
+
     from .encode import encode_run, save_features
     from .run_folder import FEATURES
 
@@ -299,9 +381,11 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
     source = str(given[0]) if given else "test"
     if out is None:
         out = run / FEATURES.format(source=Path(source).stem if (images or tensor) else source)
-    features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
-    click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
+    into_run = Path(out).resolve().parent == run.resolve()  # the lock only where the output goes into the run
+    with writing(run, "encode") if into_run else contextlib.nullcontext():
+        features = encode_run(run, source, layers, batch_size, device, progress, echo=click.echo)
+        shapes = ", ".join(f"{k} {tuple(v.shape) if torch.is_tensor(v) else (len(v),)}" for k, v in features.items())
+        click.echo(f"{shapes}\nwrote " + ", ".join(str(p) for p in save_features(features, out)))
 
 
 @main.command()
@@ -315,7 +399,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
 @click.option("--span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
               help="Sliders and the pads of 2-D layers run over [-SPAN, SPAN].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@device_option
 def explore(run: Path, host: str, port: int, samples: int, span: float, seed: int, device: str) -> None:
     """Play with one latent layer at a time in the browser: a local web page for RUN.
 
@@ -327,6 +411,14 @@ def explore(run: Path, host: str, port: int, samples: int, span: float, seed: in
 
 
 # ---------------------------------------------------------------- diagnostics of a finished run
+def writing(run: Path, command: str):
+    """The lock of the run folder ``run`` while ``command`` writes into it (one writer at a
+    time; :func:`~pyro_vlae.run_folder.lock_folder`), as a context manager."""
+    from .run_folder import lock_folder
+
+    return lock_folder(run, command)
+
+
 def _load(run: Path, device: str, seed: int):
     import pyro
 
@@ -339,7 +431,7 @@ def _load(run: Path, device: str, seed: int):
 
 def diagnostic_command(function):
     """The arguments every diagnostic shares: the run folder, --seed and --device."""
-    function = click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)(function)
+    function = device_option(function)
     function = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")(
         function
     )
@@ -348,8 +440,8 @@ def diagnostic_command(function):
 
 @main.command()
 @diagnostic_command
-@click.option("--rows", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--cols", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--rows", type=click.IntRange(1), default=8, show_default=True, help="Rows of each grid.")
+@click.option("--cols", type=click.IntRange(1), default=8, show_default=True, help="Columns of each grid.")
 def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     """Ancestral samples and per-layer noise variation (paper Figs. 3, 6-7) of RUN.
 
@@ -358,8 +450,9 @@ def sample(run: Path, seed: int, device: str, rows: int, cols: int) -> None:
     """
     from .plotting import save_samples
 
-    loaded = _load(run, device, seed)
-    paths = save_samples(loaded.model, loaded.path, rows, cols)
+    with writing(run, "sample"):
+        loaded = _load(run, device, seed)
+        paths = save_samples(loaded.model, loaded.path, rows, cols)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -377,9 +470,10 @@ def traverse(run: Path, seed: int, device: str, layers: tuple[int, ...], dims, s
     """
     from .plotting import save_traversals
 
-    loaded = _load(run, device, seed)
-    dims = None if dims is None else tuple(d - 1 for d in dims)
-    paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span)
+    with writing(run, "traverse"):
+        loaded = _load(run, device, seed)
+        dims = None if dims is None else tuple(d - 1 for d in dims)
+        paths = save_traversals(loaded.model, loaded.path, layers, dims, steps, span)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -401,12 +495,13 @@ def gibbs(run: Path, seed: int, device: str, steps: int, chains: int, start: str
     from .plugins import load_data
     from .run_folder import GIBBS
 
-    loaded = _load(run, device, seed)
-    x0 = None
-    if start == "data":
-        split = "test" if "test" in loaded.plugin.splits else "train"
-        x0 = load_data(loaded.plugin, split).head(chains)
-    path = save_gibbs(loaded.model, loaded.path / GIBBS, x0, chains, steps, use_mean=use_mean)
+    with writing(run, "gibbs"):
+        loaded = _load(run, device, seed)
+        x0 = None
+        if start == "data":
+            split = "test" if "test" in loaded.plugin.splits else "train"
+            x0 = load_data(loaded.plugin, split).head(chains)
+        path = save_gibbs(loaded.model, loaded.path / GIBBS, x0, chains, steps, use_mean=use_mean)
     click.echo(f"wrote {path}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,25 +13,15 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
+from .models import MODELS, VLAE, model_options
+from .models.base import DEFAULT_Z_DIMS, ELBOS, check_z_dims
 
-#: ELBO estimators (``--elbo``): Pyro's Trace_ELBO and TraceMeanField_ELBO
-ELBOS = ("trace", "meanfield")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def check_z_dims(z_dims: Sequence[int]) -> tuple[int, ...]:
-    """``z_dims`` as a tuple of ints, or :class:`ConfigError` unless it is a non-empty list of
-    positive widths (one per latent layer)."""
-    try:
-        dims = tuple(int(d) for d in z_dims)
-    except (TypeError, ValueError):
-        dims = ()
-    if not dims or min(dims) < 1:
-        raise ConfigError(
-            f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
-            "e.g. --z-dims 2,2,2 for three layers of 2-D codes",
-        )
-    return dims
+def is_device(name: str) -> bool:
+    """Whether ``name`` is a ``--device``: one of :data:`DEVICES`, or ``cuda:N`` (GPU N)."""
+    return name in DEVICES or bool(re.fullmatch(r"cuda:\d+", str(name)))
 
 
 @dataclass
@@ -43,7 +34,7 @@ class RunConfig:
     data_dir: str | None = None
     model: str = "vlae"
     z_dims: tuple[int, ...] | None = None
-    stem: str = "auto"
+    stem: str | None = None
     width: float | None = None
     likelihood: str | None = None
     likelihood_options: dict[str, Any] | None = None
@@ -61,7 +52,10 @@ class RunConfig:
     elbo: str = "trace"
     combine: str | None = None
     heads: str | None = None
-    fade_in: int | None = None
+    #: VLAE fade-in (:class:`~pyro_vlae.train.LayerFadeIn`): steps per layer (an integer, 0: off)
+    #: or a fraction in (0, 1) of the run after which every layer is fully on; :meth:`resolve`
+    #: turns a fraction into steps per layer, so a resumed run keeps its schedule
+    fade_in: int | float | None = None
     kl_weights: tuple[float, ...] | None = None
     num_particles: int = 1
     clip_norm: float | None = None
@@ -73,15 +67,17 @@ class RunConfig:
     bf16: bool = False
 
     DEFAULTS = {
-        "z_dims": (2, 2, 2),
+        "z_dims": DEFAULT_Z_DIMS,
+        "stem": "auto",
         "width": 1.0,
         "batch_size": 100,
         "lr": 2e-4,
         "steps": 10000,
         "warmup_steps": 2000,
     }
-    #: VLAE-only options (:class:`~pyro_vlae.models.VLAE`, :class:`~pyro_vlae.train.LayerFadeIn`) and their defaults
-    VLAE_DEFAULTS = {"combine": "concat", "heads": "linear", "fade_in": 0, "kl_weights": None}
+    #: VLAE-only options and their defaults: its constructor's (:class:`~pyro_vlae.models.VLAE`)
+    #: and the fade-in of its layers (:class:`~pyro_vlae.train.LayerFadeIn`)
+    VLAE_DEFAULTS = {**model_options(VLAE), "fade_in": 0}
 
     def resolve(
         self,
@@ -90,12 +86,21 @@ class RunConfig:
         num_data: int,
         value_range: Sequence[float] | None = None,
     ) -> RunConfig:
-        """A copy with every ``None`` filled from the data set's ``recommended`` settings and
+        """A copy with every ``None`` filled from the data set's ``recommended`` settings (its
+        recipe for this model, :meth:`~pyro_vlae.data.DatasetPlugin.recommended_for`) and
         ``default_likelihood``, then the library defaults; ``epochs`` is turned into ``steps``.
+        A recipe may give its budget in ``epochs`` and its KL warm-up in ``warmup_epochs``;
+        the warm-up then keeps its share of the budget when ``steps`` or ``epochs`` scale the
+        budget (e.g. 200 of 2000 epochs: the first tenth of any budget).
         ``value_range`` is the data set's (the likelihood options' own, if they set one), so the
         resolved configuration builds the model without the data set.
         Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
+        if c.steps is None and c.epochs is None and "epochs" in recommended:
+            c.epochs = recommended["epochs"]
+        warmup_share = None
+        if c.warmup_steps is None and "warmup_epochs" in recommended:
+            warmup_share = recommended["warmup_epochs"] / recommended["epochs"]
         for key, default in self.DEFAULTS.items():
             if getattr(c, key) is None:
                 setattr(c, key, recommended.get(key, default))
@@ -119,22 +124,26 @@ class RunConfig:
             elif getattr(c, key) is None:
                 setattr(c, key, recommended.get(key, default))
         c.z_dims = check_z_dims(c.z_dims)
-        if c.kl_weights is not None and (len(c.kl_weights) != len(c.z_dims) or min(c.kl_weights) <= 0):
-            raise ConfigError(
-                f"--kl-weights needs one positive weight per layer ({len(c.z_dims)}), got {list(c.kl_weights)}",
-                "e.g. --kl-weights " + ",".join(["1"] * len(c.z_dims)),
-            )
+        if c.kl_weights is not None:
+            VLAE.check_kl_weights(c.kl_weights, len(c.z_dims))
         if c.epochs is not None:
             if not c.epochs > 0:
                 raise ConfigError(f"--epochs must be positive, got {c.epochs}")
             c.steps = max(1, math.ceil(c.epochs * num_data / c.batch_size))
             c.epochs = None
+        if warmup_share is not None:
+            c.warmup_steps = round(warmup_share * c.steps)
         c.validate(num_data)
+        from .train.schedule import LayerFadeIn  # the trainer imports this module
+
+        c.fade_in = LayerFadeIn.stage_for(c.fade_in, c.steps, len(c.z_dims))
         return c
 
     def validate(self, num_data: int | None = None) -> None:
         """Raise :class:`ConfigError` naming the first invalid option. Options of the command
         line are named as such (``--beta``); the others as fields of :class:`RunConfig`."""
+        if self.steps is not None and self.epochs is not None:
+            raise ConfigError("--steps and --epochs exclude each other", "give one of them")
         checks = [
             (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
             (self.batch_size is None or self.batch_size >= 2,
@@ -144,13 +153,14 @@ class RunConfig:
             (self.beta > 0, "--beta must be positive (it scales the KL terms; poutine.scale refuses 0)"),
             (self.beta_start > 0, "RunConfig.beta_start, the first β of the warm-up, must be positive"),
             (self.elbo in ELBOS, f"--elbo must be one of {', '.join(ELBOS)}"),
-            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (is_device(self.device), f"--device must be one of {', '.join(DEVICES)} or cuda:N"),
             (self.num_particles >= 1, "RunConfig.num_particles must be at least 1"),
             (self.clip_norm is None or self.clip_norm > 0, "--clip-norm must be positive"),
             (self.checkpoint_every >= 1 and self.log_every >= 1,
              "--checkpoint-every and --log-every must be at least 1"),
             (self.width is None or self.width > 0, "--width must be positive"),
-            (self.fade_in is None or self.fade_in >= 0, "--fade-in must be >= 0"),
+            (self.fade_in is None or _valid_fade_in(self.fade_in),
+             "--fade-in must be a whole number of steps per layer (0: off) or a fraction of the run in (0, 1)"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
             ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
@@ -166,6 +176,13 @@ class RunConfig:
                 f"--batch-size {self.batch_size} is larger than the data set ({num_data} items)",
                 f"use --batch-size {num_data} or less",
             )
+
+    def model_options(self) -> dict[str, Any]:
+        """The options this run's model class declares beyond those every model takes
+        (:func:`~pyro_vlae.models.model_options`: the VLAE's ``combine``, ``heads``,
+        ``kl_weights``), where set."""
+        declared = model_options(MODELS[self.model]) if self.model in MODELS else {}
+        return {k: getattr(self, k) for k in declared if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -186,8 +203,14 @@ class RunConfig:
         return cls(**d)
 
 
+def _valid_fade_in(value: float) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+        isinstance(value, float) and 0 < value < 1)
+
+
 def resolve_device(name: str, local_rank: int | None = None, local_world_size: int = 1) -> torch.device:
-    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU.
+    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU;
+    ``cuda:N`` is GPU N.
 
     In a data-parallel run (``local_rank`` given) every process gets a GPU of its own,
     ``cuda:LOCAL_RANK``, so the ``local_world_size`` processes on this machine need that many.
@@ -199,12 +222,18 @@ def resolve_device(name: str, local_rank: int | None = None, local_world_size: i
     if local_rank is None:
         if name == "auto":
             return torch.device("cuda")
-        if name == "cuda" and gpus == 0:
+        if name != "auto" and gpus == 0:
             raise ConfigError(
-                "--device cuda was requested but PyTorch sees no CUDA device",
+                f"--device {name} was requested but PyTorch sees no CUDA device",
                 "install a CUDA build of torch (see the README) or use --device cpu",
             )
-        return torch.device(name)
+        device = torch.device(name)
+        if device.index is not None and device.index >= gpus:
+            raise ConfigError(
+                f"--device {name} was requested but PyTorch sees {gpus} CUDA device(s), cuda:0 to cuda:{gpus - 1}",
+                "pick one of them, or --device cuda for the first",
+            )
+        return device
     if gpus < local_world_size:
         raise ConfigError(
             f"--device {name}: {local_world_size} processes on this machine need one GPU each, "

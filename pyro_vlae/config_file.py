@@ -120,6 +120,24 @@ def check_config(values: Any, source: str = "the configuration") -> dict[str, An
     return out
 
 
+def merge_config(
+    defaults: dict[str, Any], given: dict[str, Any], path: str | Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The options of a run started from the file ``path`` (:func:`read_config`): its values
+    over the ``defaults``, the options ``given`` on the command line over both. A length given
+    (``steps`` or ``epochs``) replaces the file's, whichever of the two the file holds.
+
+    Returns the merged options and the subset set explicitly (by the file or the command line),
+    which a resumed run applies or refuses."""
+    from_file = read_config(path)
+    options = {**defaults, **from_file, **given}
+    for length, other in (("steps", "epochs"), ("epochs", "steps")):
+        if length in given and other not in given:
+            options[other] = None
+    explicit = {k: options[k] for k in (*from_file, *given) if k in options}
+    return options, explicit
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The checked options of a ``.json``, ``.toml`` or ``.yaml`` file, or of a run folder's
     ``config.json``."""

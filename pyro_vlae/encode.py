@@ -19,8 +19,6 @@ a folder of images, or a ``.npy``/``.pt`` tensor.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -30,13 +28,13 @@ from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
 
+from .atomic import atomic_write
 from .data.base import Data, TensorData
+from .data.images import describe_unreadable, eight_bits, find_unreadable, list_images, open_image
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
 from .progress import Progress
-
-#: file name endings read as images by :func:`read_images`
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+from .run_folder import check_not_run_files
 
 
 class MeanPath(Messenger):
@@ -143,17 +141,25 @@ def encode_run(
     device: str = "cpu",
     progress: bool = False,
     echo: Callable[[str], None] | None = None,
-) -> dict[str, Tensor]:
+) -> dict[str, Tensor | list[str]]:
     """:func:`encode` for a run folder: ``source`` is a split of its data set, a folder of
-    images or a ``.npy``/``.pt`` file (see :func:`load_inputs`)."""
+    images or a ``.npy``/``.pt`` file (see :func:`load_inputs`). The features come with
+    ``index`` (each row's position in the split or tensor, or in the sorted folder) and, for
+    image files, ``path`` (each row's path below the folder), so rows can be matched to data."""
     from .run_folder import load_run
 
     loaded = load_run(run, device)
     select_layers(loaded.model, layers)  # refuse a missing layer before reading any data
-    data, what = load_inputs(source, loaded, echo)
+    data, what, names = load_inputs(source, loaded, echo)
     if echo is not None:
         echo(f"encoding {what} with the {loaded.config.model} of {loaded.path} (step {loaded.step})")
-    return encode(loaded.model, data, layers, batch_size, progress, echo or print)
+    features: dict[str, Tensor | list[str]] = {
+        **encode(loaded.model, data, layers, batch_size, progress, echo or print)
+    }
+    features["index"] = torch.arange(len(data))
+    if names is not None:
+        features["path"] = names
+    return features
 
 
 # ------------------------------------------------------------------- inputs
@@ -169,24 +175,6 @@ def image_mode(x_shape: Sequence[int]) -> tuple[str, tuple[int, int]]:
         f"this model reads data points of shape {tuple(x_shape)}, which are not images",
         "pass a .npy or .pt tensor of that shape instead",
     )
-
-
-def eight_bits(image, name: str):
-    """``image`` with 8 bits per channel: a 16-bit (or 32-bit integer) grey image is scaled
-    from 0–65535 to 0–255, since PIL's own conversion would clip it to white; a
-    floating-point image, whose range cannot be known, is refused."""
-    from PIL import Image
-
-    if image.mode == "F":
-        raise DataError(f"{name} holds floating-point pixels (PIL mode F), whose range cannot be known",
-                        "save it as an 8- or 16-bit PNG, or pass a .npy/.pt tensor in the data's range")
-    if not (image.mode.startswith("I;16") or image.mode == "I"):
-        return image
-    array = np.asarray(image, dtype=np.float64)
-    if array.min() < 0 or array.max() > 65535:
-        raise DataError(f"{name} holds pixel values outside 0 to 65535 (PIL mode {image.mode})",
-                        "save it as an 8- or 16-bit PNG")
-    return Image.fromarray(np.round(array / 257).astype(np.uint8))  # mode L
 
 
 def images_to_tensor(
@@ -239,25 +227,21 @@ def read_images(
     folder: str | Path, x_shape: Sequence[int], value_range: tuple[float, float] = (0.0, 1.0),
     echo: Callable[[str], None] | None = None,
 ) -> tuple[Tensor, list[str]]:
-    """Every image below ``folder`` (sorted by path) as a batch for the model, and the
-    relative paths in the same order (see :func:`images_to_tensor` for sizes and modes)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Every image below ``folder`` (:func:`~pyro_vlae.data.images.list_images`: sorted by
+    path, hidden files left out) as a batch for the model, and the relative paths in the same
+    order (see :func:`images_to_tensor` for sizes and modes). Files that cannot be read are
+    all listed in one :class:`DataError`."""
     folder = Path(folder)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not paths:
+    paths = list_images(folder)
+    bad = find_unreadable(paths)
+    if bad:
         raise DataError(
-            f"no image files in {folder}",
-            f"pass a folder holding {', '.join(IMAGE_SUFFIXES)} files (at any depth)",
+            f"{len(bad)} of the {len(paths)} image files in {folder} cannot be read:\n"
+            + describe_unreadable(bad, folder),
+            "replace or remove them, then encode the folder again",
         )
-    images, names = [], [str(p.relative_to(folder)) for p in paths]
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                image.load()
-                images.append(image)
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataError(f"cannot read the image {path}: {err}", "remove or replace that file") from err
+    names = [str(p.relative_to(folder)) for p in paths]
+    images = [open_image(path) for path in paths]
     return images_to_tensor(images, x_shape, value_range, echo, names), names
 
 
@@ -291,21 +275,27 @@ def read_tensor(path: str | Path, x_shape: Sequence[int]) -> Tensor:
 
 def load_inputs(
     source: str, loaded, echo: Callable[[str], None] | None = None
-) -> tuple[Tensor | Data, str]:
-    """What to encode and a short description: ``source`` is a split of the run's data set
-    (``train``, ``test``), a folder of images, or a ``.npy``/``.pt`` file."""
+) -> tuple[Tensor | Data, str, list[str] | None]:
+    """What to encode, a short description and, for image files, their paths below the folder:
+    ``source`` is a split of the run's data set (``train``, ``test``), a folder of images, or a
+    ``.npy``/``.pt`` file."""
+    from .data.image_folder import ImageFolder
+
     path = Path(source)
     if source in loaded.plugin.splits and not path.exists():
         from .plugins import load_data
 
         data = load_data(loaded.plugin, source)
-        return data, f"the {source} split of {loaded.config.plugin}"
+        names = None
+        if isinstance(loaded.plugin, ImageFolder):
+            names = [str(p.relative_to(loaded.plugin.root)) for p in loaded.plugin.split(source)]
+        return data, f"the {source} split of {loaded.config.plugin}", names
     x_shape = loaded.model.x_shape
     if path.is_dir():
         x, names = read_images(path, x_shape, loaded.model.likelihood.value_range, echo)
-        return x, f"{len(names)} images in {path}"
+        return x, f"{len(names)} images in {path}", names
     if path.is_file() and path.suffix in (".npy", ".pt"):
-        return read_tensor(path, x_shape), str(path)
+        return read_tensor(path, x_shape), str(path), None
     raise ConfigError(
         f"{source!r} is neither a split of {loaded.config.plugin} ({', '.join(loaded.plugin.splits)}), "
         "a folder of images, nor a .npy/.pt file",
@@ -313,24 +303,16 @@ def load_inputs(
     )
 
 
-def save_features(features: dict[str, Tensor], out: str | Path) -> list[Path]:
-    """Write ``features`` as ``OUT.npz`` (numpy) and ``OUT.pt`` (torch), each atomically."""
+def save_features(features: dict[str, Tensor | list[str]], out: str | Path) -> list[Path]:
+    """Write ``features`` as ``OUT.npz`` (numpy; ``path`` as an array of strings, readable
+    without pickle) and ``OUT.pt`` (torch; ``path`` as a list), each atomically
+    (:func:`~pyro_vlae.atomic.atomic_write`); a file of a run folder is never replaced."""
     out = Path(out)
     base = out.with_suffix("") if out.suffix in (".npz", ".pt") else out
+    targets = [base.with_name(base.name + suffix) for suffix in (".npz", ".pt")]
+    check_not_run_files(targets)
     base.parent.mkdir(parents=True, exist_ok=True)
-    targets, temps = [base.with_name(base.name + suffix) for suffix in (".npz", ".pt")], []
-    try:  # both files complete before either replaces an older one
-        for target in targets:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
-            temps.append(Path(tmp))
-            with os.fdopen(fd, "wb") as f:
-                if target.suffix == ".npz":
-                    np.savez(f, **{k: v.numpy() for k, v in features.items()})
-                else:
-                    torch.save(features, f)
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
+    with atomic_write(targets[0]) as npz, atomic_write(targets[1]) as pt:  # both written before either replaces
+        np.savez(npz, **{k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in features.items()})
+        torch.save(features, pt)
     return targets

@@ -32,6 +32,11 @@ class CheckpointError(PyroVlaeError, OSError):
     """A missing, unreadable, corrupt or incompatible checkpoint or run folder."""
 
 
+class StorageError(PyroVlaeError, OSError):
+    """A file could not be written: a full, read-only or failing disk. Nothing written
+    before is lost (:mod:`pyro_vlae.atomic`)."""
+
+
 class TrainingDiverged(PyroVlaeError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -43,3 +48,7 @@ class DistributedError(PyroVlaeError, RuntimeError):
 class FallbackWarning(UserWarning):
     """A choice the library made for the user (a fallback split, a resize), announced; the
     command line prints it as one ``warning:`` line."""
+
+
+class StaleWarning(FallbackWarning):
+    """Results shown beside a checkpoint newer than the one they were computed from."""

@@ -9,7 +9,8 @@ Images are shown in the data's range, the likelihood's ``value_range``. The file
 * ``traverse``: ``traverse-z{l}.png``, ``traverse.png``; ``gibbs``: ``gibbs.png``;
 * ``evaluate``: ``latents.png``, ``intervention.png``, ``hierarchy.png``.
 
-Each grid of several layers is also saved side by side (:func:`side_by_side`).
+Each grid of several layers is also saved side by side (:func:`side_by_side`), each panel
+under its layer's name (:func:`titled`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
-from torchvision.utils import make_grid, save_image  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+from torchvision.utils import save_image as _save_image  # noqa: E402
 
+from .atomic import atomic_write  # noqa: E402
 from .data.base import Data  # noqa: E402
 from .diagnostics import gibbs_chain, layer_variation, traversal  # noqa: E402
 from .models.base import LatentModel  # noqa: E402
@@ -45,6 +48,12 @@ def to_images(x: Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> Tenso
         side = math.isqrt(x.shape[1])
         x = x.reshape(-1, 1, side, side) if side * side == x.shape[1] else x[:, None, None, :]
     return x
+
+
+def save_image(image: Tensor, path: str | Path, **options: Any) -> None:
+    """torchvision's ``save_image`` (``options`` as there), written atomically as a PNG."""
+    with atomic_write(path) as f:
+        _save_image(image, f, format="png", **options)
 
 
 def save_images(x: Tensor, path: str | Path, nrow: int, value_range=(0.0, 1.0), padding: int = 2) -> Path:
@@ -70,11 +79,32 @@ def side_by_side(grids: Sequence[Tensor], gap: int = 6) -> Tensor:
     return torch.cat(parts[:-1], dim=2)
 
 
-def _save_grids(grids: Sequence[Tensor], paths: Sequence[Path], together: Path) -> list[Path]:
-    """Each grid to its path, then all of them side by side to ``together``."""
+def titled(g: Tensor, title: str, height: int = 14) -> Tensor:
+    """The RGB grid ``g`` ``(3, H, W)`` under a white strip with ``title`` written in black."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (g.shape[2], height), "white")
+    ImageDraw.Draw(strip).text((2, 1), title, fill="black")
+    top = torch.from_numpy(np.asarray(strip).copy()).permute(2, 0, 1).float() / 255
+    return torch.cat([top, g.expand(3, -1, -1).cpu()], dim=1)
+
+
+def layer_titles(model: LatentModel, layers: Sequence[int]) -> list[str]:
+    """``z1 (bottom)``, ``z2``, ..., ``zL (top)``: the panel titles of pictures with one panel per layer."""
+    def name(layer: int) -> str:
+        where = " (bottom)" if layer == 1 else " (top)" if layer == model.num_layers else ""
+        return f"z{layer}{where}" if model.num_layers > 1 else f"z{layer}"
+
+    return [name(layer) for layer in layers]
+
+
+def _save_grids(
+    grids: Sequence[Tensor], paths: Sequence[Path], together: Path, titles: Sequence[str]
+) -> list[Path]:
+    """Each grid to its path, then all of them side by side to ``together``, each under its title."""
     for g, path in zip(grids, paths):
         save_image(g, path)
-    save_image(side_by_side(grids), together)
+    save_image(side_by_side([titled(g, t) for g, t in zip(grids, titles)]), together)
     return [*paths, together]
 
 
@@ -90,7 +120,7 @@ def save_layer_grids(
     layers = range(1, model.num_layers + 1)
     grids = [grid(model, layer_variation(model, layer, rows, cols), cols) for layer in layers]
     paths = [folder / (prefix + LAYER.format(layer=layer)) for layer in layers]
-    return _save_grids(grids, paths, folder / (prefix + LAYERS))
+    return _save_grids(grids, paths, folder / (prefix + LAYERS), layer_titles(model, layers))
 
 
 @torch.no_grad()
@@ -123,7 +153,8 @@ def save_traversals(
     folder = Path(folder)
     layers = list(layers or range(1, model.num_layers + 1))
     grids = [grid(model, traversal(model, layer, dims, steps, span), steps) for layer in layers]
-    return _save_grids(grids, [folder / TRAVERSE.format(layer=layer) for layer in layers], folder / TRAVERSALS)
+    paths = [folder / TRAVERSE.format(layer=layer) for layer in layers]
+    return _save_grids(grids, paths, folder / TRAVERSALS, layer_titles(model, layers))
 
 
 @torch.no_grad()
@@ -151,7 +182,7 @@ def save_gibbs(
     frames = torch.cat([x0[None], chain[keep]])  # (snapshots, B, ...)
     left = grid(model, frames.transpose(0, 1).flatten(0, 1), snapshots)
     right = grid(model, model.generate(x0.shape[0] * snapshots), snapshots)
-    save_image(side_by_side([left, right]), path)
+    save_image(side_by_side([titled(left, "Gibbs chains"), titled(right, "ancestral samples")]), path)
     return Path(path)
 
 
@@ -172,9 +203,12 @@ def write_pictures(model: LatentModel, out: str | Path, data: Data) -> list[Path
 
 # --------------------------------------------------------------------------- charts
 def _finish(fig, path: str | Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_write(path) as f:
+            fig.savefig(f, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

@@ -167,6 +167,43 @@ def load_data(plugin: DatasetPlugin, split: str) -> Data:
     return data
 
 
+def describe_plugin(name: str, library_defaults: dict[str, Any]) -> list[str]:
+    """Lines for ``pyro-vlae plugins NAME``: the plugin's description, its options with their
+    defaults and, for a data set (built with its default options), the values it recommends
+    for every model, its recipes per model, and the ``library_defaults`` it leaves as they are."""
+    group = next((g for g in (DATASETS, LIKELIHOODS) if name in _entry_points(g)), None)
+    if group is None:
+        raise PluginError(f"unknown plugin {name!r}", "`pyro-vlae plugins` lists them all")
+    cls = load_plugin(group, name)
+    lines = [f"{name} ({GROUPS[group][0]}): {cls.description or (cls.__doc__ or '').strip().splitlines()[0]}"]
+    params = [p for p in inspect.signature(cls).parameters.values()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("data_dir", "value_range")]
+    flag = "-P" if group == DATASETS else "-L"
+    lines.append(f"options ({flag} KEY=VALUE):" if params else "options: none")
+    lines += [f"  {p.name} = {json.dumps(p.default, default=str)}" for p in params]
+    if group == DATASETS:
+        try:
+            plugin = cls()
+        except Exception:  # a plugin that needs an option to be built: its class's values
+            plugin = cls
+        lines.append(f"default likelihood: {plugin.default_likelihood}")
+        recommended = dict(plugin.recommended)
+        lines.append("recommended (fit's [default: the data set's]):")
+        lines += [f"  {k} = {_shown(v)}" for k, v in recommended.items()]
+        lines += [f"  {k} = {_shown(v)}  (library default)" for k, v in library_defaults.items()
+                  if k not in recommended]
+        for model, recipe in getattr(plugin, "recipes", {}).items():
+            lines.append(f"recipe for {model}: " + ", ".join(f"{k} = {_shown(v)}" for k, v in recipe.items()))
+    return lines
+
+
+def _shown(value: Any) -> str:
+    """A recommended value as the command line takes it (lists comma-separated)."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return json.dumps(value, default=str) if isinstance(value, dict) else str(value)
+
+
 def list_plugins() -> list[PluginInfo]:
     """Every registered plugin; one that fails to load is listed with its error and warned about."""
     infos = []

@@ -2,12 +2,14 @@
 
 Off a terminal (a log file, a pipe, a batch job) a bar's carriage-return redraws make an
 unreadable log, so :class:`Progress` then prints one line per report instead:
-``step 400/1000  elbo -85.2 ...  (12.3 steps/s)`` for ``fit``, ``encode 512/10000  (840.1 points/s)``
-for ``encode``.
+``step 400/1000  elbo -85.2 ...  (12.3 steps/s, 49 s left)`` for ``fit``,
+``encode 512/10000  (840.1 points/s, 11 s left)`` for ``encode``, ``IWAE-1000 50/500 ...`` for
+``evaluate``.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -56,7 +58,15 @@ class Progress:
         if self.lines:
             rate = (self.done - self.first) / max(time.perf_counter() - self.started, 1e-9)
             middle = f"  {text}" if text else ""
-            self.echo(f"{self.prefix} {self.done}/{self.total}{middle}  ({rate:.1f} {self.unit}s/s)")
+            left = f", {duration((self.total - self.done) / rate)} left" if 0 < self.done < self.total and rate else ""
+            self.echo(f"{self.prefix} {self.done}/{self.total}{middle}  ({rate:.1f} {self.unit}s/s{left})")
+
+    def advance(self, n: int = 1) -> None:
+        """Count ``n`` more, reporting whenever another tenth of the total is done (off a
+        terminal: about ten lines in all)."""
+        tenth = max(1, math.ceil(self.total / 10))
+        report = (self.done + n) // tenth > self.done // tenth or self.done + n >= self.total
+        self.update(n, "" if report else None)
 
     def close(self) -> None:
         self.bar.close()
@@ -66,3 +76,20 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as people say it: ``40 s``, ``12 min``, ``3 h 20 min``, ``2.5 days``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def stderr_line(line: str) -> None:
+    """Print ``line`` to standard error, where progress goes when no ``echo`` is given."""
+    print(line, file=sys.stderr)

@@ -25,6 +25,7 @@ from .config import RunConfig, resolve_device
 from .data.base import Data, DatasetPlugin
 from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
+from .folder_lock import FolderLock
 from .models import LatentModel
 from .plotting import write_pictures
 from .progress import Progress
@@ -34,26 +35,22 @@ from .run_folder import (
     CONFIG,
     METRICS,
     SUMMARY,
-    LoadedRun,
     MetricsLog,
     load_checkpoint,
-    load_run,
     make_model,
     open_dataset,
     prepare_folder,
     save_checkpoint,
     write_json,
 )
+from .stopping import Stopped, StopRequests, agreed, signal_name
 from .tracking import Tracker, open_tracker
 from .train import KLWarmup, LayerFadeIn, Trainer, distributed
 
 #: options a resumed run may change; everything else comes from the checkpoint
-RESUMABLE = ("steps", "epochs", "device", "checkpoint_every", "log_every")
+RESUMABLE = ("steps", "epochs", "device", "checkpoint_every", "log_every", "data_dir")
 
-__all__ = [
-    "RESUMABLE", "LoadedRun", "Setup", "build", "evaluate_elbo", "finish", "fit", "load_run", "loop",
-    "make_model", "open_dataset", "resolve", "resolve_device", "write_pictures",
-]
+__all__ = ["RESUMABLE", "Setup", "build", "finish", "fit", "loop", "resolve"]
 
 
 def fit(
@@ -82,6 +79,9 @@ def fit(
     hyper-parameters with the final test metrics.
     """
     context = distributed.setup(config.device, dist_timeout)
+    stops = StopRequests()
+    echo = stops.guard(echo)  # a closed output pipe stops the run like a signal
+    setup = None
     try:
         setup = resolve(config, Path(out), resume, overrides, context)
         if not setup.main:
@@ -92,8 +92,10 @@ def fit(
             track = open_tracker(tracker, setup.out)  # a store that cannot be opened stops the run here
             write_json(setup.out / CONFIG, setup.config.to_dict())
         echo(_banner(setup, trainer))
+        if (warning := fade_in_warning(setup.config)) is not None:
+            echo(warning)
         try:
-            seconds = loop(setup, trainer, progress, echo, track, log_images_every)
+            seconds = loop(setup, trainer, progress, echo, track, log_images_every, stops)
         except BaseException as err:
             if track is not None:
                 track.close(err)
@@ -102,6 +104,8 @@ def fit(
             finish(setup, trainer.model, seconds, echo, track)
         return setup.out
     finally:
+        if setup is not None and setup.lock is not None:
+            setup.lock.release()
         distributed.teardown(context)
 
 
@@ -118,6 +122,8 @@ class Setup:
     load_seconds: float
     checkpoint: dict[str, Any] | None
     context: distributed.DistributedContext | None
+    #: process 0's lock on the run folder, held until the run ends (:func:`prepare_folder`)
+    lock: FolderLock | None = None
 
     @property
     def main(self) -> bool:
@@ -133,33 +139,49 @@ def resolve(
     context: distributed.DistributedContext | None = None,
 ) -> Setup:
     """Command line → configuration → data-set plugin: open the run folder (and the checkpoint
-    to resume from), load the data and fill every unset option (:meth:`RunConfig.resolve`)."""
+    to resume from), load the data and fill every unset option (:meth:`RunConfig.resolve`).
+    Process 0 locks the run folder (:func:`prepare_folder`) and holds the lock in the setup."""
+    locks: list[FolderLock] = []
 
     def open_folder() -> dict[str, Any] | None:
-        prepare_folder(out, resume)
+        locks.append(prepare_folder(out, resume))
         return load_checkpoint(out) if resume else None
 
-    if context is None:
-        ckpt = open_folder()
-    else:
-        context.check_same({**config.to_dict(), "out": str(out), "resume": resume})
-        ckpt = context.on_main(open_folder)  # process 0 reads the run folder and shares it
-    if resume:
-        config = _resumed(RunConfig.from_dict(ckpt["config"]), overrides or {})
-    plugin = open_dataset(config)
-    t0 = time.perf_counter()
-    train = plugins.load_data(plugin, "train")
-    test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
-    load_seconds = time.perf_counter() - t0
-    config = config.resolve(plugin.recommended, plugin.default_likelihood, len(train), plugin.value_range)
-    return Setup(config, out, plugin, train, test, load_seconds, ckpt, context)
+    try:
+        if context is None:
+            ckpt = open_folder()
+        else:
+            context.check_same({**config.to_dict(), "out": str(out), "resume": resume})
+            ckpt = context.on_main(open_folder)  # process 0 reads the run folder and shares it
+        if resume:
+            config = _resumed(RunConfig.from_dict(ckpt["config"]), overrides or {})
+        plugin = open_dataset(config)
+        t0 = time.perf_counter()
+        train = plugins.load_data(plugin, "train")
+        test = plugins.load_data(plugin, "test") if "test" in plugin.splits else None
+        load_seconds = time.perf_counter() - t0
+        recommended = plugin.recommended_for(config.model)
+        config = config.resolve(recommended, plugin.default_likelihood, len(train), plugin.value_range)
+        if ckpt is not None and config.steps < (done := int(ckpt["trainer"]["step"])):
+            raise ConfigError(
+                f"--resume to {config.steps} steps, but the run in {out} has done {done} already",
+                f"give --steps {done} or more (a run is never cut back)",
+            )
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    return Setup(config, out, plugin, train, test, load_seconds, ckpt, context, locks[0] if locks else None)
 
 
 def _resumed(saved: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """The saved configuration with the :data:`RESUMABLE` options of ``overrides``; any other
-    option given with a different value is an error."""
+    option given with a different value is an error. ``data_dir`` may name the folder the
+    data moved to; it is stored absolute."""
     for key, value in overrides.items():
-        if key not in RESUMABLE and value != getattr(saved, key):
+        if key == "data_dir" and value is not None:
+            value = str(Path(value).expanduser().resolve())
+        if key not in RESUMABLE and _plain(value) != _plain(getattr(saved, key)):
             raise ConfigError(
                 f"--resume continues the saved configuration, but {key} was given as "
                 f"{value!r} (saved: {getattr(saved, key)!r})",
@@ -168,6 +190,15 @@ def _resumed(saved: RunConfig, overrides: dict[str, Any]) -> RunConfig:
         if key in RESUMABLE:
             setattr(saved, key, value)
     return saved
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every list a tuple, so that a value read from a file compares equal."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 # ------------------------------------------------------------------------------- build
@@ -208,20 +239,49 @@ def _banner(setup: Setup, trainer: Trainer) -> str:
         f"pyro-vlae {__version__}: {config.model} on {config.plugin} "
         f"({len(train)} × {tuple(train.shape)}, loaded in {setup.load_seconds:.1f}s), "
         f"z_dims={list(config.z_dims)}, {num_params:,} parameters, likelihood={config.likelihood}, "
-        f"device={trainer.model.device}{processes}, steps {trainer.step_count}→{config.steps}, "
+        f"device={trainer.model.device}{processes}, steps {trainer.step_count}→{config.steps} "
+        f"({config.steps * config.batch_size / len(train):.4g} epochs of batches of {config.batch_size}, "
+        f"KL warm-up over {config.warmup_steps} steps), "
         f"run folder {setup.out}"
     )
+
+
+def fade_in_warning(config: RunConfig) -> str | None:
+    """A warning naming the VLAE layers the fade-in leaves not fully on for the whole run
+    (their KL then says nothing about what they would learn); ``None`` when there are none."""
+    fade = LayerFadeIn(config.fade_in or 0)
+    late = fade.never_fully_on(config.steps, len(config.z_dims))
+    if not late:
+        return None
+    names = ", ".join(f"z{k + 1} (fully on from step {fade.fully_on_at(len(config.z_dims))[k]})" for k in late)
+    return (f"warning: the fade-in (one layer every {fade.stage_steps} steps) leaves {names} not fully on "
+            f"in this run of {config.steps} steps; their KL will be near 0 only because the decoder ignored them. "
+            "Give the fade-in as a fraction of the run (e.g. --fade-in 0.5) or train longer")
 
 
 # -------------------------------------------------------------------------------- loop
 class Checkpoints:
     """Saves the trainer into ``checkpoint.pt`` (process 0 only), after the rows of
-    ``metrics`` it covers are on disk, and stops a diverged run, naming the last checkpoint
-    it keeps."""
+    ``metrics`` it covers are on disk, and stops a diverged run (:meth:`check`) before its
+    state is saved or evaluated, naming the last checkpoint it keeps: every checkpoint saved
+    holds finite parameters whose loss had not exploded."""
+
+    #: a loss per data point this many times (the magnitude of) the run's first one has exploded
+    EXPLODED = 1000.0
 
     def __init__(self, setup: Setup, trainer: Trainer, metrics: MetricsLog | None = None) -> None:
         self.setup, self.trainer, self.metrics = setup, trainer, metrics
         self.last_saved = trainer.step_count if setup.checkpoint is not None else None
+        #: the loss of the run's first step, which :meth:`check` measures an explosion by
+        self.first_loss: float | None = (setup.checkpoint or {}).get("first_loss")
+        #: seconds trained before this process started (a resumed run's earlier ones)
+        self.earlier_seconds = float((setup.checkpoint or {}).get("train_seconds", 0.0))
+        self.started = time.perf_counter()
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds spent training, over every process that trained this run."""
+        return self.earlier_seconds + time.perf_counter() - self.started
 
     def save(self, finished: bool = False) -> None:
         if self.metrics is not None:
@@ -232,17 +292,31 @@ class Checkpoints:
                 "x_shape": list(self.setup.train.shape),
                 "trainer": self.trainer.state_dict(),
                 "finished": finished,
+                "first_loss": self.first_loss,
+                "train_seconds": self.train_seconds,
             }
             save_checkpoint(self.setup.out / CHECKPOINT, payload)
+        self.last_saved = self.trainer.step_count
 
-    def check_finite(self, finite: torch.Tensor, step: int) -> None:
-        """Raise :class:`TrainingDiverged` unless every loss so far was finite."""
+    def check(self, finite: torch.Tensor, loss: float, step: int) -> None:
+        """Raise :class:`TrainingDiverged` unless every loss so far was finite, the
+        parameters are, and ``loss`` (of ``step``) is under :attr:`EXPLODED` times the first."""
+        problem = None
         if not bool(finite):
-            where = f"the checkpoint of step {self.last_saved} is kept" if self.last_saved else "nothing was saved"
-            raise TrainingDiverged(
-                f"the loss became NaN or infinite by step {step}; {where} in {self.setup.out}",
-                "lower --lr, set --clip-norm (e.g. 10), or lengthen --warmup-steps",
-            )
+            problem = f"the loss became NaN or infinite by step {step}"
+        elif not bool(torch.stack([torch.isfinite(p).all() for p in self.trainer.model.parameters()]).all()):
+            problem = f"the parameters became NaN or infinite in step {step}"
+        elif self.first_loss is not None and loss - self.first_loss > self.EXPLODED * max(abs(self.first_loss), 1.0):
+            problem = f"the loss exploded to {loss:.3g} by step {step} (from {self.first_loss:.3g} at the start)"
+        if problem is not None:
+            self.diverged(problem)
+
+    def diverged(self, problem: str) -> None:
+        kept = f"the checkpoint of step {self.last_saved} is kept" if self.last_saved else "nothing was saved"
+        raise TrainingDiverged(
+            f"{problem}; {kept} in {self.setup.out}",
+            "lower --lr, set --clip-norm (e.g. 10), or lengthen --warmup-steps",
+        )
 
 
 def loop(
@@ -252,62 +326,77 @@ def loop(
     echo: Callable[[str], None],
     track: Tracker | None = None,
     log_images_every: int = 500,
+    stops: StopRequests | None = None,
 ) -> float:
     """Train to ``config.steps``: a metrics row every ``log_every`` steps (also to ``track``,
     with its per-layer grids every ``log_images_every`` steps), a checkpoint every
-    ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, a
-    checkpoint on Ctrl-C and when a data file cannot be read (:class:`DataError`). The
+    ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, and
+    a checkpoint when a data file cannot be read (:class:`DataError`).
+
+    A step is atomic with respect to the stop signals of ``stops`` (:mod:`pyro_vlae.stopping`):
+    the step in progress is finished, its checkpoint saved, and :class:`Stopped` raised. The
     metrics of a log step come from a random state of their own (:func:`~pyro_vlae.rng.seeded`),
-    so how often a run logs never changes what it learns. Returns the seconds spent training."""
+    so how often a run logs never changes what it learns. Returns the seconds spent training,
+    over every process that trained the run (a resumed run's earlier ones included)."""
     config, model, sites = setup.config, trainer.model, trainer.model.latent_sites
     fields = ["step", "beta", "loss", "elbo", "recon", *[f"kl_{s}" for s in sites], "seconds"]
     metrics = MetricsLog(setup.out / METRICS, fields, trainer.step_count) if setup.main else None
     checkpoints = Checkpoints(setup, trainer, metrics)
     bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model)
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
-    started = time.perf_counter()
+    stops = stops or StopRequests()
     try:
-        while trainer.step_count < config.steps:
-            beta = trainer.beta
-            loss_t = trainer.train_step()
-            finite &= torch.isfinite(loss_t)
-            step = trainer.step_count
-            logging = step % config.log_every == 0 or step == config.steps
-            if logging or step % config.checkpoint_every == 0:  # the loop's only device syncs
-                checkpoints.check_finite(finite, step)
-                loss = float(loss_t)
-            terms = None
-            if metrics is not None and logging:
-                with seeded(derived_seed(config.seed, step), model.device):
-                    terms = evaluate_elbo(model, trainer.batch(step - 1))
-                row = {
-                    "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
-                    "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
-                    "seconds": f"{time.perf_counter() - started:.3f}",
-                    **{f"kl_{s}": f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
-                }
-                metrics.write(row)
-                if track is not None:
-                    track.log_row(row)
-                    if log_images_every and step % log_images_every == 0 and step < config.steps:
-                        with seeded(derived_seed(config.seed, step, 1), model.device):  # as the metrics
-                            track.log_layers(step, model)
-            text = None
-            if terms is not None:
-                text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
-            bar.update(1, text)
-            if step % config.checkpoint_every == 0 and step < config.steps:
-                checkpoints.save()
-                checkpoints.last_saved = step
-    except KeyboardInterrupt:
-        if not bool(finite):
-            echo(
-                "\ninterrupted after the loss became NaN or infinite; "
-                f"the checkpoint of step {checkpoints.last_saved} is kept"
-            )
-            raise
-        checkpoints.save()
-        echo(f"\ninterrupted: checkpoint of step {trainer.step_count} saved; continue with --resume")
+        with stops:
+            while trainer.step_count < config.steps:
+                beta = trainer.beta
+                loss_t = trainer.train_step()
+                finite &= torch.isfinite(loss_t)
+                step = trainer.step_count
+                if checkpoints.first_loss is None:  # the one extra device sync, in the first step
+                    checkpoints.first_loss = float(loss_t) if bool(finite) else None
+                logging = step % config.log_every == 0 or step == config.steps
+                if logging or step % config.checkpoint_every == 0:  # the loop's only device syncs
+                    loss = float(loss_t)
+                    checkpoints.check(finite, loss, step)
+                terms = None
+                if metrics is not None and logging:
+                    with seeded(derived_seed(config.seed, step), model.device):
+                        try:
+                            terms = evaluate_elbo(model, trainer.batch(step - 1))
+                        except ValueError as err:  # a distribution refused parameters gone out of range
+                            checkpoints.diverged(f"the model's parameters went out of range by step {step} "
+                                                 f"({str(err).splitlines()[0]})")
+                    row = {
+                        "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
+                        "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
+                        "seconds": f"{checkpoints.train_seconds:.3f}",
+                        **{f"kl_{s}": f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
+                    }
+                    metrics.write(row)
+                    if track is not None:
+                        track.log_row(row)
+                        if log_images_every and step % log_images_every == 0 and step < config.steps:
+                            track.log_layers(step, model)  # the same draws every time, apart from training
+                text = None
+                if terms is not None:
+                    text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
+                bar.update(1, text)
+                if step % config.checkpoint_every == 0 and step < config.steps:
+                    checkpoints.save()
+                signum = stops.signum if setup.context is None else agreed(stops.signum, model.device)
+                if signum is not None:
+                    checkpoints.check(finite, float(loss_t), step)
+                    if checkpoints.last_saved != step:
+                        checkpoints.save(finished=step >= config.steps)
+                    raise Stopped(
+                        signum,
+                        f"stopped by {signal_name(signum)} after step {step} of {config.steps}; "
+                        f"its checkpoint is saved in {setup.out}",
+                        f"continue with: pyro-vlae fit --resume --out {setup.out}",
+                    )
+    except KeyboardInterrupt:  # a second signal, or one where no handler could be installed
+        kept = checkpoints.last_saved
+        echo(f"\nstopped at once; {f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'}")
         raise
     except DataError as err:  # an unreadable file in a streamed data set: stop, keep everything
         if not bool(finite):
@@ -323,7 +412,7 @@ def loop(
         if metrics is not None:
             metrics.close()
     checkpoints.save(finished=True)
-    return time.perf_counter() - started
+    return checkpoints.train_seconds
 
 
 # ------------------------------------------------------------------------------ finish
@@ -336,7 +425,8 @@ def finish(
     summary: dict[str, Any] = {
         "steps": config.steps,
         "train_seconds": round(seconds, 2),
-        "data": {"plugin": config.plugin, "data_dir": config.data_dir, "files": setup.plugin.sources()},
+        "data": {"plugin": config.plugin, "data_dir": config.data_dir, "files": setup.plugin.sources(),
+                 **setup.plugin.provenance()},
     }
     if test is not None:
         summary["test"] = evaluate_elbo(model, test)

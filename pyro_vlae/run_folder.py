@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,9 +30,11 @@ import torch
 
 from . import plugins
 from ._version import __version__
+from .atomic import DISK_ERRORS, atomic_write, check_writable, remove_leftovers, storage_error, write_text
 from .config import RunConfig, resolve_device
 from .data.base import DatasetPlugin
 from .errors import CheckpointError, ConfigError, DataError
+from .folder_lock import FolderLock
 from .models import LatentModel, build_model
 
 CONFIG = "config.json"
@@ -42,6 +43,9 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 EVALUATION = "evaluation.json"
 REPORT = "report.html"
+#: the lock file of the process writing the folder (:mod:`pyro_vlae.folder_lock`); it also
+#: marks a folder pyro-vlae created
+LOCK = ".pyro-vlae.lock"
 #: ``pyro-vlae encode``'s default ``OUT`` (it writes ``OUT.npz`` and ``OUT.pt``)
 FEATURES = "features-{source}"
 #: the folder of ``fit --log tensorboard``'s event files
@@ -62,8 +66,9 @@ LATENTS = "latents.png"  # evaluate
 HIERARCHY = "hierarchy.png"  # evaluate
 INTERVENTION = "intervention.png"  # evaluate
 
-#: the names ``pyro-vlae sample`` gave its pictures before they were named as ``fit``'s
-OLD_NAMES = {SAMPLES: "sample.png", LAYERS: "sample-layers.png", LAYER: "sample-layer{layer}.png"}
+#: the files of a run folder that the output of another command (``encode --out``,
+#: ``compare --out``) may never replace
+RUN_FILES = (CONFIG, CHECKPOINT, METRICS, SUMMARY, EVALUATION, REPORT, LOCK)
 
 #: version tag of the checkpoint format
 FORMAT = "pyro-vlae-checkpoint/1"
@@ -71,20 +76,11 @@ FORMAT = "pyro-vlae-checkpoint/1"
 
 # -------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file in the same folder, fsync,
-    rename), so a crash never leaves a half-written file in place of a good one."""
+    """Write ``payload`` to ``path`` atomically (:func:`~pyro_vlae.atomic.atomic_write`), so a
+    crash never leaves a half-written file in place of a good one."""
     path = Path(path)
-    payload = {"format": FORMAT, "version": __version__, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save({"format": FORMAT, "version": __version__, **payload}, f)
     return path
 
 
@@ -117,14 +113,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
+def check_not_run_files(paths: list[Path]) -> None:
+    """Raise :class:`ConfigError` if any of ``paths`` is a file of a run folder (:data:`RUN_FILES`)."""
+    for path in paths:
+        if path.name in RUN_FILES and any((path.parent / name).exists() for name in (CHECKPOINT, CONFIG, LOCK)):
+            raise ConfigError(
+                f"{path} is a file of the run folder {path.parent}; it is left untouched",
+                "choose another --out (e.g. outside the run folder, or another name)",
+            )
+
+
 def find_picture(folder: str | Path, name: str, **fields: Any) -> Path | None:
-    """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder,
-    under its name or, in a folder written by an older version, its :data:`OLD_NAMES`;
-    ``None`` when there is neither."""
-    for candidate in (name, OLD_NAMES.get(name)):
-        if candidate is not None and (path := Path(folder) / candidate.format(**fields)).exists():
-            return path
-    return None
+    """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder;
+    ``None`` when it has none."""
+    path = Path(folder) / name.format(**fields)
+    return path if path.exists() else None
 
 
 # ------------------------------------------------------------------------ the model
@@ -144,9 +147,9 @@ def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
     if config.value_range is not None:
         options.setdefault("value_range", config.value_range)
     likelihood = plugins.likelihood(config.likelihood, **options)
-    vlae = {k: getattr(config, k) for k in ("combine", "heads", "kl_weights") if getattr(config, k) is not None}
-    vlae = vlae if config.model == "vlae" else {}
-    return build_model(config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **vlae)
+    return build_model(
+        config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **config.model_options()
+    )
 
 
 @dataclass
@@ -172,17 +175,12 @@ class LoadedRun:
 
 
 def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
-    """Rebuild the model of a run folder from its checkpoint, in eval mode.
-
-    Run folders written before ``value_range`` was saved in ``config.json`` lack it; it is
-    then read from the data-set plugin, as when they were trained.
-    """
+    """Rebuild the model of a run folder from its checkpoint, in eval mode, without its
+    data set (``config.json`` holds the likelihood's ``value_range``)."""
     path = Path(path)
     ckpt = load_checkpoint(path, map_location="cpu")
     try:
         config = RunConfig.from_dict(ckpt["config"])
-        if config.value_range is None and "value_range" not in (config.likelihood_options or {}):
-            config.value_range = tuple(open_dataset(config).value_range)
         model = make_model(config, tuple(ckpt["x_shape"]))
         model.load_state_dict(ckpt["trainer"]["model"])
     except (KeyError, RuntimeError, TypeError) as err:
@@ -195,35 +193,82 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
 
 
 # ---------------------------------------------------------------------- writing a run
-def prepare_folder(out: Path, resume: bool) -> None:
-    """Check that ``out`` can hold a new run (or, with ``resume``, holds one to continue)."""
+def default_folder(config: RunConfig, resume: bool = False) -> Path:
+    """``fit``'s run folder when ``--out`` is not given: ``runs/PLUGIN-MODEL``, numbered
+    ``-2``, ``-3``, ... past the folders that exist (a resumed run continues the unnumbered one)."""
+    out = Path("runs") / f"{config.plugin}-{config.model}"
+    if resume:
+        return out
+    n = 1
+    while (out.parent / (out.name if n == 1 else f"{out.name}-{n}")).exists():
+        n += 1
+    return out.parent / (out.name if n == 1 else f"{out.name}-{n}")
+
+
+def lock_folder(folder: str | Path, command: str) -> FolderLock:
+    """The lock of the run folder ``folder`` for ``command`` (one writer at a time), acquired
+    once the folder is known to be writable; the temporary files a killed process left there
+    are removed. Use it as a context manager, or release it."""
+    lock = FolderLock(folder, command, LOCK).acquire()
+    try:
+        check_writable(folder)
+        remove_leftovers(folder)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def prepare_folder(out: Path, resume: bool) -> FolderLock:
+    """Lock ``out`` for ``fit`` and check that it can hold a new run (or, with ``resume``,
+    holds one to continue); the caller releases the lock returned.
+
+    A new run goes into a new or empty folder, or one a pyro-vlae run left before its first
+    checkpoint: a folder holding anything else is refused, so that no file of the user's is
+    written over.
+    """
     if resume:
         if not (out / CHECKPOINT).exists():
             raise CheckpointError(
                 f"--resume: no checkpoint in {out}", "pass the run folder to continue with --out"
             )
-        return
+    else:
+        _check_new(out)
+        if out.is_dir() and not (out / LOCK).exists() and (names := sorted(p.name for p in out.iterdir())):
+            raise ConfigError(
+                f"{out} already holds files that pyro-vlae did not write ({', '.join(names[:4])}"
+                f"{', ...' if len(names) > 4 else ''}); they are left untouched",
+                "choose a new or empty folder with --out",
+            )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(
+                f"cannot write to the output folder {out}: {err.strerror or err}",
+                "choose a writable folder with --out",
+            ) from err
+    lock = lock_folder(out, "fit")
+    if not resume:
+        try:
+            _check_new(out)  # again, now that no other process can write it
+        except CheckpointError:
+            lock.release()
+            raise
+    return lock
+
+
+def _check_new(out: Path) -> None:
     if (out / CHECKPOINT).exists():
         raise CheckpointError(
             f"{out} already holds a run ({CHECKPOINT}); it is left untouched",
             "continue it with --resume, or choose a new folder with --out",
         )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(
-            f"cannot write to the output folder {out}: {err.strerror or err}",
-            "choose a writable folder with --out",
-        ) from err
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """``payload`` as indented JSON (``config.json``, ``summary.json``)."""
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    return path
+def write_json(path: Path, payload: Any) -> Path:
+    """``payload`` as indented JSON (``config.json``, ``summary.json``, ``evaluation.json``),
+    written atomically."""
+    return write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 class MetricsLog:
@@ -281,15 +326,21 @@ class MetricsLog:
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one row and flush it to the operating system."""
-        self._writer.writerow(row)
-        self._file.flush()
+        try:
+            self._writer.writerow(row)
+            self._file.flush()
+        except OSError as err:
+            raise (storage_error(self.path, err) if err.errno in DISK_ERRORS else err) from err
 
     def sync(self) -> None:
         """Make every written row durable (``fsync``), before a checkpoint refers to it."""
         if self._file.closed:  # closed: already synced
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as err:
+            raise (storage_error(self.path, err) if err.errno in DISK_ERRORS else err) from err
 
     def close(self) -> None:
         self.sync()

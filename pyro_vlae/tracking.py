@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import write_text
 from .errors import ConfigError
+from .stopping import Stopped
 
 if TYPE_CHECKING:  # the command line imports TRACKERS; torch is imported when a tracker runs
     import torch
@@ -200,7 +202,7 @@ class MLflow(Tracker):
         run = self.client.create_run(experiment_id, run_name=run_folder.name,
                                      tags={"pyro_vlae.run_folder": str(run_folder.resolve())})
         self.folder.mkdir(parents=True, exist_ok=True)
-        kept.write_text(run.info.run_id + "\n")
+        write_text(kept, run.info.run_id + "\n")
         return run.info.run_id
 
     def _metrics(self, values: Mapping[str, Any], step: int) -> list:
@@ -228,7 +230,8 @@ class MLflow(Tracker):
                               params=params)
 
     def close(self, error: BaseException | None = None) -> None:
-        status = "FINISHED" if error is None else "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        stopped = isinstance(error, (KeyboardInterrupt, Stopped))
+        status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
         self.client.set_terminated(self.run_id, status)
 
 

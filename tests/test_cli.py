@@ -3,16 +3,11 @@ import os
 
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 
 from pyro_vlae.cli import main
 
-SMALL = ["-P", "num_train=96", "-P", "num_test=32", "--z-dims", "2,2", "--width", "0.125", "--steps", "6",
-         "--batch-size", "16", "--log-every", "3", "--no-progress"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args))
+SMALL = fit_args(6, num_train=96, num_test=32, log_every=3)
 
 
 def test_fit_smoke(tmp_path):

@@ -4,19 +4,13 @@ import json
 import sys
 
 import pytest
-from click.testing import CliRunner
+from conftest import fit_args, run
 
-from pyro_vlae.cli import main
 from pyro_vlae.config import RunConfig
 from pyro_vlae.config_file import check_config, read_config
 from pyro_vlae.errors import ConfigError
 
-SMALL = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125", "--steps", "4",
-         "--batch-size", "16", "--log-every", "2", "--no-progress"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+SMALL = fit_args()
 
 
 def test_a_run_repeats_from_its_config_with_another_seed(tmp_path):

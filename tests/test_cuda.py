@@ -7,6 +7,7 @@ import copy
 import pyro
 import pytest
 import torch
+from conftest import fit_args, run
 
 from pyro_vlae import VLAE, KLWarmup, Trainer, build_model
 from pyro_vlae.train.compiled import CUDAGraphStep
@@ -141,14 +142,9 @@ def test_diagnostics_on_the_gpu(shapes):
 def test_fit_on_cuda(tmp_path):
     import json
 
-    from click.testing import CliRunner
-
-    from pyro_vlae.cli import main
-
-    args = ["fit", "-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2", "--width", "0.125", "--steps", "8",
-            "--batch-size", "16", "--log-every", "4", "--no-progress", "--device", "cuda"]
-    r = CliRunner().invoke(main, [*args, "--bf16", "--out", str(tmp_path / "run")])
+    args = ["fit", *fit_args(8, z_dims="2", log_every=4), "--device", "cuda"]
+    r = run(*args, "--bf16", "--out", str(tmp_path / "run"))
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "run" / "config.json").read_text())["bf16"] is True
-    r = CliRunner().invoke(main, ["fit", "--resume", "--out", str(tmp_path / "run"), "--steps", "12", "--no-progress"])
+    r = run("fit", "--resume", "--out", str(tmp_path / "run"), "--steps", "12", "--no-progress")
     assert r.exit_code == 0, r.output

@@ -7,11 +7,10 @@ import numpy as np
 import pyro
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 from PIL import Image
 
 from pyro_vlae import Trainer
-from pyro_vlae.cli import main
 from pyro_vlae.data import StreamData
 from pyro_vlae.errors import DataError
 from pyro_vlae.models import VLAE
@@ -225,11 +224,7 @@ def test_streamed_training_matches_in_memory_training():
     assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])
 
 
-def run(*args):
-    return CliRunner().invoke(main, list(args))
-
-
-FAST = ["--z-dims", "2,2", "--width", "0.125", "--steps", "4", "--batch-size", "4", "--log-every", "2", "--no-progress"]
+FAST = fit_args(batch_size=4, num_train=None)
 
 
 def test_fit_on_files_through_the_command_line(tmp_path):

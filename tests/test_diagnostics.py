@@ -1,16 +1,14 @@
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 from PIL import Image
 
-from pyro_vlae.cli import main
 from pyro_vlae.diagnostics import gibbs_chain, traversal
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.models import build_model
 from pyro_vlae.plotting import save_gibbs, save_samples, save_traversals
 
-TINY = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,1", "--width", "0.125", "--steps", "2",
-        "--batch-size", "16", "--log-every", "1", "--no-progress"]
+TINY = fit_args(2, z_dims="2,1", log_every=1)
 
 
 @pytest.mark.parametrize("name", ["vlae", "hvae", "lvae", "vae"])
@@ -67,32 +65,21 @@ def test_each_diagnostic_writes_its_png(name, tmp_path, tiny_shapes):
 
 
 def test_cli_diagnostics_on_a_finished_run(tmp_path):
-    runner = CliRunner()
     out = tmp_path / "run"
-    r = runner.invoke(main, ["fit", *TINY, "--model", "hvae", "--out", str(out)])
+    r = run("fit", *TINY, "--model", "hvae", "--out", str(out))
     assert r.exit_code == 0, r.output
-    r = runner.invoke(main, ["sample", str(out), "--rows", "2", "--cols", "2"])
+    r = run("sample", str(out), "--rows", "2", "--cols", "2")
     assert r.exit_code == 0, r.output
     assert (out / "layers.png").exists() and str(out / "samples.png") in r.output
-    r = runner.invoke(main, ["traverse", str(out), "--layer", "1", "--steps", "3", "--dims", "2,1"])
+    r = run("traverse", str(out), "--layer", "1", "--steps", "3", "--dims", "2,1")
     assert r.exit_code == 0, r.output
     assert (out / "traverse-z1.png").exists() and not (out / "traverse-z2.png").exists()
-    r = runner.invoke(main, ["gibbs", str(out), "--steps", "2", "--chains", "2", "--start", "noise"])
+    r = run("gibbs", str(out), "--steps", "2", "--chains", "2", "--start", "noise")
     assert r.exit_code == 0, r.output
     assert (out / "gibbs.png").exists() and "gibbs.png" in r.output
-    r = runner.invoke(main, ["traverse", str(out), "--layer", "2", "--dims", "1,2"])
+    r = run("traverse", str(out), "--layer", "2", "--dims", "1,2")
     assert r.exit_code == 1 and "cannot traverse dimensions [0, 1] of z2" in r.output
-    r = runner.invoke(main, ["sample", str(tmp_path / "missing")])
+    r = run("sample", str(tmp_path / "missing"))
     assert r.exit_code == 1 and "no checkpoint" in r.output and "Traceback" not in r.output
 
 
-def test_a_picture_is_found_under_its_name_or_the_one_sample_gave_it_before(tmp_path):
-    from pyro_vlae.run_folder import LAYER, LAYERS, SAMPLES, find_picture
-
-    for old in ("sample-layers.png", "sample-layer2.png"):
-        (tmp_path / old).write_bytes(b"")
-    assert find_picture(tmp_path, LAYERS) == tmp_path / "sample-layers.png"
-    assert find_picture(tmp_path, LAYER, layer=2) == tmp_path / "sample-layer2.png"
-    assert find_picture(tmp_path, SAMPLES) is None and find_picture(tmp_path, LAYER, layer=1) is None
-    (tmp_path / "layers.png").write_bytes(b"")
-    assert find_picture(tmp_path, LAYERS) == tmp_path / "layers.png"

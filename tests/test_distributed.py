@@ -11,17 +11,17 @@ from pathlib import Path
 import pyro
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 from PIL import Image
 from pyro.infer import Trace_ELBO
 
 from pyro_vlae import KLWarmup, RunConfig, Trainer
-from pyro_vlae.cli import main
 from pyro_vlae.data import StreamData
 from pyro_vlae.errors import ConfigError
-from pyro_vlae.run_folder import make_model, open_dataset
-from pyro_vlae.train import LayerFadeIn, load_checkpoint, make_elbo
-from pyro_vlae.train.distributed import ScaledPair, local_batch_size, step_seed
+from pyro_vlae.run_folder import load_checkpoint, make_model, open_dataset
+from pyro_vlae.train import LayerFadeIn, make_elbo
+from pyro_vlae.train.distributed import local_batch_size, step_seed
+from pyro_vlae.train.trainer import ScaledPair
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "data_parallel_svi.py"
@@ -29,8 +29,7 @@ OPTIONS = dict(
     plugin_options={"num_train": 64, "num_test": 16}, z_dims=(2, 2), width=0.125, batch_size=16, lr=3e-3,
     warmup_steps=3, seed=5, fade_in=4,
 )
-ARGS = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125", "--batch-size", "16",
-        "--lr", "0.003", "--warmup-steps", "3", "--seed", "5", "--fade-in", "4", "--no-progress"]
+ARGS = [*fit_args(None, log_every=None), "--lr", "0.003", "--warmup-steps", "3", "--seed", "5", "--fade-in", "4"]
 TIMEOUT = 240  # seconds for a whole launch on a busy machine; a hang fails the test instead of blocking it
 
 
@@ -196,7 +195,7 @@ def test_different_options_or_a_missing_process_give_clear_errors(tmp_path):
 
 
 def run_cli(*args):
-    return CliRunner().invoke(main, ["fit", *ARGS, "--steps", "2", *args])
+    return run("fit", *ARGS, "--steps", "2", *args)
 
 
 def test_missing_rendezvous_is_a_clear_error(tmp_path, monkeypatch):

@@ -3,20 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 from PIL import Image
 
-from pyro_vlae.cli import main
 from pyro_vlae.encode import encode, encode_run, images_to_tensor, posterior
 from pyro_vlae.errors import ConfigError, DataError
 from pyro_vlae.models import build_model
 
-SMALL = ["-P", "num_train=64", "-P", "num_test=24", "--z-dims", "2,3,2", "--width", "0.125", "--steps", "4",
-         "--batch-size", "16", "--log-every", "2", "--no-progress"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+SMALL = fit_args(num_test=24, z_dims="2,3,2")
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +50,15 @@ def test_encode_command_writes_npz_and_pt(run_folder, tmp_path):
     r = run("encode", run_folder, "--split", "test", "--layers", "3", "--no-progress", "--out", tmp_path / "z3")
     assert r.exit_code == 0, r.output
     npz, pt = np.load(tmp_path / "z3.npz"), torch.load(tmp_path / "z3.pt", weights_only=True)
-    assert set(npz) == set(pt) == {"z3_loc", "z3_scale"}
+    assert set(npz) == set(pt) == {"z3_loc", "z3_scale", "index"} and npz["index"].tolist() == list(range(24))
     assert npz["z3_loc"].shape == (24, 2)
     assert np.allclose(npz["z3_loc"], pt["z3_loc"].numpy())
     as_function = encode_run(run_folder, "test", layers=[3])
     assert torch.allclose(as_function["z3_loc"], pt["z3_loc"])
     r = run("encode", run_folder, "--no-progress")  # default: all layers of the test split, into the run folder
     assert r.exit_code == 0, r.output
-    assert set(np.load(run_folder / "features-test.npz")) == {f"z{i}_{k}" for i in (1, 2, 3) for k in ("loc", "scale")}
+    sites = {f"z{i}_{k}" for i in (1, 2, 3) for k in ("loc", "scale")}
+    assert set(np.load(run_folder / "features-test.npz")) == sites | {"index"}
 
 
 def test_encode_reads_an_image_folder_and_resizes_with_a_message(run_folder, tmp_path):
@@ -77,7 +72,12 @@ def test_encode_reads_an_image_folder_and_resizes_with_a_message(run_folder, tmp
     assert r.exit_code == 0, r.output
     assert "resized 3 image(s) to 32×32" in r.output and "30×40" in r.output
     assert "converted 1 image(s) to RGB" in r.output
-    assert np.load(tmp_path / "f.npz")["z1_loc"].shape == (4, 2)
+    npz = np.load(tmp_path / "f.npz")  # no pickle needed for the paths
+    assert npz["z1_loc"].shape == (4, 2)
+    names = ["sub/0.png", "sub/1.png", "sub/2.png", "sub/grey.png"]
+    assert npz["path"].tolist() == names and npz["index"].tolist() == [0, 1, 2, 3]
+    pt = torch.load(tmp_path / "f.pt", weights_only=True)
+    assert pt["path"] == names and torch.equal(pt["z1_loc"], torch.from_numpy(npz["z1_loc"]))
 
 
 def test_sixteen_bit_images_are_scaled_and_float_ones_refused():
@@ -97,7 +97,8 @@ def test_encode_refuses_an_unreadable_image_folder_and_writes_nothing(run_folder
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(images / "good.png")
-    message = {"corrupt": "cannot read the image", "float": "floating-point pixels", "empty": "no image files"}[kind]
+    message = {"corrupt": "bad.png: UnidentifiedImageError", "float": "floating-point pixels",
+               "empty": "no image files"}[kind]
     if kind == "corrupt":
         (images / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     elif kind == "float":
@@ -168,7 +169,7 @@ def test_encode_refuses_a_folder_that_is_not_a_run(tmp_path):
 def test_a_classifier_on_one_layer_as_in_the_docs(run_folder):
     """docs/using-layers.md's scikit-learn example, on the shapes factor "shape"."""
     sklearn = pytest.importorskip("sklearn.linear_model", reason="the example needs scikit-learn")
-    from pyro_vlae.run import load_run
+    from pyro_vlae.run_folder import load_run
 
     plugin = load_run(run_folder).plugin
     column = plugin.load("test").factor_names.index("shape")

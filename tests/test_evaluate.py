@@ -1,15 +1,16 @@
 import json
 import math
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args
+from conftest import run as cli
 from pyro.nn import pyro_method
 
 from pyro_vlae import MODELS, VLAE, Gaussian, Trainer, build_model
-from pyro_vlae.cli import main
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.evaluate import (
     active_units,
@@ -106,6 +107,23 @@ def test_bits_per_dim():
     assert bits_per_dim(0.0, 10, (-1.0, 1.0)) == pytest.approx(7.0)
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "discretized-logistic", "discretized-logistic-mixture"])
+def test_bits_per_dim_of_a_probability_mass_adds_no_bin_width(likelihood):
+    """The discretized likelihoods' log p(x) is a mass like Bernoulli's: bpd = −log p / (D ln 2)."""
+    from pyro_vlae.data import TensorData
+    from pyro_vlae.evaluate import evaluate
+    from pyro_vlae.plugins import likelihood as make_likelihood
+
+    g = torch.Generator().manual_seed(0)
+    levels = 1 if likelihood == "bernoulli" else 255
+    x = torch.randint(levels + 1, (32, 3, 4, 4), generator=g).float() / levels
+    lik = make_likelihood(likelihood)
+    assert lik.discrete
+    model = build_model("vae", (3, 4, 4), (2,), lik, stem="mlp", width=0.125).eval()
+    out = evaluate(model, TensorData(x), iwae_samples=4, iwae_points=8, chunk=64)
+    assert out["bits_per_dim"] == pytest.approx(-out["iwae"]["value"] / (48 * math.log(2)))
+
+
 def test_active_units_kl_shares_and_pca_on_hand_made_posteriors():
     g = torch.Generator().manual_seed(0)
     means = torch.randn(2000, 3, generator=g) * torch.tensor([1.0, 0.03, 0.5])
@@ -174,25 +192,24 @@ def test_ordering_score_and_mig_on_exact_matrices():
     assert mig(disentangled) > 0.8 > 0.3 > mig(entangled)
 
 
-SMALL = ["-P", "num_train=96", "-P", "num_test=48", "--z-dims", "2,2", "--width", "0.125", "--steps", "6",
-         "--batch-size", "16", "--log-every", "3", "--no-progress"]
+SMALL = fit_args(6, num_train=96, num_test=48, log_every=3)
 
 
 def test_evaluate_report_and_compare_write_their_files(tmp_path):
-    runner = CliRunner()
     runs = [tmp_path / "a", tmp_path / "b"]
     for seed, run in enumerate(runs):
-        r = runner.invoke(main, ["fit", *SMALL, "--seed", str(seed), "--out", str(run)])
+        r = cli("fit", *SMALL, "--seed", str(seed), "--out", str(run))
         assert r.exit_code == 0, r.output
-    r = runner.invoke(main, ["report", str(runs[0])])
+    r = cli("report", str(runs[0]))
     assert r.exit_code == 1 and "pyro-vlae evaluate" in r.output and "Traceback" not in r.output
-    r = runner.invoke(main, ["evaluate", str(runs[0]), "--iwae-samples", "0"])
+    r = cli("evaluate", str(runs[0]), "--iwae-samples", "0")
     assert r.exit_code == 1 and "between 1 and 5000" in r.output
     for run in runs:
-        r = runner.invoke(main, ["evaluate", str(run), "--iwae-samples", "20", "--iwae-points", "8", "--no-progress",
-                                 "--intervention-samples", "40", "--reader-steps", "30"])
+        r = cli("evaluate", str(run), "--iwae-samples", "20", "--iwae-points", "8", "--no-progress",
+                "--intervention-samples", "40", "--reader-steps", "30")
         assert r.exit_code == 0, r.output
         assert "IWAE-20" in r.output and "ordering score" in r.output and "re-drawn" in r.output
+        assert "sample fidelity" in r.output
         assert (run / "latents.png").exists() and (run / "hierarchy.png").exists()
         assert (run / "intervention.png").exists()
     evaluation = json.loads((runs[0] / "evaluation.json").read_text())
@@ -202,13 +219,16 @@ def test_evaluate_report_and_compare_write_their_files(tmp_path):
     assert iv["pairs"] == 40 and len(iv["intervention"]) == 2 and "centroid_x" in iv["factors"]
     # a reader trained for 30 steps on 86 images cannot read the factors: refused, statistics kept
     assert "hue" not in iv["factors"] and "too poorly" in iv["reader_refused"]
-    r = runner.invoke(main, ["report", str(runs[0])])
+    fid = evaluation["fidelity"]  # read by the image statistics alone, the reader being refused
+    assert fid["num_samples"] == 48 and "hue" not in fid["factors"] and fid["confident"] is None
+    assert set(fid["distance"]) == set(fid["factors"]) and "colour" in fid["factors"]
+    r = cli("report", str(runs[0]))
     assert r.exit_code == 0, r.output
     page = (runs[0] / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and "ordering score" in page
-    r = runner.invoke(main, ["compare", *map(str, runs), "--out", str(tmp_path / "cmp")])
+    r = cli("compare", *map(str, runs), "--out", str(tmp_path / "cmp"))
     assert r.exit_code == 0, r.output
-    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output
+    assert "| vlae | 2 |" in r.output and "intervention matrix" in r.output and "sample fidelity" in r.output
     assert len((tmp_path / "cmp.csv").read_text().strip().splitlines()) == 3
     assert len(json.loads((tmp_path / "cmp.json").read_text())) == 2
 
@@ -227,3 +247,96 @@ def test_evaluate_works_for_every_model(name):
     assert sum(info["kl_share"] for info in out["layers"].values()) == pytest.approx(1.0)
     assert len(out["hierarchy"]["probe"]) == len(model.z_dims)
     assert -1 <= out["hierarchy"]["ordering_probe"] <= 1
+
+
+def _evaluated_run(folder, model, plugin, options, kl, iwae_samples=20, elbo=-100.0, seed=0):
+    """A run folder holding only what `compare` reads: config.json and evaluation.json."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"plugin": plugin, "plugin_options": options, "model": model}))
+    layers = {f"z{i + 1}": {"kl": k, "active_units": 1} for i, k in enumerate(kl)}
+    (folder / "evaluation.json").write_text(json.dumps({
+        "model": model, "plugin": plugin, "seed": seed, "elbo": elbo, "layers": layers,
+        "iwae": {"samples": iwae_samples, "value": elbo + 1}}))
+    return folder
+
+
+def test_compare_never_averages_data_sets_or_layer_counts_and_says_why_a_cell_is_empty(tmp_path):
+    from pyro_vlae.evaluate.report import compare_runs, format_comparison
+
+    runs = [
+        _evaluated_run(tmp_path / "mnist", "vlae", "mnist", {}, [1.0, 2.0, 3.0], elbo=-90.0),
+        _evaluated_run(tmp_path / "svhn", "vlae", "svhn", {}, [1.0, 2.0, 3.0, 4.0], elbo=-5000.0),
+        _evaluated_run(tmp_path / "photos-a", "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0], elbo=-6000.0),
+        _evaluated_run(tmp_path / "photos-b", "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0], elbo=-6100.0,
+                       iwae_samples=50, seed=1),
+    ]
+    text = format_comparison(compare_runs(runs))
+    assert "3 data set(s)" in text and "summarised separately" in text
+    assert "## mnist, 3 layer(s)" in text and "## svhn, 4 layer(s)" in text
+    assert "| vlae | 1 | -90.00 |" in text and "| vlae | 1 | -5000.00 |" in text
+    assert "| vlae | 2 | -6050.00 ± 70.71 |" in text  # the two photo runs, and only them
+    assert "1.0/2.0/3.0/4.0" in text  # the 4-layer KL list is not cut to 3
+    assert "not run (evaluated with IWAE-50)" in text and "(1 of 2 runs)" in text
+    # the same plugin and options on two folders are two data sets
+    other = tmp_path / "photos-c"
+    _evaluated_run(other, "vlae", "image-folder", {"size": 32}, [1.0, 1.0, 1.0])
+    (other / "summary.json").write_text(json.dumps({"data": {"files": ["/elsewhere/photos"]}}))
+    text = format_comparison(compare_runs([runs[2], other]))
+    assert "## image-folder size=32 @ /elsewhere/photos, 3 layer(s)" in text and "2 data set(s)" in text
+
+
+def test_evaluation_progress_off_a_terminal_is_plain_lines(capsys):
+    """As fit and encode: no tqdm redraws in a pipe or log, about ten lines with the time left."""
+    from pyro_vlae.data import TensorData
+    from pyro_vlae.evaluate import evaluate, train_reader
+
+    model = build_model("vae", (12,), (2,), width=0.125).eval()
+    g = torch.Generator().manual_seed(0)
+    evaluate(model, TensorData(torch.rand(64, 12, generator=g)), iwae_samples=10, iwae_points=40, chunk=20,
+             progress=True)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("IWAE-10 ")]
+    assert "\r" not in err and [line.split()[1] for line in lines] == [f"{n}/40" for n in range(4, 44, 4)]
+    assert "points/s" in lines[0] and "left)" in lines[0] and "left" not in lines[-1]
+    data = TensorData(torch.rand(40, 12, generator=g), torch.randint(2, (40, 1), generator=g).float(), ("a",))
+    train_reader(data, steps=20, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "factor reader step 20/20" in err
+
+
+def test_report_shows_traversals_and_gibbs_chains_with_titled_panels(tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    r = cli("fit", *fit_args(2), "--out", run)
+    assert r.exit_code == 0, r.output
+    for args in (["traverse", run, "--steps", "3"], ["gibbs", run, "--steps", "2", "--chains", "2"],
+                 ["evaluate", run, "--iwae-samples", "2", "--iwae-points", "8", "--no-progress", "--no-intervention"]):
+        r = cli(*args)
+        assert r.exit_code == 0, r.output
+    r = cli("report", run)
+    assert r.exit_code == 0, r.output
+    page = (run / "report.html").read_text()
+    assert "Latent traversals" in page and "Gibbs chains" in page
+    for together, panel in (("layers.png", "layer1.png"), ("traverse.png", "traverse-z1.png")):
+        whole = np.asarray(Image.open(run / together).convert("L"))
+        assert whole.shape[0] == Image.open(run / panel).height + 14  # a title strip above the panels
+        assert whole[:14].min() < 128  # with writing in it
+
+
+def test_missing_numbers_say_why():
+    from pyro_vlae.evaluate import format_evaluation
+
+    results = {
+        "num_points": 8, "elbo": -1.0, "recon": -1.0,
+        "iwae": {"samples": 2, "num_points": 8, "value": -1.0, "elbo_same_draws": -1.0},
+        "layers": {"z1": {"kl": 1.0, "kl_share": 1.0, "active_units": 1, "units": 1,
+                          "pca_explained_variance": [1.0]}},
+        "hierarchy": {"layers": ["z1"], "factors": ["a"], "probe": [[None]], "nmi": [[None]],
+                      "mig_per_layer": [None], "mig": None, "ordering_probe": None, "ordering_nmi": None},
+        "intervention": {"factors": ["a"], "layers": ["z1"], "pairs": 4, "intervention": [[None]],
+                         "baseline": [0.0], "ordering_intervention": None},
+    }
+    text = format_evaluation(results)
+    assert "takes one value" in text and "one-unit layer" in text and "zero baseline" in text
+    assert text.count("no two factors different abstraction levels") == 2 and "nan" not in text

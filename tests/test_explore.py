@@ -13,17 +13,15 @@ from io import BytesIO
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 
-from pyro_vlae.cli import main
 from pyro_vlae.encode import noise_of, posterior
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.explore import Explorer, check_port, pad_picture, pad_pixel, pad_point, pad_reach, require_gradio
 from pyro_vlae.models import build_model
 
 MODELS = ["vlae", "hvae", "lvae", "vae"]
-SMALL = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125", "--steps", "4",
-         "--batch-size", "16", "--log-every", "2", "--no-progress"]
+SMALL = fit_args()
 
 
 def tiny(name):
@@ -116,7 +114,7 @@ def test_explore_on_a_port_in_use_is_one_message_and_exit_1(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = CliRunner().invoke(main, ["explore", str(tmp_path), "--port", str(port)])
+        r = run("explore", str(tmp_path), "--port", str(port))
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert f"127.0.0.1:{port}" in r.output and "another program uses that port" in r.output and "--port" in r.output
     assert list(tmp_path.iterdir()) == []
@@ -126,13 +124,13 @@ def test_without_gradio_explore_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio → ImportError
     with pytest.raises(ConfigError, match=r'pip install "pyro-vlae\[explore\]"'):
         require_gradio()
-    r = CliRunner().invoke(main, ["explore", str(tmp_path)])
+    r = run("explore", str(tmp_path))
     assert r.exit_code == 1 and 'pip install "pyro-vlae[explore]"' in r.output and "Traceback" not in r.output
 
 
 def test_explore_refuses_a_folder_that_is_not_a_run(tmp_path):
     pytest.importorskip("gradio", reason='the explorer needs Gradio: pip install "pyro-vlae[explore]"')
-    r = CliRunner().invoke(main, ["explore", str(tmp_path), "--port", "0"])
+    r = run("explore", str(tmp_path), "--port", "0")
     assert r.exit_code == 1 and "no checkpoint" in r.output and "Traceback" not in r.output
 
 
@@ -187,8 +185,8 @@ def served(tmp_path_factory):
     out = tmp_path_factory.mktemp("explore") / "run"
     # 40 steps at a high learning rate: enough for images that respond to the controls;
     # z1 and z2 (2-D) get a pad each, z3 (3-D) sliders
-    r = CliRunner().invoke(main, ["fit", *SMALL, "--model", "hvae", "--z-dims", "2,2,3", "--steps", "40",
-                                  "--lr", "0.01", "--warmup-steps", "10", "--out", str(out)])
+    r = run("fit", *SMALL, "--model", "hvae", "--z-dims", "2,2,3", "--steps", "40",
+            "--lr", "0.01", "--warmup-steps", "10", "--out", str(out))
     assert r.exit_code == 0, r.output
     lines = []
     app, url = serve(out, port=0, block=False, echo=lines.append)

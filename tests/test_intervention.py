@@ -178,6 +178,21 @@ def test_reader_is_cached_per_data_set_and_options(tmp_path, monkeypatch):
         reader_for(plugin, {"num_train": 201, "num_test": 50}, steps=5, echo=lambda _: None)
 
 
+def test_reader_cache_tells_data_sets_apart_whose_options_agree(tmp_path, monkeypatch):
+    """Two folders read with the same options (e.g. two SVHN copies at one --data-dir): the
+    cache key holds a fingerprint of the images, so the second folder gets its own reader."""
+    monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path / "cache"))
+    options = {"num_train": 200, "num_test": 50}
+    reader_for(Shapes(**options), options, steps=5, echo=lambda _: None)
+    trained = []
+    real_train = reader_module.train_reader
+    monkeypatch.setattr(reader_module, "train_reader", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    reader_for(Shapes(**options, seed=7), options, steps=5, echo=lambda _: None)
+    assert trained == [1] and len(list((tmp_path / "cache" / "readers").glob("shapes-*.pt"))) == 2
+    reader_for(Shapes(**options, seed=7), options, steps=5, echo=lambda _: None)
+    assert trained == [1]  # the same images again: the cached reader
+
+
 def test_circular_change_wraps_around():
     from pyro_vlae.evaluate.intervention import factor_change
 

@@ -4,21 +4,15 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 
 from pyro_vlae import RunConfig
-from pyro_vlae.cli import main
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.plugins import dataset, likelihood
-from pyro_vlae.run import load_run
+from pyro_vlae.run_folder import load_run
 from tests.test_datasets import write_mnist
 
-FAST = ["--z-dims", "2,2", "--width", "0.125", "--steps", "2", "--batch-size", "4", "--log-every", "2",
-        "--no-progress"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args))
+FAST = fit_args(2, batch_size=4, num_train=None)
 
 
 @pytest.fixture(autouse=True)
@@ -83,3 +77,49 @@ def test_option_checks_in_the_library():
         dataset("shapes", size=3)
     assert float(likelihood("laplace", scale=2).scale) == 2.0  # an integer is a number
     assert torch.is_tensor(dataset("shapes", num_train=8, num_test=4).load().x)
+
+
+def test_help_is_not_cut_at_abbreviations_and_every_option_says_what_it_does():
+    import click
+
+    from pyro_vlae.cli import main
+
+    r = run("--help")
+    assert "(paper Prop. 1, Fig. 2)" in r.output and "(paper Fig. 5)" in r.output
+    for name, command in main.commands.items():
+        for option in command.params:
+            if isinstance(option, click.Option):
+                assert option.help, (name, option.opts)
+    r = run("fit", "--help")
+    assert "[default: the data set's, else 2000]" in r.output and "pyro-vlae plugins NAME" in r.output
+
+
+def test_plugins_shows_a_data_sets_recommended_values():
+    r = run("plugins", "mnist")
+    assert r.exit_code == 0, r.output
+    assert "z_dims = 2,2,2" in r.output and "default likelihood: gaussian" in r.output
+    assert "download = true" in r.output
+    r = run("plugins", "image-folder")
+    assert "unreadable = \"skip\"" in r.output and "split_seed = 0" in r.output
+    r = run("plugins", "nope")
+    assert r.exit_code == 1 and "unknown plugin 'nope'" in r.output
+
+
+def test_every_command_takes_the_same_devices_with_one_default(tmp_path, monkeypatch):
+    from pyro_vlae.cli import main
+    from pyro_vlae.config import resolve_device
+
+    defaults = {name: next(p.default for p in c.params if p.name == "device")
+                for name, c in main.commands.items() if any(p.name == "device" for p in c.params)}
+    assert set(defaults) >= {"fit", "evaluate", "encode", "explore", "sample", "traverse", "gibbs"}
+    assert set(defaults.values()) == {"auto"}
+    r = run("fit", "--device", "gpu", "--out", tmp_path / "s")
+    assert r.exit_code == 2 and "cuda:N" in r.output
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ConfigError, match="sees 2 CUDA device"):
+        resolve_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = run("fit", *fit_args(1), "--device", "cuda:1", "--out", tmp_path / "r")
+    assert r.exit_code == 1 and "--device cuda:1 was requested but PyTorch sees no CUDA device" in r.output

@@ -9,20 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args, run
 
-from pyro_vlae.cli import main
 from pyro_vlae.data import TensorData
 from pyro_vlae.errors import PluginError
 from pyro_vlae.plugins import DATASETS, dataset, likelihood, list_plugins, load_data, load_plugin
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "plugins" / "pyro-vlae-bars"
-FAST = ["--z-dims", "2,2", "--width", "0.125", "--steps", "4", "--batch-size", "8", "--log-every", "2",
-        "--no-progress", "-P", "num_train=32", "-P", "num_test=16"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args))
+FAST = fit_args(batch_size=8, num_train=32)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +102,7 @@ def broken(tmp_path, monkeypatch):
 
 
 def test_broken_plugins_warn_and_everything_else_works(broken, tmp_path):
-    r = CliRunner().invoke(main, ["plugins"])
+    r = run("plugins")
     assert r.exit_code == 0
     warnings = [line for line in r.output.splitlines() if line.startswith("warning:")]
     assert any("'explodes' failed to import: ImportError: needs libfoo 2.0" in w for w in warnings)
@@ -123,7 +117,7 @@ def test_broken_plugins_warn_and_everything_else_works(broken, tmp_path):
         load_data(dataset("bad-data"), "train")
     for name, message in [("explodes", "needs libfoo 2.0"), ("not-a-class", "not a subclass"),
                           ("bad-data", "returned list")]:
-        r = run("fit", "--plugin", name, *FAST[:-4], "--out", str(tmp_path / name))
+        r = run("fit", "--plugin", name, *fit_args(batch_size=8, num_train=None), "--out", str(tmp_path / name))
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
     assert dataset("shapes", num_train=8).load().x.shape == (8, 3, 32, 32)
     assert torch.is_tensor(likelihood("laplace").scale)

@@ -2,16 +2,30 @@
 and the configuration finds its data again from anywhere."""
 
 import csv
+import errno
 import json
 import os
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import run as cli
 
 from pyro_vlae import RunConfig
-from pyro_vlae.errors import CheckpointError, DataError
+from pyro_vlae.errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged
 from pyro_vlae.run import fit
-from pyro_vlae.run_folder import METRICS, MetricsLog, load_checkpoint, load_run
+from pyro_vlae.run_folder import (
+    CHECKPOINT,
+    EVALUATION,
+    METRICS,
+    MetricsLog,
+    load_checkpoint,
+    load_run,
+    save_checkpoint,
+    write_json,
+)
 
 
 def small_config(**kw):
@@ -108,3 +122,164 @@ def test_config_stores_an_absolute_data_dir_and_summary_names_the_files(tmp_path
     (tmp_path / "data" / "mnist").rename(tmp_path / "data" / "moved")
     with pytest.raises(DataError, match="trained on the data in .*mnist, which no longer exists"):
         load_run(out).plugin.load("test")
+
+
+def test_resume_with_a_config_file_applies_resumable_options_and_refuses_others(tmp_path):
+    out = tmp_path / "run"
+    fit(small_config(steps=4), out, progress=False, echo=quiet)
+    more, other = tmp_path / "more.toml", tmp_path / "other.toml"
+    more.write_text("steps = 6\n")
+    other.write_text('steps = 6\nmodel = "hvae"\nz_dims = [3, 3]\n')
+    r = cli("fit", "--resume", "--out", str(out), "--config", str(other), "--no-progress")
+    assert r.exit_code == 1 and "model was given as 'hvae' (saved: 'vlae')" in r.output, r.output
+    assert load_checkpoint(out)["trainer"]["step"] == 4
+    r = cli("fit", "--resume", "--out", str(out), "--config", str(more), "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(out)["trainer"]["step"] == 6
+    r = cli("fit", "--resume", "--out", str(out), "--config", str(out), "--no-progress")
+    assert r.exit_code == 0, r.output  # the run's own config.json: nothing differs
+
+
+def test_resume_never_cuts_a_run_back(tmp_path):
+    out = tmp_path / "run"
+    fit(small_config(steps=6), out, progress=False, echo=quiet)
+    with pytest.raises(ConfigError, match="has done 6 already"):
+        fit(small_config(), out, resume=True, progress=False, echo=quiet, overrides={"steps": 4})
+    assert load_checkpoint(out)["trainer"]["step"] == 6
+
+
+def test_a_new_run_never_writes_over_files_pyro_vlae_did_not_write(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text("my own\n")
+    with pytest.raises(ConfigError, match="already holds files that pyro-vlae did not write"):
+        fit(small_config(steps=2), out, progress=False, echo=quiet)
+    assert [p.name for p in out.iterdir()] == ["config.json"] and (out / "config.json").read_text() == "my own\n"
+
+
+def test_an_infinite_update_is_never_saved(tmp_path):
+    with pytest.raises(TrainingDiverged, match="parameters became NaN or infinite in step 1; nothing was saved"):
+        fit(small_config(lr=1e39, checkpoint_every=1, log_every=1), tmp_path / "run", progress=False, echo=quiet)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_an_exploding_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="the loss exploded") as caught:
+        fit(small_config(lr=10.0, checkpoint_every=1, log_every=10), out, progress=False, echo=quiet)
+    kept = int(re.search(r"the checkpoint of step (\d+) is kept", str(caught.value)).group(1))
+    ckpt = load_checkpoint(out)
+    assert ckpt["trainer"]["step"] == kept
+    assert all(torch.isfinite(v).all() for v in ckpt["trainer"]["model"].values() if v.is_floating_point())
+    assert torch.isfinite(load_run(out).model.sample(4)).all()  # the kept model still samples
+
+
+# ------------------------------------------------------------- files, disks and stale results
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 4-step run folder; tests work on copies (:func:`copy_of`)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    fit(small_config(steps=4, log_every=2, checkpoint_every=2), out, progress=False, echo=quiet)
+    return out
+
+
+def copy_of(run, tmp_path):
+    return Path(shutil.copytree(run, tmp_path / run.name))
+
+
+def fake_evaluation(run, step):
+    evaluation = {"model": "vlae", "seed": 3, "step": step, "elbo": -1.0, "iwae": {"samples": 2, "value": -0.5},
+                  "layers": {"z1": {"kl": 1.0, "active_units": 1}, "z2": {"kl": 2.0, "active_units": 2}}}
+    (run / EVALUATION).write_text(json.dumps(evaluation))
+
+
+def test_a_full_disk_keeps_the_old_file_and_names_the_path_and_the_fix(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    path.write_text('{"old": 1}\n')
+    fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StorageError, match=f"cannot write {path}: No space left") as caught:
+        write_json(path, {"new": 2})
+    assert "free space on the disk of" in str(caught.value)
+    with pytest.raises(StorageError, match="No space left"):
+        save_checkpoint(tmp_path / CHECKPOINT, {"x": torch.ones(2)})
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert path.read_text() == '{"old": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temporary file left
+
+
+def test_a_read_only_run_folder_is_one_message_before_any_work(trained, tmp_path, monkeypatch):
+    import tempfile
+
+    run = copy_of(trained, tmp_path)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    for command in (["sample"], ["traverse"], ["gibbs"], ["report"], ["evaluate", "--no-progress"],
+                    ["fit", "--resume", "--steps", "6", "--no-progress", "--out"]):
+        r = cli(*command, run)
+        assert r.exit_code == 1, (command, r.output)
+        assert f"cannot write {run}: Read-only file system" in r.output and f"make {run} writable" in r.output
+        assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_outputs_never_replace_run_files_or_each_other(trained, tmp_path):
+    run = copy_of(trained, tmp_path)
+    fake_evaluation(run, 4)
+    checkpoint, evaluation = (run / CHECKPOINT).read_bytes(), (run / EVALUATION).read_bytes()
+    r = cli("encode", run, "--out", run / "checkpoint", "--no-progress")
+    assert r.exit_code == 1 and "is a file of the run folder" in r.output, r.output
+    r = cli("compare", run, "--out", run / "evaluation")
+    assert r.exit_code == 1 and "is a file of the run folder" in r.output, r.output
+    assert (run / CHECKPOINT).read_bytes() == checkpoint and (run / EVALUATION).read_bytes() == evaluation
+    for name in ("lr0.1", "lr0.2"):
+        assert cli("compare", run, "--out", tmp_path / "cmp" / name).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "cmp").iterdir()) == [
+        f"lr0.{i}.{s}" for i in (1, 2) for s in ("csv", "json", "md")
+    ]
+
+
+def test_report_and_compare_say_when_the_evaluation_is_older_than_the_checkpoint(trained, tmp_path):
+    run = copy_of(trained, tmp_path)
+    fake_evaluation(run, 2)
+    note = f"the evaluation of {run} is of step 2, but its checkpoint is of step 4"
+    r = cli("report", run)
+    assert r.exit_code == 0 and f"warning: {note}" in r.output, r.output
+    assert "Out of date:" in (run / "report.html").read_text()
+    r = cli("compare", run, "--out", tmp_path / "cmp")
+    assert r.exit_code == 0 and f"Out of date: {note}" in r.output, r.output
+    fake_evaluation(run, 4)
+    r = cli("report", run)
+    assert r.exit_code == 0 and "warning" not in r.output and "Out of date" not in (run / "report.html").read_text()
+
+
+@pytest.mark.parametrize("content", ["{}", "null", "[]", "garbage"])
+def test_report_and_compare_refuse_a_broken_evaluation_in_one_message(trained, tmp_path, content):
+    run = copy_of(trained, tmp_path)
+    (run / EVALUATION).write_text(content)
+    for command in (["report", run], ["compare", run, "--out", tmp_path / "cmp"]):
+        r = cli(*command)
+        assert r.exit_code == 1 and f"{run / EVALUATION} is" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_resume_counts_all_training_time_removes_leftovers_and_writes_files_alike(trained, tmp_path):
+    run = copy_of(trained, tmp_path)
+    first = load_checkpoint(run)["train_seconds"]
+    leftovers = [run / ".checkpoint.pt-x1.tmp", run / ".checkpoint-x2.tmp"]  # a kill in a checkpoint write
+    for p in leftovers:
+        p.write_bytes(b"partial")
+    fit(small_config(), run, resume=True, progress=False, echo=quiet, overrides={"steps": 6})
+    assert not any(p.exists() for p in leftovers)
+    assert load_checkpoint(run)["train_seconds"] > first
+    assert json.loads((run / "summary.json").read_text())["train_seconds"] == round(
+        load_checkpoint(run)["train_seconds"], 2)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run.iterdir() if p.is_file()}
+    assert len(set(modes.values())) == 1, modes  # the checkpoint as every other file

@@ -4,6 +4,7 @@ training the live parameters (a regression guard that times nothing)."""
 import pyro
 import pytest
 import torch
+from conftest import fit_args, run
 
 from pyro_vlae import VLAE, KLWarmup, Trainer, build_model
 from pyro_vlae.train import make_elbo
@@ -99,16 +100,11 @@ def test_benchmark_reference_loop_computes_the_same_elbo(name):
 def test_fit_cli_speed_options(tmp_path):
     import json
 
-    from click.testing import CliRunner
-
-    from pyro_vlae.cli import main
-
-    small = ["fit", "-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2", "--width", "0.125", "--steps", "4",
-             "--batch-size", "16", "--log-every", "2", "--no-progress"]
-    r = CliRunner().invoke(main, [*small, "--jit", "--out", str(tmp_path / "jit")])
+    small = ["fit", *fit_args(z_dims="2")]
+    r = run(*small, "--jit", "--out", str(tmp_path / "jit"))
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "jit" / "config.json").read_text())["jit"] is True
-    r = CliRunner().invoke(main, [*small, "--bf16", "--device", "cpu", "--out", str(tmp_path / "bf16")])
+    r = run(*small, "--bf16", "--device", "cpu", "--out", str(tmp_path / "bf16"))
     assert r.exit_code != 0 and "--bf16 needs a CUDA device" in r.output
     assert not (tmp_path / "bf16" / "checkpoint.pt").exists()
 
@@ -296,3 +292,16 @@ def test_compile_refusals():
         Trainer(VLAE((12,), (2,), width=0.05), torch.rand(64, 12), batch_size=16, jit=True, compile=True)
     assert DistributedTrainer.supports_compile is False
     assert Trainer(VLAE((12,), (2,), width=0.05), torch.rand(64, 12), batch_size=16).compiled is None  # CPU default
+
+
+def test_one_factory_chooses_the_kind_of_step():
+    from pyro_vlae.errors import ConfigError
+    from pyro_vlae.train.steps import STEP_KINDS, make_step
+
+    data = torch.rand(64, 12)
+    kinds = {options: Trainer(VLAE((12,), (2,), width=0.05), data, batch_size=16, **dict(options)).kind
+             for options in [(), (("jit", True),), (("compile", True),), (("compile", False),)]}
+    assert list(kinds.values()) == ["eager", "jit", "compiled", "eager"]
+    assert set(kinds.values()) < set(STEP_KINDS)
+    with pytest.raises(ConfigError, match="unknown kind of training step"):
+        make_step(Trainer(VLAE((12,), (2,), width=0.05), data, batch_size=16), "fast")

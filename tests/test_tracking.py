@@ -7,15 +7,14 @@ import sys
 
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import fit_args
+from conftest import run as cli
 
-from pyro_vlae.cli import main
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.models import build_model
 from pyro_vlae.tracking import MODULES, flat_hyperparameters, layer_grids, mlflow_uri, open_tracker
 
-SMALL = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2", "--width", "0.125", "--steps", "6",
-         "--batch-size", "16", "--log-every", "2", "--no-progress"]
+SMALL = fit_args(6)
 NEEDS = '--log tensorboard needs tensorboard: pip install "pyro-vlae[tensorboard]"'
 
 
@@ -75,7 +74,7 @@ def test_without_tensorboard_the_message_says_how_to_install(tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ConfigError, match=r'pyro-vlae\[tensorboard\]'):
         open_tracker("tensorboard", tmp_path)
-    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "tensorboard", "--out", str(tmp_path / "run")])
+    r = cli("fit", *SMALL, "--log", "tensorboard", "--out", str(tmp_path / "run"))
     assert r.exit_code == 1 and "pyro-vlae[tensorboard]" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
@@ -83,9 +82,9 @@ def test_without_tensorboard_the_message_says_how_to_install(tmp_path, monkeypat
 def test_fit_logs_metrics_layers_and_hyperparameters(tmp_path):
     pytest.importorskip("tensorboard", reason=NEEDS)
     plain, tracked = tmp_path / "plain", tmp_path / "tracked"
-    assert CliRunner().invoke(main, ["fit", *SMALL, "--out", str(plain)]).exit_code == 0
-    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "tensorboard", "--log-images-every", "4",
-                                  "--out", str(tracked)])
+    assert cli("fit", *SMALL, "--out", str(plain)).exit_code == 0
+    r = cli("fit", *SMALL, "--log", "tensorboard", "--log-images-every", "4",
+            "--out", str(tracked))
     assert r.exit_code == 0, r.output
     with open(tracked / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -151,7 +150,7 @@ def test_without_mlflow_the_message_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(ConfigError, match=r'(?s)--log mlflow needs the mlflow-skinny package.*pyro-vlae\[mlflow\]'):
         open_tracker("mlflow", tmp_path)
-    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "mlflow", "--out", str(tmp_path / "run")])
+    r = cli("fit", *SMALL, "--log", "mlflow", "--out", str(tmp_path / "run"))
     assert r.exit_code == 1 and "pyro-vlae[mlflow]" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "run").exists()
 
@@ -161,7 +160,7 @@ def test_fit_logs_to_mlflow_in_the_run_folder_and_resumes_the_same_run(tmp_path,
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     out = tmp_path / "tracked"
-    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "mlflow", "--log-images-every", "4", "--out", str(out)])
+    r = cli("fit", *SMALL, "--log", "mlflow", "--log-images-every", "4", "--out", str(out))
     assert r.exit_code == 0, r.output
     assert mlflow_uri(out) == f"sqlite:///{(out / 'mlflow' / 'mlflow.db').resolve()}"
     client, run = mlflow_run(mlflow_uri(out), out)
@@ -180,8 +179,8 @@ def test_fit_logs_to_mlflow_in_the_run_folder_and_resumes_the_same_run(tmp_path,
     assert run.data.metrics["test/elbo"] == pytest.approx(summary["test"]["elbo"])
     assert run.info.status == "FINISHED"
 
-    r = CliRunner().invoke(main, ["fit", "--resume", "--steps", "8", "--log", "mlflow", "--no-progress",
-                                  "--out", str(out)])
+    r = cli("fit", "--resume", "--steps", "8", "--log", "mlflow", "--no-progress",
+            "--out", str(out))
     assert r.exit_code == 0, r.output
     client, again = mlflow_run(mlflow_uri(out), out)
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
@@ -193,7 +192,7 @@ def test_mlflow_store_that_cannot_be_opened_is_one_message_before_anything_is_wr
     needs_mlflow()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://store")
     out = tmp_path / "run"
-    r = CliRunner().invoke(main, ["fit", *SMALL, "--log", "mlflow", "--out", str(out)])
+    r = cli("fit", *SMALL, "--log", "mlflow", "--out", str(out))
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert "cannot open the MLflow tracking store nosuchscheme://store" in r.output
     assert "MLFLOW_TRACKING_URI" in r.output

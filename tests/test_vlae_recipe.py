@@ -78,16 +78,6 @@ def test_trainer_applies_the_fade_in_and_leaves_layers_open():
         Trainer(HVAE((12,), (2, 2), width=0.05), torch.rand(64, 12), batch_size=16, fade_in=LayerFadeIn(4))
 
 
-def test_old_state_dicts_without_layer_gates_load():
-    model = VLAE((12,), (2, 2))
-    state = {k: v for k, v in model.state_dict().items() if k != "layer_gates"}
-    model.layer_gates.zero_()
-    VLAE((12,), (2, 2)).load_state_dict(state)
-    fresh = VLAE((12,), (2, 2))
-    fresh.load_state_dict(state)
-    assert fresh.layer_gates.tolist() == [1.0, 1.0]
-
-
 def test_config_resolves_vlae_options_and_refuses_them_elsewhere():
     c = RunConfig(model="vlae").resolve({"combine": "gated", "fade_in": 300}, "gaussian", 1000)
     assert (c.combine, c.heads, c.fade_in) == ("gated", "linear", 300)
@@ -100,7 +90,8 @@ def test_config_resolves_vlae_options_and_refuses_them_elsewhere():
 
 
 def test_fit_with_the_recipe_options_and_resume(tmp_path):
-    from pyro_vlae.run import fit, load_run
+    from pyro_vlae.run import fit
+    from pyro_vlae.run_folder import load_run
 
     options = dict(plugin_options={"num_train": 256, "num_test": 64}, z_dims=(2, 2, 2), width=0.125,
                    batch_size=16, warmup_steps=2, combine="gated", heads="mlp", fade_in=3, log_every=4,
@@ -133,3 +124,64 @@ def test_kl_weights_scale_each_layers_kl_term():
         RunConfig(kl_weights=(1.0, 0.0)).resolve({}, "gaussian", 100)
     c = RunConfig(kl_weights=(3.0, 1.0, 1.0)).resolve({}, "gaussian", 100)
     assert RunConfig.from_dict(json.loads(json.dumps(c.to_dict()))).kl_weights == (3.0, 1.0, 1.0)
+
+
+def test_a_fractional_fade_in_follows_the_run_and_resumes_unchanged():
+    assert LayerFadeIn.stage_for(0.5, 2000, 3) == 500  # every layer fully on after half the run
+    assert LayerFadeIn.stage_for(0.3, 20000, 3) == 3000 and LayerFadeIn.stage_for(0.5, 200, 3) == 50
+    assert LayerFadeIn.stage_for(300, 200, 3) == 300  # a whole number is steps per layer, whatever the run
+    assert LayerFadeIn.stage_for(0.5, 1, 3) == 1 and LayerFadeIn.stage_for(0.5, 2000, 1) == 0
+    with pytest.raises(ValueError, match="fraction"):
+        LayerFadeIn.stage_for(1.5, 2000, 3)
+    c = RunConfig(model="vlae", z_dims=(3, 3, 3), steps=4000).resolve({"fade_in": 0.5}, "gaussian", 1000)
+    assert c.fade_in == 1000 and RunConfig.from_dict(c.to_dict()).resolve({}, "gaussian", 1000).fade_in == 1000
+    c = RunConfig(model="vlae", z_dims=(2, 2, 2, 2), fade_in=0.6, epochs=2, batch_size=10).resolve({}, "gaussian", 500)
+    assert (c.steps, c.fade_in) == (100, 20)  # the steps --epochs gives, in three stages
+    with pytest.raises(ConfigError, match="fraction of the run"):
+        RunConfig(fade_in=1.5).validate()
+    assert LayerFadeIn(4).never_fully_on(6, 3) == [0] and LayerFadeIn(4).never_fully_on(9, 3) == []
+    assert LayerFadeIn(4).state(6, 3) == {"stage_steps": 4, "steps": 6, "gates": [0.0, 1.0, 1.0],
+                                         "fully_on_at": [8, 4, 0]}
+
+
+def test_fit_warns_of_a_layer_never_fully_on_and_evaluate_says_why_its_kl_is_zero(tmp_path):
+    from click.testing import CliRunner
+
+    from pyro_vlae.cli import main
+
+    small = ["-P", "num_train=64", "-P", "num_test=16", "--z-dims", "2,2,2", "--width", "0.125", "--steps", "6",
+             "--batch-size", "16", "--log-every", "3", "--no-progress"]
+    runner = CliRunner()
+    r = runner.invoke(main, ["fit", *small, "--fade-in", "4", "--out", str(tmp_path / "late")])
+    assert r.exit_code == 0, r.output
+    warning = next(line for line in r.output.splitlines() if line.startswith("warning:"))
+    assert "the fade-in (one layer every 4 steps) leaves z1 (fully on from step 8) not fully on" in warning
+    assert "z2" not in warning
+    r = runner.invoke(main, ["fit", *small, "--fade-in", "0.5", "--out", str(tmp_path / "fits")])
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
+    assert json.loads((tmp_path / "fits" / "config.json").read_text())["fade_in"] == 2  # 0.5 of 6 steps, 2 stages
+    r = runner.invoke(main, ["fit", *small, "--fade-in", "2.5", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "neither a fraction of the run in (0, 1) nor a whole number" in r.output
+
+    quick = ["--iwae-samples", "2", "--iwae-points", "4", "--no-intervention", "--fidelity-samples", "0",
+             "--no-progress"]
+    r = runner.invoke(main, ["evaluate", str(tmp_path / "late"), *quick])
+    assert r.exit_code == 0, r.output
+    assert "note: z1 was never switched on: the fade-in opens it fully at step 8, the run stopped at 6" in r.output
+    assert "note: z2" not in r.output
+    fade = json.loads((tmp_path / "late" / "evaluation.json").read_text())["fade_in"]
+    assert fade == {"stage_steps": 4, "steps": 6, "gates": [0.0, 1.0, 1.0], "fully_on_at": [8, 4, 0]}
+    r = runner.invoke(main, ["evaluate", str(tmp_path / "fits"), *quick])
+    assert r.exit_code == 0 and "note:" not in r.output, r.output
+
+
+def test_each_model_declares_its_own_options_and_the_run_passes_them_on():
+    from pyro_vlae.models import MODELS, model_options
+
+    assert model_options(VLAE) == {"combine": "concat", "heads": "linear", "kl_weights": None}
+    assert all(model_options(cls) == {} for name, cls in MODELS.items() if name != "vlae")
+    assert RunConfig(model="vlae", combine="gated", kl_weights=(2.0, 1.0)).model_options() == {
+        "combine": "gated", "kl_weights": (2.0, 1.0)}
+    assert RunConfig(model="hvae").model_options() == {}
+    with pytest.raises(ConfigError, match=r"kl_weights needs one positive weight per layer \(3\)"):
+        RunConfig(model="vlae", kl_weights=(1.0, 0.0, 1.0)).resolve({}, "gaussian", 1000)

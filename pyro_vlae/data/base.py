@@ -251,10 +251,13 @@ class DatasetPlugin(ABC):
 
     Subclasses set the class attributes and implement :meth:`load`. ``recommended``
     holds the model settings that suit the data (``z_dims``, ``width``, ``batch_size``,
-    ``lr``, ``steps``, ``likelihood_options`` ...); the command line fills unset options
-    from it. ``factor_levels`` gives the abstraction level of each ground-truth factor
-    (1 = lowest), for the hierarchy metrics; ``circular_factors`` names the periodic ones
-    (values in [0, 1), e.g. a hue).
+    ``lr``, ``steps``, ``likelihood_options`` ...); ``recipes`` overrides them for a model
+    trained as its own authors train it (``{"lvae": {...}}``); the command line fills unset
+    options from :meth:`recommended_for`. A recipe may state its budget as ``epochs`` and its
+    KL warm-up as ``warmup_epochs`` (:meth:`~pyro_vlae.config.RunConfig.resolve`).
+    ``factor_levels`` gives the abstraction level of each ground-truth factor (1 = lowest),
+    for the hierarchy metrics; ``circular_factors`` names the periodic ones (values in
+    [0, 1), e.g. a hue).
 
     :param data_dir: folder holding the data files (``None``: the plugin's default).
     :param download: fetch missing files from the network when the plugin can
@@ -267,6 +270,7 @@ class DatasetPlugin(ABC):
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     default_likelihood: ClassVar[str] = "gaussian"
     recommended: ClassVar[dict[str, Any]] = {}
+    recipes: ClassVar[dict[str, dict[str, Any]]] = {}
     factor_levels: ClassVar[dict[str, int]] = {}
     circular_factors: ClassVar[tuple[str, ...]] = ()
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
@@ -274,6 +278,10 @@ class DatasetPlugin(ABC):
     def __init__(self, data_dir: str | Path | None = None, download: bool = True) -> None:
         self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
         self.download = download
+
+    def recommended_for(self, model: str) -> dict[str, Any]:
+        """The settings for ``model`` on this data: its recipe, over :attr:`recommended`."""
+        return {**self.recommended, **self.recipes.get(model, {})}
 
     @abstractmethod
     def load(self, split: str = "train") -> Data:
@@ -291,6 +299,11 @@ class DatasetPlugin(ABC):
         if not recorded and self.data_dir is not None:
             return [str(self.data_dir.resolve())]
         return recorded
+
+    def provenance(self) -> dict[str, Any]:
+        """How the data was read beyond :meth:`sources`, for ``summary.json`` (e.g. how a random
+        split was drawn, which files were left out); empty for most data sets."""
+        return {}
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:

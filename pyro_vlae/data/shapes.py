@@ -103,8 +103,9 @@ class Shapes(DatasetPlugin):
         "steps": 2000,
         "warmup_steps": 1000,
         "likelihood_options": {"scale": 0.1},
-        # the VLAE's layers fade in from the top down (docs/reproduction.md: the recipe study)
-        "fade_in": 500,
+        # the VLAE's layers fade in from the top down over the first half of the run (500 steps per
+        # layer at 2000 steps; docs/reproduction.md: the recipe study)
+        "fade_in": 0.5,
     }
 
     def __init__(self, data_dir=None, download=False, num_train: int = 20000, num_test: int = 2000, seed: int = 0):

@@ -1,8 +1,9 @@
 """Numbers for what a model learned: IWAE bounds, per-layer KL and active units, PCA of
-posterior means, per-layer × factor hierarchy metrics and the interventional layer × factor
-matrix, for any :class:`~pyro_vlae.models.base.LatentModel`."""
+posterior means, per-layer × factor hierarchy metrics, the interventional layer × factor
+matrix and the sample fidelity, for any :class:`~pyro_vlae.models.base.LatentModel`."""
 
 from .evaluation import EVALUATION, evaluate, evaluate_run, format_evaluation, load_evaluation
+from .fidelity import Fidelity, narrow_factors, sample_fidelity
 from .hierarchy import hierarchy_metrics, mig, normalized_mi, ordering_score, probe_score
 from .intervention import image_statistics, intervention_effects, intervention_metrics
 from .iwae import bits_per_dim, iwae_bound, log_weights
@@ -21,6 +22,7 @@ __all__ = [
     "EVALUATION",
     "MIN_READER_QUALITY",
     "FactorReader",
+    "Fidelity",
     "ReaderError",
     "active_units",
     "bits_per_dim",
@@ -39,11 +41,13 @@ __all__ = [
     "load_evaluation",
     "log_weights",
     "mig",
+    "narrow_factors",
     "normalized_mi",
     "ordering_score",
     "pca_explained_variance",
     "posterior_statistics",
     "probe_score",
     "reader_for",
+    "sample_fidelity",
     "train_reader",
 ]

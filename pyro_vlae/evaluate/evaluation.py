@@ -18,15 +18,16 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..data.base import Data
 from ..errors import ConfigError
-from ..likelihoods import Bernoulli
 from ..models.base import LatentModel
 from ..plotting import plot_layers, plot_matrix
+from ..progress import Progress, stderr_line
 from ..rng import seeded
-from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run
+from ..run_folder import EVALUATION, HIERARCHY, INTERVENTION, LATENTS, load_run, write_json
+from ..train.schedule import LayerFadeIn
+from .fidelity import format_fidelity, narrow_factors, sample_fidelity
 from .hierarchy import hierarchy_metrics
 from .intervention import format_intervention, intervention_metrics
 from .iwae import MAX_SAMPLES, bits_per_dim, is_8bit, iwae_bound
@@ -67,6 +68,7 @@ def evaluate(
     circular_factors: Sequence[str] = (),
     intervention: bool = True,
     intervention_samples: int = 1000,
+    fidelity_samples: int = 2000,
     reader: FactorReader | None = None,
     progress: bool = False,
     seed: int = 0,
@@ -87,11 +89,18 @@ def evaluate(
       noise seeded with 0), with the factors read by ``reader`` and the label-free image
       statistics. A reader below :data:`~pyro_vlae.evaluate.reader.MIN_READER_QUALITY` is
       refused: the matrix then holds the statistics only and ``reader_refused`` says why.
+    * ``fidelity`` unless ``fidelity_samples`` is 0: the distance between the factors of
+      that many samples and of as many points of ``data``
+      (:func:`~pyro_vlae.evaluate.fidelity.sample_fidelity`, read by the same reader, or by
+      the image statistics alone when it is refused); with the intervention matrix,
+      ``intervention.narrow`` names the factors whose baseline is small against the data's
+      own spread (:func:`~pyro_vlae.evaluate.fidelity.narrow_factors`).
 
     Every random draw comes from a random state seeded by ``seed`` (the caller's is left as
     it was), so an evaluation repeats exactly.
     """
     _check_pairs(intervention, intervention_samples)
+    _check_fidelity(fidelity_samples)
     value_range = value_range or model.likelihood.value_range
     with seeded(seed, model.device):
         results = _evaluate(
@@ -103,6 +112,7 @@ def evaluate(
                 model, reader, factor_levels=factor_levels, num_pairs=intervention_samples,
                 value_range=value_range, progress=progress,
             )
+        _fidelity(results, model, data, reader, fidelity_samples, seed=seed, value_range=value_range)
     return results
 
 
@@ -110,6 +120,29 @@ def _check_pairs(intervention: bool, pairs: int) -> None:
     if intervention and pairs < 2:
         raise ConfigError(f"the intervention matrix needs at least 2 pairs, got {pairs}",
                           "pass e.g. --intervention-samples 1000")
+
+
+def _check_fidelity(samples: int) -> None:
+    if samples == 1 or samples < 0:
+        raise ConfigError(f"sample fidelity needs at least 2 samples (0: not measured), got {samples}",
+                          "pass e.g. --fidelity-samples 2000")
+
+
+def _fidelity(results: dict[str, Any], model: LatentModel, data: Data, reader: FactorReader | None,
+              samples: int, **options: Any) -> None:
+    """Add ``fidelity`` to ``results`` (nothing for 0 ``samples``), read by ``reader`` unless it
+    is refused, and mark the intervention matrix's narrow factors."""
+    if samples == 0:
+        return
+    try:
+        if reader is not None:
+            reader.check()
+    except ReaderError:
+        reader = None
+    fidelity = sample_fidelity(model, data, reader, num_samples=samples, **options).to_dict()
+    results["fidelity"] = _clean(fidelity)
+    if results.get("intervention"):
+        results["intervention"]["narrow"] = narrow_factors(results["intervention"], fidelity)
 
 
 def _intervention(model: LatentModel, reader: FactorReader | None, **options: Any) -> dict[str, Any]:
@@ -153,12 +186,13 @@ def _evaluate(
     x = data.subset(chosen).head()
     points = max(1, chunk // iwae_samples)  # data points per pass; samples split into chunks if K > chunk
     iwae, elbo = [], []
-    with tqdm(total=x.shape[0], disable=not progress, unit="point", desc=f"IWAE-{iwae_samples}") as bar:
+    with Progress(x.shape[0], progress, stderr_line, unit="point", prefix=f"IWAE-{iwae_samples}",
+                  desc=f"IWAE-{iwae_samples}") as bar:
         for start in range(0, x.shape[0], points):
             out = iwae_bound(model, x[start : start + points], iwae_samples, chunk=min(chunk, iwae_samples))
             iwae.append(out["iwae"].cpu())
             elbo.append(out["elbo"].cpu())
-            bar.update(min(points, x.shape[0] - start))
+            bar.advance(min(points, x.shape[0] - start))
     iwae_value = float(torch.cat(iwae).mean())
     results["iwae"] = {
         "samples": iwae_samples,
@@ -168,7 +202,7 @@ def _evaluate(
         "elbo": float(elbo_per_point[chosen].mean()),
         "elbo_same_draws": float(torch.cat(elbo).mean()),
     }
-    discrete = isinstance(model.likelihood, Bernoulli)
+    discrete = model.likelihood.discrete  # log p(x) is already a mass: no bin width to add
     if discrete or is_8bit(x, value_range):
         results["bits_per_dim"] = bits_per_dim(iwae_value, math.prod(data.shape), value_range, discrete)
 
@@ -190,6 +224,7 @@ def evaluate_run(
     device: str = "cpu",
     intervention: bool = True,
     intervention_samples: int = 1000,
+    fidelity_samples: int = 2000,
     reader_steps: int = READER_STEPS,
     progress: bool = True,
     seed: int = 0,
@@ -197,12 +232,15 @@ def evaluate_run(
     """Evaluate a run folder on its test split (the training split when there is none), or
     on a random subset of ``num_points`` of its points (:func:`random_subset`, seeded by
     ``seed``); writes ``evaluation.json``, ``latents.png``, ``intervention.png`` and, with
-    factors, ``hierarchy.png`` into the folder. The same ``seed`` gives the same numbers.
+    factors, ``hierarchy.png`` into the folder; ``fidelity_samples`` samples measure the
+    sample fidelity (0: not measured); ``fade_in`` records the VLAE's fade-in at the run's
+    last step (:meth:`~pyro_vlae.train.LayerFadeIn.state`). The same ``seed`` gives the same numbers.
     The data set's factor reader is trained for ``reader_steps`` on first use and cached
     (:func:`~pyro_vlae.evaluate.reader.reader_for`)."""
     from ..plugins import load_data
 
     _check_pairs(intervention, intervention_samples)
+    _check_fidelity(fidelity_samples)
     run = load_run(path, device=device)
     split = "test" if "test" in run.plugin.splits else "train"
     data = load_data(run.plugin, split)
@@ -228,23 +266,28 @@ def evaluate_run(
             factor_levels=run.plugin.factor_levels,
             circular_factors=run.plugin.circular_factors,
             intervention=False,
+            fidelity_samples=0,
             progress=progress,
             seed=seed,
         ),
     }
-    if intervention:  # after the rest, so that bad options fail before the reader is trained
-        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=device,
+    if run.config.fade_in:  # the VLAE's fade-in: which layers the decoder was allowed to use
+        results["fade_in"] = LayerFadeIn(run.config.fade_in).state(run.step, run.model.num_layers)
+    if intervention or fidelity_samples:  # after the rest, so that bad options fail before the reader is trained
+        reader = reader_for(run.plugin, run.config.plugin_options, steps=reader_steps, device=run.model.device,
                             progress=progress)
-        results["intervention"] = _intervention(
-            run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
-            progress=progress,
-        )
-    (run.path / EVALUATION).write_text(json.dumps(results, indent=2) + "\n")
+        if intervention:
+            results["intervention"] = _intervention(
+                run.model, reader, factor_levels=run.plugin.factor_levels, num_pairs=intervention_samples,
+                progress=progress,
+            )
+        _fidelity(results, run.model, data, reader, fidelity_samples, seed=seed)
     plot_layers(results["layers"], run.path / LATENTS)
     if "hierarchy" in results:
         plot_matrix(results["hierarchy"], run.path / HIERARCHY)
     if "intervention" in results:
         plot_matrix(results["intervention"], run.path / INTERVENTION, key="intervention")
+    write_json(run.path / EVALUATION, results)  # last: the pictures of a run's evaluation.json are written
     return results
 
 
@@ -256,13 +299,39 @@ def load_evaluation(path: str | Path) -> dict[str, Any]:
     if not file.exists():
         raise CheckpointError(f"{path} has no {EVALUATION}", f"run `pyro-vlae evaluate {path}` first")
     try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as err:
+        results = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{file} is corrupt ({err})", f"re-run `pyro-vlae evaluate {path}`") from err
+    if not isinstance(results, dict) or not {"elbo", "iwae", "layers"} <= results.keys():
+        raise CheckpointError(f"{file} is not an evaluation written by `pyro-vlae evaluate`",
+                              f"re-run `pyro-vlae evaluate {path}`")
+    return results
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+#: why an ordering score is missing (:func:`~pyro_vlae.evaluate.hierarchy.ordering_score` is undefined)
+NO_ORDERING = "undefined: the data set gives no two factors different abstraction levels"
+
+
+def _fmt(value: Any, digits: int = 2, why: str | None = None) -> str:
+    """``value`` with ``digits`` decimals; a missing one is "–", followed by ``why`` when given."""
+    if value is None:
+        return "–" if why is None else f"– ({why})"
+    return f"{value:.{digits}f}"
+
+
+def _fade_in_notes(results: Mapping[str, Any]) -> list[str]:
+    """A note for each layer the fade-in had not fully switched on by the run's last step."""
+    fade = results.get("fade_in")
+    if not fade:
+        return []
+    notes = []
+    for (name, info), gate, full in zip(results["layers"].items(), fade["gates"], fade["fully_on_at"]):
+        if gate < 1:
+            state = "never switched on" if gate == 0 else f"never fully on (gate {gate:.2f} in its last step)"
+            notes.append(f"  note: {name} was {state}: the fade-in opens it fully at step {full}, the run stopped at "
+                         f"{fade['steps']}; its KL of {info['kl']:.2f} nats is that of a path the decoder was kept "
+                         "from using, not what the layer learns")
+    return notes
 
 
 def format_evaluation(results: Mapping[str, Any]) -> str:
@@ -283,6 +352,7 @@ def format_evaluation(results: Mapping[str, Any]) -> str:
         pca = " ".join(f"{v:.2f}" for v in info["pca_explained_variance"])
         lines.append(f"  {name:<6} {info['kl']:8.2f} {100 * info['kl_share']:5.0f}% "
                      f"{info['active_units']:>3}/{info['units']:<3}  {pca}")
+    lines += _fade_in_notes(results)
     h = results.get("hierarchy")
     if h:
         lines.append("  layer × factor (probe informativeness; normalised MI in brackets)")
@@ -290,9 +360,14 @@ def format_evaluation(results: Mapping[str, Any]) -> str:
         for i, name in enumerate(h["layers"]):
             cells = "".join(f"{_fmt(p):>7} ({_fmt(n)})" for p, n in zip(h["probe"][i], h["nmi"][i]))
             mig = h["mig_per_layer"][i]
-            lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig)}")
-        lines.append(f"  ordering score {_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI); "
-                     f"MIG {_fmt(h['mig'])}")
+            lines.append(f"  {name:<6}{cells}   MIG {_fmt(mig, why='a one-unit layer has no gap')}")
+        if any(v is None for row in h["probe"] + h["nmi"] for v in row):
+            lines.append("  –: a factor that takes one value in these points, so nothing can predict it")
+        ordering = (f"{_fmt(h['ordering_probe'])} (probe), {_fmt(h['ordering_nmi'])} (NMI)"
+                    if h["ordering_probe"] is not None else _fmt(None, why=NO_ORDERING))
+        lines.append(f"  ordering score {ordering}; MIG {_fmt(h['mig'], why='needs two or more latent units')}")
     if results.get("intervention"):
         lines += format_intervention(results["intervention"])
+    if results.get("fidelity"):
+        lines += format_fidelity(results["fidelity"])
     return "\n".join(lines)

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models.base import LatentModel
 from ..plotting import to_images
+from ..progress import Progress, stderr_line
 from .hierarchy import ordering_score
 from .reader import MIN_READER_QUALITY, FactorReader
 
@@ -132,14 +132,14 @@ def intervention_effects(
     names: list[str] = []
     kinds: list[str] = []
     change = baseline = None
-    with tqdm(total=num_pairs, disable=not progress, unit="pair", desc="intervention") as bar:
+    with Progress(num_pairs, progress, stderr_line, unit="pair", prefix="intervention", desc="intervention") as bar:
         for start in range(0, num_pairs, batch_size):
             b = min(batch_size, num_pairs - start)
             eps = {s: torch.randn(b, d, generator=g).to(model.device) for s, d in zip(sites, model.z_dims)}
             other = {s: torch.randn(b, d, generator=g).to(model.device) for s, d in zip(sites, model.z_dims)}
             images = [model.generate(b, noise=eps), model.generate(b, noise=other)]
             images += [model.generate(b, noise={**eps, s: other[s]}) for s in sites]
-            readings = [_read(x, reader, value_range) for x in images]
+            readings = [read_factors(x, reader, value_range) for x in images]
             if change is None:
                 names = list(readings[0])
                 specs = {s.name: s.kind for s in reader.specs} if reader is not None else {}
@@ -151,7 +151,7 @@ def intervention_effects(
                 baseline[k] += factor_change(ref, readings[1][name], kind).double().sum()
                 for layer in range(L):
                     change[layer, k] += factor_change(ref, readings[2 + layer][name], kind).double().sum()
-            bar.update(b)
+            bar.advance(b)
     return {"factors": names, "kinds": kinds, "change": change / num_pairs, "baseline": baseline / num_pairs}
 
 
@@ -162,7 +162,9 @@ def _as_list(a: np.ndarray) -> list:
     return [v if math.isfinite(v) else None for v in np.round(a, 4).tolist()]
 
 
-def _read(x: Tensor, reader: FactorReader | None, value_range: tuple[float, float]) -> dict[str, Tensor]:
+def read_factors(x: Tensor, reader: FactorReader | None, value_range: tuple[float, float]) -> dict[str, Tensor]:
+    """The factors of images ``x``, each ``(N, k)``: the reader's (if any), then
+    :func:`image_statistics`."""
     out = {}
     if reader is not None:
         values = reader.read(x)
@@ -239,14 +241,23 @@ def format_intervention(metrics: Mapping[str, Any]) -> list[str]:
     for i, layer in enumerate(metrics["layers"]):
         lines.append(f"  {layer:<9}" + "".join(cell(v) for v in metrics["intervention"][i]))
     lines.append(f"  {'baseline':<9}" + "".join(cell(v) for v in metrics["baseline"]) + "   (unnormalised)")
+    if any(v is None for row in metrics["intervention"] for v in row):
+        lines.append("  –: the factor does not change between two independent samples (a zero baseline), "
+                     "so a change cannot be normalised")
     score = metrics.get("ordering_intervention")
-    lines.append(f"  ordering score {'–' if score is None or not math.isfinite(score) else f'{score:.2f}'} "
-                 "(intervention)")
+    if score is None or not math.isfinite(score):
+        lines.append("  ordering score – (intervention; undefined: the data set gives no two factors different "
+                     "abstraction levels)")
+    else:
+        lines.append(f"  ordering score {score:.2f} (intervention)")
     reader = metrics.get("reader")
     if reader:
         quality = ", ".join(f"{n} {q:.3f}" for n, q in reader["quality"].items())
         lines.append(f"  factor reader: held-out quality {quality} (needs {reader['min_quality']}; "
                      f"{reader.get('steps')} steps, {reader.get('seconds')} s)")
+    for name, ratio in (metrics.get("narrow") or {}).items():
+        lines.append(f"  warning: the samples hardly vary in {name} (baseline {ratio:.2f} of the test images' "
+                     f"spread): its column is a ratio of two small numbers, not a measure of control")
     if metrics.get("reader_refused"):
         lines.append("  factor reader refused: " + metrics["reader_refused"].replace("\n", " "))
     return lines
@@ -259,4 +270,5 @@ __all__ = [
     "image_statistics",
     "intervention_effects",
     "intervention_metrics",
+    "read_factors",
 ]

@@ -93,7 +93,9 @@ def is_8bit(x: Tensor, value_range: tuple[float, float]) -> bool:
 def bits_per_dim(log_px: float, num_dims: int, value_range: tuple[float, float], discrete: bool = False) -> float:
     """−log₂ p(x) per dimension of 8-bit data.
 
-    ``discrete``: ``log_px`` is already a log-probability mass (e.g. Bernoulli on {0, 1}).
+    ``discrete``: ``log_px`` is already a log-probability mass (a likelihood whose
+    :attr:`~pyro_vlae.likelihoods.base.Likelihood.discrete` is true: Bernoulli on {0, 1}, the
+    discretized logistic and its mixture on the 256 levels).
     Otherwise it is a density on the data range, and the 256 bins of width (high − low)/256
     turn it into a mass: bpd = (−log p(x) − D log((high − low)/256)) / (D log 2), the usual
     dequantised bound (Theis, van den Oord & Bethge, ICLR 2016, section 3.1).

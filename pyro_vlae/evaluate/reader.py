@@ -19,8 +19,9 @@ Factors are of three kinds, as in :func:`~pyro_vlae.evaluate.hierarchy.probe_sco
   read back with atan2; quality = R² averaged over the two coordinates.
 
 :func:`reader_for` trains a plugin's reader once and caches it in the user's cache folder
-(:func:`~pyro_vlae.data.files.cache_dir`), keyed by the data set, its options and
-:data:`READER_VERSION`.
+(:func:`~pyro_vlae.data.files.cache_dir`), keyed by the data set, its options, a fingerprint
+of the images and factors it trains and is scored on (:func:`fingerprint`: two folders read
+by the same plugin get two readers) and :data:`READER_VERSION`.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..data.base import Data, DatasetPlugin, TensorData
 from ..data.files import cache_dir
 from ..errors import ConfigError, DataError
+from ..progress import Progress, stderr_line
 from .hierarchy import is_categorical
 
 #: bump when the network or its training changes, so cached readers are retrained
@@ -162,6 +163,21 @@ class FactorReader(nn.Module):
             rows.append(torch.stack(cols, dim=1).cpu())
         return torch.cat(rows)
 
+    @torch.no_grad()
+    def confidence(self, x: Tensor, batch_size: int = 1000) -> Tensor | None:
+        """How sure the reader is of the classes of ``x`` ``(N,)``: the probability of the most
+        likely class, the smallest over the categorical factors; ``None`` without one."""
+        if not any(s.kind == "categorical" for s in self.specs):
+            return None
+        self.eval()
+        device = next(self.parameters()).device
+        rows = []
+        for start in range(0, x.shape[0], batch_size):
+            outs = self(x[start : start + batch_size].to(device, torch.float32))
+            top = [out.softmax(1).amax(1) for s, out in zip(self.specs, outs) if s.kind == "categorical"]
+            rows.append(torch.stack(top, dim=1).amin(1).cpu())
+        return torch.cat(rows)
+
     def loss(self, x: Tensor, factors: Tensor) -> Tensor:
         """Cross-entropy for categorical factors plus squared error for the others."""
         total = x.new_zeros(())
@@ -263,13 +279,15 @@ def train_reader(
     optim = torch.optim.Adam(reader.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, steps)
     reader.train()
-    for _ in tqdm(range(steps), disable=not progress, unit="step", desc="factor reader", dynamic_ncols=True):
-        idx = torch.randint(len(train), (batch_size,), generator=g)
-        loss = reader.loss(train.x[idx].to(device), train.factors[idx].to(device))
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        schedule.step()
+    with Progress(steps, progress, stderr_line, prefix="factor reader step", desc="factor reader") as bar:
+        for _ in range(steps):
+            idx = torch.randint(len(train), (batch_size,), generator=g)
+            loss = reader.loss(train.x[idx].to(device), train.factors[idx].to(device))
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            schedule.step()
+            bar.advance()
     reader.eval()
     reader.quality = reader.score(heldout)
     reader.info = {
@@ -281,10 +299,23 @@ def train_reader(
 
 
 # ------------------------------------------------------------------------ cache
-def reader_path(plugin: str, options: Mapping[str, Any] | None = None, **training: Any) -> Path:
-    """Where the reader of data set ``plugin`` with ``options`` (and training settings) is cached:
+def fingerprint(*splits: TensorData | None) -> str:
+    """The size and a SHA-1 of the images and factors of ``splits``: what a reader learns from."""
+    digest = hashlib.sha1()
+    sizes = []
+    for data in splits:
+        sizes.append(str(len(data)) if data is not None else "-")
+        for t in (data.head(), data.factors) if data is not None else ():
+            digest.update(str(tuple(t.shape)).encode())
+            digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return f"{'+'.join(sizes)}:{digest.hexdigest()[:16]}"
+
+
+def reader_path(plugin: str, options: Mapping[str, Any] | None = None, data: str = "", **training: Any) -> Path:
+    """Where the reader of data set ``plugin`` with ``options``, trained on the data of
+    :func:`fingerprint` ``data`` (and training settings), is cached:
     ``cache_dir()/readers/PLUGIN-HASH.pt``."""
-    key = json.dumps({"plugin": plugin, "options": dict(options or {}), "training": training,
+    key = json.dumps({"plugin": plugin, "options": dict(options or {}), "data": data, "training": training,
                       "version": READER_VERSION}, sort_keys=True, default=str)
     return cache_dir() / "readers" / f"{plugin}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
 
@@ -309,10 +340,15 @@ def reader_for(
 ) -> FactorReader | None:
     """The factor reader of a data set, trained on its training split (scored on its test
     split, else on a held-out part) on first use and cached (see :func:`reader_path`).
-    ``options``: the plugin's options, part of the cache key. ``None`` when the data set
-    declares no factors. ``echo`` reports training (default: to stderr)."""
+    ``options``: the plugin's options, part of the cache key with the :func:`fingerprint` of
+    the data. ``None`` when the data set declares no factors. ``echo`` reports training
+    (default: to stderr)."""
     echo = echo or (lambda line: print(line, file=sys.stderr))
-    path = reader_path(plugin.name, options, steps=steps)
+    train = in_memory(plugin.load("train"))
+    if train is None:
+        return None
+    heldout = in_memory(plugin.load("test")) if "test" in plugin.splits else None
+    path = reader_path(plugin.name, options, data=fingerprint(train, heldout), steps=steps)
     if path.exists():
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -321,10 +357,6 @@ def reader_for(
         except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
             pass
         echo(f"the cached factor reader {path} is unreadable or outdated; training it again")
-    train = in_memory(plugin.load("train"))
-    if train is None:
-        return None
-    heldout = in_memory(plugin.load("test")) if "test" in plugin.splits else None
     echo(f"training the factor reader of {plugin.name} ({', '.join(train.factor_names)}) for {steps} steps; "
          f"cached in {path}")
     reader = train_reader(train, heldout, circular_factors=plugin.circular_factors, value_range=plugin.value_range,

@@ -4,7 +4,7 @@
 pictures into ``report.html`` (pictures embedded, so the page is self-contained).
 :func:`compare_runs` reads the ``evaluation.json`` of several runs into rows;
 :func:`write_comparison` saves them as Markdown, CSV and JSON, with the mean ± standard
-deviation per model over seeds.
+deviation per model over seeds, separately for each data set and number of layers.
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ import csv
 import html
 import itertools
 import json
+import os
 import statistics
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError, ConfigError
+from ..atomic import atomic_write, write_text
+from ..errors import CheckpointError, ConfigError, StaleWarning
 from ..run_folder import (
+    CHECKPOINT,
     CONFIG,
     EVALUATION,
+    GIBBS,
     HIERARCHY,
     INTERVENTION,
     LATENTS,
@@ -33,7 +38,11 @@ from ..run_folder import (
     REPORT,
     SAMPLES,
     SUMMARY,
+    TRAVERSALS,
+    check_not_run_files,
     find_picture,
+    load_checkpoint,
+    write_json,
 )
 from .evaluation import format_evaluation, load_evaluation
 
@@ -47,6 +56,9 @@ PICTURES = [
     (SAMPLES, "Samples"),
     (RECONSTRUCTIONS, "Reconstructions (originals and reconstructions, alternating)"),
     (LAYERS, "Per-layer conditional samples: layer l re-drawn along each row, the others fixed"),
+    (TRAVERSALS, "Latent traversals (pyro-vlae traverse): one layer's code varied along each row, the others fixed"),
+    (GIBBS, "Gibbs chains on the bottom layer (pyro-vlae gibbs; left, one chain per row, the first column the "
+     "start) beside ancestral samples of the full model (right)"),
 ]
 
 
@@ -62,21 +74,52 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _read_json(file: Path) -> dict[str, Any]:
+    """A JSON object written by ``pyro-vlae fit``, or :class:`CheckpointError`."""
+    try:
+        value = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file} is corrupt ({err})", "restore it, or train the run again") from err
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{file} is not one written by `pyro-vlae fit`", "restore it, or train the run again")
+    return value
+
+
+def stale_note(path: str | Path, evaluation: dict[str, Any]) -> str | None:
+    """A sentence saying that ``evaluation`` is of an older step than the checkpoint of the
+    run folder ``path`` (``None`` when it is of the checkpoint's step, or there is no checkpoint);
+    it is also announced as a :class:`~pyro_vlae.errors.StaleWarning`."""
+    path = Path(path)
+    if not (path / CHECKPOINT).exists():
+        return None
+    step = load_checkpoint(path)["trainer"]["step"]
+    if evaluation.get("step") == step:
+        return None
+    of = f"of step {evaluation['step']}" if "step" in evaluation else "of an unrecorded step"
+    note = (f"the evaluation of {path} is {of}, but its checkpoint is of step {step}: "
+            f"run `pyro-vlae evaluate {path}` again for current numbers")
+    warnings.warn(note, StaleWarning, stacklevel=2)
+    return note
+
+
 def write_report(path: str | Path) -> Path:
-    """Write ``report.html`` into the run folder ``path`` (it needs ``evaluation.json``)."""
+    """Write ``report.html`` into the run folder ``path`` (it needs ``evaluation.json``); an
+    evaluation older than the checkpoint is marked so (:func:`stale_note`)."""
     path = Path(path)
     if not (path / CONFIG).exists():
         raise CheckpointError(
             f"{path} is not a run folder (no {CONFIG})", "pass a folder written by `pyro-vlae fit`"
         )
-    config = json.loads((path / CONFIG).read_text())
+    config = _read_json(path / CONFIG)
     evaluation = load_evaluation(path)
     parts = [f"<h1>{html.escape(path.name)}: {html.escape(str(config.get('model')))} on "
              f"{html.escape(str(config.get('plugin')))}</h1>"]
+    if (note := stale_note(path, evaluation)) is not None:
+        parts.append(f"<p><strong>Out of date:</strong> {html.escape(note)}.</p>")
     settings = [(k, json.dumps(v)) for k, v in config.items()]
     parts.append("<h2>Configuration</h2>" + _table(settings, ["option", "value"]))
     if (path / SUMMARY).exists():
-        summary = json.loads((path / SUMMARY).read_text())
+        summary = _read_json(path / SUMMARY)
         parts.append(f"<p>Trained {summary.get('steps')} steps in {summary.get('train_seconds')} s.</p>")
     parts.append("<h2>Evaluation</h2><pre>" + html.escape(format_evaluation(evaluation)) + "</pre>")
     for name, caption in PICTURES:
@@ -91,9 +134,7 @@ def write_report(path: str | Path) -> Path:
              "figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(path.name)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
-    out = path / REPORT
-    out.write_text(page)
-    return out
+    return write_text(path / REPORT, page)
 
 
 # ------------------------------------------------------------------ comparison
@@ -101,21 +142,43 @@ def _layers(values: Sequence[Any], fmt: str = "{:.1f}") -> str:
     return "/".join(fmt.format(v) for v in values)
 
 
+def data_identity(path: str | Path, evaluation: dict[str, Any]) -> str:
+    """The data set a run folder was trained and evaluated on, as one line: the plugin, its
+    options and where its files are (``summary.json``'s files, else ``--data-dir``), so that
+    two image folders read by the same plugin are two data sets."""
+    path = Path(path)
+    config = json.loads((path / CONFIG).read_text()) if (path / CONFIG).exists() else {}
+    summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).exists() else {}
+    label = str(config.get("plugin") or evaluation.get("plugin"))
+    options = config.get("plugin_options") or {}
+    if options:
+        label += " " + ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+    files = (summary.get("data") or {}).get("files") or ([config["data_dir"]] if config.get("data_dir") else [])
+    if files:
+        label += " @ " + (os.path.commonpath(files) if len(files) > 1 else files[0])
+    return label
+
+
 def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One row per run folder with the headline numbers of its ``evaluation.json``."""
+    """One row per run folder with the headline numbers of its ``evaluation.json``, its data
+    set (:func:`data_identity`) and its number of latent layers."""
     if not paths:
         raise ConfigError("compare needs at least one run folder", "pass run folders holding evaluation.json")
     rows = []
     for p in paths:
         e = load_evaluation(p)
+        note = stale_note(p, e)
         layers = e["layers"]
         h = e.get("hierarchy") or {}
         iv = e.get("intervention") or {}
         row = {
             "run": Path(p).name,
             "model": e.get("model"),
+            "data": data_identity(p, e),
+            "num_layers": len(layers),
             "seed": e.get("seed"),
             "elbo": e["elbo"],
+            "iwae_samples": e["iwae"]["samples"],
             f"iwae_{e['iwae']['samples']}": e["iwae"]["value"],
             "kl": [layers[n]["kl"] for n in layers],
             "active_units": [layers[n]["active_units"] for n in layers],
@@ -124,10 +187,15 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             "mig": h.get("mig"),
             "ordering_intervention": iv.get("ordering_intervention"),
         }
+        if note is not None:
+            row["stale"] = note
         if iv:
             row["intervention_layers"] = iv["layers"]
             row["intervention_factors"] = iv["factors"]
             row["intervention"] = iv["intervention"]
+        if fid := e.get("fidelity"):
+            row["fidelity"] = fid["distance"]
+            row["confident"], row["confident_data"] = fid.get("confident"), fid.get("confident_data")
         if h:
             row["layers"] = h["layers"]
             row["factors"] = h["factors"]
@@ -145,11 +213,39 @@ def _mean_sd(values: Sequence[float | None]) -> str:
     return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
 
 
+def _iwae_cell(rows: Sequence[dict[str, Any]], samples: int) -> str:
+    """The IWAE-``samples`` column's cell for ``rows`` (mean ± sd over the runs evaluated with
+    that K), saying why runs evaluated with another K have no value there."""
+    have = [r for r in rows if r["iwae_samples"] == samples]
+    if not have:
+        others = sorted({r["iwae_samples"] for r in rows})
+        return f"not run (evaluated with IWAE-{'/'.join(map(str, others))})"
+    cell = _mean_sd([r[f"iwae_{samples}"] for r in have])
+    return cell if len(have) == len(rows) else f"{cell} ({len(have)} of {len(rows)} runs)"
+
+
 def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
-    """Markdown: one line per run, then mean ± sd per model, then each model's mean
-    layer × factor matrix (probe informativeness)."""
-    iwae_key = next((k for k in rows[0] if k.startswith("iwae_")), "iwae")
-    header = ["run", "ELBO", iwae_key.replace("_", "-").upper(), "KL per layer", "active units",
+    """Markdown, per data set and number of layers (runs on different data or with another
+    number of layers are never averaged together): one line per run, then mean ± sd per
+    model, then each model's mean layer × factor matrix (probe informativeness)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["data"], r["num_layers"]), []).append(r)
+    lines = []
+    if len(groups) > 1:
+        lines += [f"These runs are on {len({d for d, _ in groups})} data set(s) with "
+                  f"{len({n for _, n in groups})} number(s) of layers: each combination is summarised "
+                  "separately.", ""]
+    for (data, num_layers), group in groups.items():
+        lines += [f"## {data}, {num_layers} layer(s)", ""] + _format_group(group) + [""]
+    return "\n".join(lines).rstrip("\n")
+
+
+def _format_group(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The tables of :func:`format_comparison` for runs on one data set and number of layers."""
+    ks = sorted({r["iwae_samples"] for r in rows})
+    iwae_cols = [f"IWAE-{k}" for k in ks]
+    header = ["run", "ELBO", *iwae_cols, "KL per layer", "active units",
               "ordering (probe)", "ordering (NMI)", "MIG", "ordering (intervention)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
@@ -157,26 +253,53 @@ def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
         return "–" if v is None else f"{v:.2f}"
 
     for r in rows:
-        lines.append(f"| {r['run']} | {num(r['elbo'])} | {num(r.get(iwae_key))} | {_layers(r['kl'])} | "
+        iwae = " | ".join(_iwae_cell([r], k) for k in ks)
+        lines.append(f"| {r['run']} | {num(r['elbo'])} | {iwae} | {_layers(r['kl'])} | "
                      f"{_layers(r['active_units'], '{}')} | {num(r['ordering_probe'])} | "
                      f"{num(r['ordering_nmi'])} | {num(r['mig'])} | {num(r.get('ordering_intervention'))} |")
     models: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         models.setdefault(str(r["model"]), []).append(r)
-    lines += ["", "| model | runs | ELBO | " + iwae_key.replace("_", "-").upper()
+    lines += ["", "| model | runs | ELBO | " + " | ".join(iwae_cols)
               + " | KL per layer | ordering (probe) | ordering (NMI) | MIG | ordering (intervention) |",
-              "|" + "---|" * 9]
+              "|" + "---|" * (8 + len(ks))]
     for model, rs in models.items():
         kl = [statistics.mean(v) for v in zip(*[r["kl"] for r in rs])]
-        lines.append(f"| {model} | {len(rs)} | {_mean_sd([r['elbo'] for r in rs])} | "
-                     f"{_mean_sd([r.get(iwae_key) for r in rs])} | {_layers(kl)} | "
+        iwae = " | ".join(_iwae_cell(rs, k) for k in ks)
+        lines.append(f"| {model} | {len(rs)} | {_mean_sd([r['elbo'] for r in rs])} | {iwae} | {_layers(kl)} | "
                      f"{_mean_sd([r['ordering_probe'] for r in rs])} | {_mean_sd([r['ordering_nmi'] for r in rs])} | "
                      f"{_mean_sd([r['mig'] for r in rs])} | "
                      f"{_mean_sd([r.get('ordering_intervention') for r in rs])} |")
+    keys = ("ordering_probe", "ordering_nmi", "mig", "ordering_intervention")
+    if any(r.get(k) is None for r in rows for k in keys):
+        lines += ["", "–: not measured: an ordering score needs factors of two abstraction levels and MIG "
+                  "factors, (intervention) needs `pyro-vlae evaluate` with --intervention and a data set "
+                  "with factors"]
     lines += _mean_matrices(models, "probe", "layers", "factors", "layer × factor probe informativeness")
     lines += _mean_matrices(models, "intervention", "intervention_layers", "intervention_factors",
                             "intervention matrix (change when only this layer is re-drawn)")
-    return "\n".join(lines)
+    lines += _fidelity_table(models)
+    stale = [f"Out of date: {r['stale']}." for r in rows if "stale" in r]
+    return lines + ([""] + stale if stale else [])
+
+
+def _fidelity_table(models: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown: each model's sample fidelity (distance of its samples' factors to the test
+    images'), mean ± sd over its runs, and the share of samples read confidently."""
+    rows = {m: [r for r in rs if "fidelity" in r] for m, rs in models.items()}
+    factors = list(dict.fromkeys(f for rs in rows.values() for r in rs for f in r["fidelity"]))
+    if not factors:
+        return []
+    lines = ["", "sample fidelity: distance between the factors of samples and of test images "
+             "(TV or W1/sd; 0 = the same distribution), mean over runs", "",
+             "| model | runs | " + " | ".join(factors) + " | read confidently (samples / test) |",
+             "|" + "---|" * (len(factors) + 3)]
+    for model, rs in rows.items():
+        if rs:
+            cells = [_mean_sd([r["fidelity"].get(f) for r in rs]) for f in factors]
+            confident = f"{_mean_sd([r['confident'] for r in rs])} / {_mean_sd([r['confident_data'] for r in rs])}"
+            lines.append(f"| {model} | {len(rs)} | " + " | ".join(cells) + f" | {confident} |")
+    return lines
 
 
 def _mean_matrices(
@@ -201,19 +324,25 @@ def _mean_matrices(
 
 
 def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[Path]:
-    """Save ``stem.md`` (:func:`format_comparison`), ``stem.csv`` (one line per run) and ``stem.json``."""
+    """Save ``stem.md`` (:func:`format_comparison`), ``stem.csv`` (one line per run) and
+    ``stem.json``, each atomically. The suffixes are added to ``stem`` (``cmp/lr0.1`` gives
+    ``cmp/lr0.1.md``), after removing one of theirs; a file of a run folder is never replaced."""
     stem = Path(stem)
+    if stem.suffix in (".md", ".csv", ".json"):
+        stem = stem.with_suffix("")
+    md, cs, js = (stem.with_name(stem.name + suffix) for suffix in (".md", ".csv", ".json"))
+    check_not_run_files([md, cs, js])
     stem.parent.mkdir(parents=True, exist_ok=True)
-    md, cs, js = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".json")
-    md.write_text(format_comparison(rows) + "\n")
+    write_text(md, format_comparison(rows) + "\n")
     flat = [{k: (_layers(v, "{}") if k in ("kl", "active_units") else v) for k, v in r.items()
              if k not in ("probe", "layers", "factors", "intervention", "intervention_layers",
-                          "intervention_factors")} for r in rows]
-    with open(cs, "w", newline="") as f:
+                          "intervention_factors", "fidelity")}
+            | {f"fidelity_{f}": d for f, d in r.get("fidelity", {}).items()} for r in rows]
+    with atomic_write(cs, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in flat for k in r)))
         writer.writeheader()
         writer.writerows(flat)
-    js.write_text(json.dumps(list(rows), indent=2) + "\n")
+    write_json(js, list(rows))
     return [md, cs, js]
 
 

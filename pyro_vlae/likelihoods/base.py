@@ -37,6 +37,10 @@ class Likelihood(nn.Module, ABC):
     description: ClassVar[str] = ""
     #: decoder outputs per data channel
     params_per_channel: ClassVar[int] = 1
+    #: whether ``log_prob`` is already a log-probability mass over the data's levels (Bernoulli,
+    #: the discretized likelihoods) rather than a density; bits/dim adds no bin width then
+    #: (:func:`~pyro_vlae.evaluate.iwae.bits_per_dim`)
+    discrete: ClassVar[bool] = False
 
     def __init__(self, value_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__()

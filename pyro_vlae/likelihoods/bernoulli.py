@@ -19,6 +19,7 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
     description = "Bernoulli on {0,1} data (logits from the decoder)"
+    discrete = True
 
     def __init__(self, probabilities: bool = False, value_range: tuple[float, float] = (0.0, 1.0)):
         if tuple(value_range) != (0.0, 1.0):

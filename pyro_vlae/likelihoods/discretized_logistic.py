@@ -118,6 +118,7 @@ class DiscretizedLogistic(Likelihood):
     name = "discretized-logistic"
     description = "discretized logistic over 256 levels (8-bit data), edge bins open"
     params_per_channel = 2
+    discrete = True
 
     def forward(self, params: Tensor) -> dist.TorchDistribution:
         loc, log_scale = self.split(params)

@@ -119,6 +119,7 @@ class DiscretizedLogisticMixture(Likelihood):
 
     name = "discretized-logistic-mixture"
     description = "mixture of K discretized logistics per pixel, PixelCNN++ channel means (8-bit images)"
+    discrete = True
 
     def __init__(self, components: int = 10, value_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__(value_range)

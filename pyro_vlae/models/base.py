@@ -22,11 +22,31 @@ from pyro.params.param_store import param_with_module_name
 from pyro.poutine.runtime import get_plates
 from torch import Tensor, nn
 
-from ..config import ELBOS, check_z_dims
 from ..errors import ConfigError, DataError
 from ..likelihoods import Gaussian, Likelihood
 from ..nets.blocks import init_weights
 from ..nets.ladder import architecture
+
+#: ELBO estimators (``--elbo``): Pyro's Trace_ELBO and TraceMeanField_ELBO
+ELBOS = ("trace", "meanfield")
+#: widths of z1..zL when none are given: three layers of 2-D codes
+DEFAULT_Z_DIMS = (2, 2, 2)
+
+
+def check_z_dims(z_dims: Sequence[int]) -> tuple[int, ...]:
+    """``z_dims`` as a tuple of ints, or :class:`ConfigError` unless it is a non-empty list of
+    positive widths (one per latent layer)."""
+    try:
+        dims = tuple(int(d) for d in z_dims)
+    except (TypeError, ValueError):
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise ConfigError(
+            f"z_dims must be a non-empty list of positive widths, got {tuple(z_dims)}",
+            "e.g. --z-dims 2,2,2 for three layers of 2-D codes",
+        )
+    return dims
+
 
 #: the name of the models' data plate; a user's ``pyro.plate`` of this name is joined
 DATA_PLATE = "data"
@@ -417,6 +437,15 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
         trace = poutine.trace(self.guide).get_trace(x)
         return {name: trace.nodes[name]["value"] for name in self.latent_sites}
 
+    # ------------------------------------------------------------ training schedule
+    def set_layer_gates(self, gates: Tensor) -> None:
+        """Switch each layer's ladder path on by its gate in [0, 1] (z1 first): a fade-in
+        (:class:`~pyro_vlae.train.LayerFadeIn`) calls it before every training step. A model
+        without ladder paths has nothing to fade in and refuses."""
+        raise ConfigError(
+            f"{type(self).__name__} has no ladder paths to fade in", "drop the fade-in (it is for the VLAE)"
+        )
+
 
 class LadderModel(LatentModel):
     """A :class:`LatentModel` whose networks are the ladder levels of
@@ -437,7 +466,7 @@ class LadderModel(LatentModel):
     def __init__(
         self,
         x_shape: Sequence[int],
-        z_dims: Sequence[int] = (2, 2, 2),
+        z_dims: Sequence[int] = DEFAULT_Z_DIMS,
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,

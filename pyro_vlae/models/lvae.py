@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from ..likelihoods import Likelihood
 from ..nets.blocks import GaussianHead
-from ..nets.ladder import encoder_stage
-from .base import kl_weight, latent_method
+from ..nets.ladder import bottom_up, encoder_stage
+from .base import DEFAULT_Z_DIMS, kl_weight, latent_method
 from .markov import MarkovHierarchy
 
 
@@ -54,7 +54,7 @@ class LVAE(MarkovHierarchy):
     def __init__(
         self,
         x_shape: Sequence[int],
-        z_dims: Sequence[int] = (2, 2, 2),
+        z_dims: Sequence[int] = DEFAULT_Z_DIMS,
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,
@@ -68,11 +68,7 @@ class LVAE(MarkovHierarchy):
 
     def bottom_up(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
         """(μ̂_l, σ̂_l) for l = 1..L from the deterministic pass d_l = g_l(d_{l-1})."""
-        d, params = x, []
-        for g, head in zip(self.inference, self.ladder):
-            d = g(d)
-            params.append(head(d))
-        return params
+        return bottom_up(self.inference, self.ladder, x)
 
     @latent_method
     def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..likelihoods import Likelihood
 from ..nets.blocks import GaussianHead, fc_bn
 from ..nets.ladder import decoder_stage, latent_to_features
-from .base import LadderModel, kl_weight, latent_method
+from .base import DEFAULT_Z_DIMS, LadderModel, kl_weight, latent_method
 
 
 class MarkovHierarchy(LadderModel):
@@ -40,7 +40,7 @@ class MarkovHierarchy(LadderModel):
     def __init__(
         self,
         x_shape: Sequence[int],
-        z_dims: Sequence[int] = (2, 2, 2),
+        z_dims: Sequence[int] = DEFAULT_Z_DIMS,
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,

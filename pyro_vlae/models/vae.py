@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..likelihoods import Likelihood
 from ..nets.blocks import GaussianHead, fc_bn
 from ..nets.ladder import decoder_stage, encoder_stage
-from .base import LadderModel, kl_weight, latent_method
+from .base import DEFAULT_Z_DIMS, LadderModel, kl_weight, latent_method
 
 
 class VAE(LadderModel):
@@ -31,7 +31,7 @@ class VAE(LadderModel):
     def __init__(
         self,
         x_shape: Sequence[int],
-        z_dims: Sequence[int] = (2, 2, 2),
+        z_dims: Sequence[int] = DEFAULT_Z_DIMS,
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,

@@ -14,8 +14,8 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
 from ..nets.blocks import GatedAdd, GaussianHead, fc_bn
-from ..nets.ladder import decoder_stage, encoder_stage, latent_to_features
-from .base import LadderModel, kl_weight, latent_method
+from ..nets.ladder import bottom_up, decoder_stage, encoder_stage, latent_to_features
+from .base import DEFAULT_Z_DIMS, LadderModel, kl_weight, latent_method
 
 
 class VLAE(LadderModel):
@@ -59,7 +59,7 @@ class VLAE(LadderModel):
     def __init__(
         self,
         x_shape: Sequence[int],
-        z_dims: Sequence[int] = (2, 2, 2),
+        z_dims: Sequence[int] = DEFAULT_Z_DIMS,
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,
@@ -73,12 +73,7 @@ class VLAE(LadderModel):
             raise ConfigError(f"unknown ladder combination {combine!r}", f"use one of: {', '.join(self.COMBINES)}")
         if heads not in self.HEADS:
             raise ConfigError(f"unknown ladder heads {heads!r}", f"use one of: {', '.join(self.HEADS)}")
-        self.kl_weights = tuple(float(w) for w in (kl_weights or (1.0,) * self.num_layers))
-        if len(self.kl_weights) != self.num_layers or min(self.kl_weights) <= 0:
-            raise ConfigError(
-                f"kl_weights needs one positive weight per layer ({self.num_layers}), got {kl_weights}",
-                "e.g. --kl-weights " + ",".join(["1"] * self.num_layers),
-            )
+        self.kl_weights = self.check_kl_weights(kl_weights or (1.0,) * self.num_layers, self.num_layers)
         arch, self.combine, self.heads = self.arch, combine, heads
         S, L = arch.shapes, self.num_layers
         hidden = S[L][0]
@@ -103,19 +98,28 @@ class VLAE(LadderModel):
         self.register_buffer("layer_gates", torch.ones(L))
         self.init_weights()
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # run folders written before ``layer_gates`` existed hold fully open layers
-        state_dict.setdefault(prefix + "layer_gates", torch.ones_like(self.layer_gates))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     # ------------------------------------------------------------ networks
+    @staticmethod
+    def check_kl_weights(kl_weights: Sequence[float], num_layers: int) -> tuple[float, ...]:
+        """``kl_weights`` as floats, or :class:`ConfigError` unless there is one positive
+        weight per layer."""
+        weights = tuple(float(w) for w in kl_weights)
+        if len(weights) != num_layers or min(weights) <= 0:
+            raise ConfigError(
+                f"kl_weights needs one positive weight per layer ({num_layers}), got {list(weights)}",
+                "e.g. --kl-weights " + ",".join(["1"] * num_layers),
+            )
+        return weights
+
+    @torch.no_grad()
+    def set_layer_gates(self, gates: Tensor) -> None:
+        """Multiply each layer's path v_l(z_l) by its gate (in place: a compiled step reads
+        the buffer ``layer_gates`` as it is)."""
+        self.layer_gates.copy_(gates)
+
     def encode(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
         """(μ_l, σ_l) of q(z_l | x) for l = 1..L (eqs. 12–13)."""
-        h, params = x, []
-        for g, head in zip(self.inference, self.ladder):
-            h = g(h)
-            params.append(head(h))
-        return params
+        return bottom_up(self.inference, self.ladder, x)
 
     def decode(self, zs: Sequence[Tensor]) -> Tensor:
         """The likelihood's parameters f_0(z̃_1) from z = (z1..zL) (eqs. 8–11)."""

@@ -6,14 +6,17 @@ features of shape ``S_{l-1}`` to ``S_l`` (``S_0`` is one data point); its transp
 generative stage ``u_l`` of eq. (11) (or ``f_0`` of eq. (10) for level 1). Levels below the
 top take one convolutional stage each; the top level takes the remaining convolutions,
 flattens, and applies two dense layers; levels beyond the convolutional stages are dense.
+The ``lvae-mlp`` stem is the Ladder VAE paper's (Sønderby et al. 2016): dense levels only,
+narrowing from level to level.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .blocks import Reshape, Stage, conv_bn_lrelu, deconv, deconv_bn_lrelu, fc_bn
@@ -30,10 +33,24 @@ class Stem:
     stages: tuple[tuple[tuple[int, int], ...], ...]  # per stage: (channels, stride) convolutions
     hidden: int  # width of the dense layers
     description: str
+    #: dense width per level (level l: two dense layers of ``level_widths[l-1]``, the last
+    #: repeated beyond the list); empty: every level is ``hidden`` wide
+    level_widths: tuple[int, ...] = ()
+
+    def dense_width(self, level: int) -> int:
+        """Width of the dense layers of level ``level`` (counted from 0), before ``--width``."""
+        if not self.level_widths:
+            return self.hidden
+        return self.level_widths[min(level, len(self.level_widths) - 1)]
 
 
 STEMS: dict[str, Stem] = {
     "mlp": Stem("mlp", (), 512, "dense layers only, for flat vectors"),
+    # Sønderby et al. 2016 (casperkaae/LVAE, reference-specs §3.2): per stochastic layer an MLP
+    # of two dense + BN + leaky-ReLU layers, 512-256-128-64-32 units from the data up
+    "lvae-mlp": Stem(
+        "lvae-mlp", (), 512, "dense levels of 512-256-128-64-32 units (the LVAE paper's MLPs)", (512, 256, 128, 64, 32)
+    ),
     "small": Stem("small", (((64, 2), (128, 2)),), 1024, "28×28 images (vladder_small, MNIST)"),
     "medium": Stem(
         "medium",
@@ -105,15 +122,19 @@ def architecture(x_shape: Shape, num_layers: int, stem: str = "auto", width: flo
     if name not in STEMS:
         raise ConfigError(f"unknown stem {stem!r}", f"choose one of: auto, {', '.join(STEMS)}")
     spec = STEMS[name]
-    if name != "mlp" and len(x_shape) != 3:
+    if spec.stages and len(x_shape) != 3:
         raise ConfigError(f"stem {name!r} needs images (C, H, W), got {x_shape}", "use --stem mlp")
     scale = lambda n: max(8, round(n * width))  # noqa: E731
-    hidden = max(16, round(spec.hidden * width))
     convs = [tuple(("conv", scale(c), s) for c, s in stage) for stage in spec.stages]
-    dense = (("fc", hidden), ("fc", hidden))
-    levels = [convs[i] if i < len(convs) else dense for i in range(num_layers - 1)]
-    rest = [c for stage in convs[num_layers - 1 :] for c in stage]
-    levels.append(tuple(rest) + dense)
+
+    def dense(level: int) -> tuple[Spec, ...]:
+        hidden = max(16, round(spec.dense_width(level) * width))
+        return (("fc", hidden), ("fc", hidden))
+
+    top = num_layers - 1
+    levels = [convs[i] if i < len(convs) else dense(i) for i in range(top)]
+    rest = [c for stage in convs[top:] for c in stage]
+    levels.append(tuple(rest) + dense(top))
     shapes = [tuple(x_shape)]
     for level in levels:
         shape = shapes[-1]
@@ -178,3 +199,14 @@ def latent_to_features(z_dim: int, shape: Shape) -> Stage:
     if len(shape) > 1:
         layers.append(Reshape(shape))
     return Stage(1, *layers)
+
+
+def bottom_up(stages: Iterable[nn.Module], heads: Iterable[nn.Module], x: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """The ladder's deterministic bottom-up pass h_l = g_l(h_{l-1}) from h_0 = x, with each
+    level's head (μ_l, σ_l) = head_l(h_l) (eqs. 12–13): the VLAE's q(z_l | x), the LVAE's
+    (μ̂_l, σ̂_l)."""
+    h, params = x, []
+    for g, head in zip(stages, heads):
+        h = g(h)
+        params.append(head(h))
+    return params

@@ -47,7 +47,6 @@ from torch.utils.data import Dataset
 from ..config import resolve_device
 from ..errors import ConfigError, DistributedError, PyroVlaeError
 from ..models.base import LatentModel
-from .trainer import ScaledPair as ScaledPair  # re-exported: the module DistributedDataParallel wraps
 from .trainer import Trainer
 
 T = TypeVar("T")

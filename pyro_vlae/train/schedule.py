@@ -4,6 +4,7 @@ schedule, and the top-down fade-in of latent layers (progressive training, Li et
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -43,7 +44,7 @@ class LayerFadeIn:
     and then rises linearly to fully on at step ``i · stage_steps``, where ``ramp`` is
     ``stage_steps // 2``. The deep path learns the data's most abstract variation before
     the shallower paths, which reach the output through fewer layers, may take it.
-    ``stage_steps = 0`` keeps every layer on.
+    ``stage_steps = 0`` keeps every layer on. :meth:`for_run` fits the stages to a run's length.
     """
 
     stage_steps: int = 0
@@ -52,9 +53,38 @@ class LayerFadeIn:
         if self.stage_steps < 0:
             raise ValueError(f"fade-in stage steps must be >= 0, got {self.stage_steps}")
 
+    @staticmethod
+    def stage_for(fade_in: float, steps: int, num_layers: int) -> int:
+        """The ``stage_steps`` of ``--fade-in``: an integer N ≥ 0 is N steps per layer (0: off),
+        whatever the run's length; a fraction f in (0, 1) follows the run, every layer being
+        fully on after f · ``steps``: L − 1 stages of round(f · steps / (L − 1)) steps (at
+        least 1), so each layer then trains fully on for the remaining (1 − f) of the run."""
+        if isinstance(fade_in, int) and fade_in >= 0:
+            return fade_in
+        if not 0 < fade_in < 1:
+            raise ValueError(f"a fade-in is a whole number of steps or a fraction in (0, 1), got {fade_in}")
+        return 0 if num_layers < 2 else max(1, round(fade_in * steps / (num_layers - 1)))
+
     def end(self, num_layers: int) -> int:
         """The first step at which every layer is fully on."""
         return (num_layers - 1) * self.stage_steps
+
+    def fully_on_at(self, num_layers: int) -> list[int]:
+        """The first step at which each of z1..zL is fully on (z_L: 0)."""
+        return [(num_layers - 1 - k) * self.stage_steps for k in range(num_layers)]
+
+    def never_fully_on(self, steps: int, num_layers: int) -> list[int]:
+        """The layers (0-based, z1 first) that are not fully on in any of a run's ``steps``
+        steps (numbered 0 .. steps − 1)."""
+        return [k for k, full in enumerate(self.fully_on_at(num_layers)) if full >= steps]
+
+    def state(self, steps: int, num_layers: int) -> dict[str, Any]:
+        """The schedule after ``steps`` steps, as a run records it: ``stage_steps``, ``steps``,
+        each layer's gate in its last step (``gates``, all 1 before the first) and the step it
+        is fully on from (``fully_on_at``)."""
+        gates = self(max(0, steps - 1), num_layers) if steps > 0 else torch.ones(num_layers)
+        return {"stage_steps": self.stage_steps, "steps": steps, "gates": [round(float(g), 4) for g in gates],
+                "fully_on_at": self.fully_on_at(num_layers)}
 
     def __call__(self, step: int, num_layers: int) -> torch.Tensor:
         """Gates of z1..zL at ``step``: a tensor of ``num_layers`` values in [0, 1]."""

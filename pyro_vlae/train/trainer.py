@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pyro
@@ -15,11 +15,12 @@ from pyro.nn import PyroModule
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..config import ELBOS
 from ..errors import ConfigError
-from ..models.base import LatentModel, named_store_params
+from ..models.base import ELBOS, LatentModel, named_store_params
+from .batches import BatchSource
 from .compiled import CompiledStep, CUDAGraphStep, surrogate_loss
 from .schedule import KLWarmup, LayerFadeIn
+from .steps import CompiledGradientStep, make_step, step_kind
 
 
 class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
@@ -36,7 +37,7 @@ class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
         return loss
 
 
-#: Pyro's ELBO classes, plain and JIT-compiled, for each name of :data:`~pyro_vlae.config.ELBOS`
+#: Pyro's ELBO classes, plain and JIT-compiled, for each name of :data:`~pyro_vlae.models.base.ELBOS`
 #: (in that order: Monte-Carlo, then mean-field)
 ELBO_CLASSES: dict[str, tuple[type[Trace_ELBO], type[Trace_ELBO]]] = dict(
     zip(ELBOS, [(Trace_ELBO, JitTrace_ELBO), (TraceMeanField_ELBO, _JitTraceMeanField_ELBO)], strict=True)
@@ -151,7 +152,9 @@ class Trainer:
     :param clip_norm: clip each parameter's gradient norm to this value, in units of the
         per-data-point loss (the loss itself is scaled to the data-set size).
     :param fade_in: fade the model's latent layers in from the top down
-        (:class:`~pyro_vlae.train.LayerFadeIn`); needs a model with ``layer_gates`` (the VLAE).
+        (:class:`~pyro_vlae.train.LayerFadeIn`), through the model's
+        :meth:`~pyro_vlae.models.LatentModel.set_layer_gates` before every step; a model
+        without ladder paths (any but the VLAE) refuses it.
     :param jit: trace model and guide once with :class:`~pyro.infer.JitTrace_ELBO` (or
         :class:`~pyro.infer.JitTraceMeanField_ELBO`); β is a tensor input of the trace, so a
         warm-up schedule does not retrace. The model's parameters are put in Pyro's param
@@ -201,14 +204,8 @@ class Trainer:
                 "--bf16 and --jit do not combine (a JIT trace would freeze the autocast casts)",
                 "drop one of them",
             )
-        if compile and jit:
-            raise ConfigError(
-                "--jit (Pyro's JIT ELBO) and a compiled step do not combine", "drop one of them"
-            )
-        if compile and not self.supports_compile:
-            raise ConfigError(
-                f"{type(self).__name__} has no compiled step", "train without compiling the step"
-            )
+        #: the kind of step (:data:`~pyro_vlae.train.steps.STEP_KINDS`)
+        self.kind = step_kind(self, model.device, jit, compile)
         model.check_elbo(elbo)
         images = len(model.x_shape) == 3
         if channels_last is None:
@@ -223,17 +220,13 @@ class Trainer:
         self.warmup = warmup or KLWarmup()
         self.seed = int(seed)
         self.num_data = len(data)
-        self.transform = transform
         self.streamed = not torch.is_tensor(data)
-        self._stream: Iterator[Tensor] | None = None
+        self.batches = BatchSource(data, self.batch_indices, model.device, transform, self.seed)
         self.batches_per_epoch = self.num_data // self.batch_size
         self.clip_norm = clip_norm * self.num_data if clip_norm else None
         self.bf16 = bool(bf16)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        if compile is None:
-            compile = cuda and not jit and self.supports_compile
-        graphed = bool(compile) and cuda
-        self.optim = torch.optim.Adam(self.params, lr=lr, fused=True, capturable=graphed)
+        self.optim = torch.optim.Adam(self.params, lr=lr, fused=True, capturable=self.kind == "cuda-graph")
         self.elbo = make_elbo(elbo, num_particles, jit)
         if jit:  # the JIT ELBO reads the parameters it traces as inputs from Pyro's param store
             register_params(model)
@@ -241,23 +234,21 @@ class Trainer:
         self.pair = ScaledPair(model, self.num_data, plain=not jit)
         # one bound method each: the JIT ELBO keys its cache on their ids
         self._model_fn, self._guide_fn = self.pair.forward, self.pair.guide
+        self._step = make_step(self, self.kind)
         #: the compiled step, if any: a CUDAGraphStep or a CompiledStep
         self.compiled: CUDAGraphStep | CompiledStep | None = None
-        if graphed:
-            self.compiled = CUDAGraphStep(model, self._update, self._zero_grad)
-        elif compile:
-            self.compiled = CompiledStep(model, self._loss)
+        if isinstance(self._step, CUDAGraphStep):
+            self.compiled = self._step
+        elif isinstance(self._step, CompiledGradientStep):
+            self.compiled = self._step.compiled
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
         # the layer gates of every step of the fade-in (the last row holds from then on)
         self.layer_gates = None
         if fade_in is not None and fade_in.stage_steps > 0:
-            if not hasattr(model, "layer_gates"):
-                raise ConfigError(
-                    f"{type(model).__name__} has no ladder paths to fade in", "drop the fade-in (it is for the VLAE)"
-                )
             end = fade_in.end(model.num_layers)
             self.layer_gates = torch.stack([fade_in(s, model.num_layers) for s in range(end + 1)]).to(model.device)
+            model.set_layer_gates(self.layer_gates[0])  # a model without ladder paths refuses
         self.step_count = 0
         self._epoch: int | None = None
         self._perm: Tensor | None = None
@@ -279,32 +270,15 @@ class Trainer:
 
     def batch(self, step: int | None = None) -> Tensor:
         """The batch of ``step`` (default: the next one), transformed, on the model's device."""
-        indices = self.batch_indices(self.step_count if step is None else step)
-        if self.streamed:
-            x = torch.stack([self.data[i] for i in indices.tolist()]).to(self.model.device)
-        else:
-            x = self.data[indices]
-        return self.transform(x) if self.transform is not None else x
-
-    def _next_streamed(self) -> Tensor:
-        """The next batch from the loader's worker processes (started at the current step)."""
-        if self._stream is None:
-            start = self.step_count
-            indices = (self.batch_indices(s).tolist() for s in range(start, 2**62))
-            self._stream = iter(self.data.loader(batch_sampler=indices, seed=self.seed + start))
-        x = next(self._stream).to(self.model.device, non_blocking=True)
-        return self.transform(x) if self.transform is not None else x
+        return self.batches[self.step_count if step is None else step]
 
     # --------------------------------------------------------------------- step
     def differentiable_loss(self, x: Tensor, beta: Tensor) -> Tensor:
         """Pyro's differentiable ELBO loss (eq. 2, negated) of the batch ``x``, scaled to
-        ``num_data``: ``elbo.differentiable_loss``'s value and gradient, read back never."""
-        if isinstance(self.elbo, (JitTrace_ELBO, JitTraceMeanField_ELBO)):
+        ``num_data``: ``elbo.differentiable_loss``'s value and gradient, read back never (the
+        JIT ELBO's own, which it traces once; the loss a compiled step traces)."""
+        if self.kind == "jit":
             return self.elbo.differentiable_loss(self._model_fn, self._guide_fn, x, beta)
-        return surrogate_loss(self.elbo, self._model_fn, self._guide_fn, x, beta)
-
-    def _loss(self, x: Tensor, beta: Tensor) -> Tensor:
-        """The loss the compiled step traces (validation is off there)."""
         return surrogate_loss(self.elbo, self._model_fn, self._guide_fn, x, beta)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -333,22 +307,11 @@ class Trainer:
     def train_step(self) -> Tensor:
         """One optimisation step; returns the β-weighted loss per data point as a 0-d
         tensor on the model's device (reading it is the only host–device sync)."""
-        x = self._next_streamed() if self.streamed else self.batch()
+        x = self.batches.next(self.step_count)
         beta = self.betas[min(self.step_count, self.warmup.steps)]
-        if self.layer_gates is not None:  # in place: a compiled step reads the buffer as it is
-            self.model.layer_gates.copy_(self.layer_gates[min(self.step_count, len(self.layer_gates) - 1)])
-        if isinstance(self.compiled, CUDAGraphStep):
-            loss = self.compiled(x, beta)
-        elif isinstance(self.compiled, CompiledStep):
-            loss, grads = self.compiled(x, beta)
-            for p, g in zip(self.params, grads):
-                p.grad = g
-            self._clip_and_step()
-            self._zero_grad()
-            loss = loss / self.num_data
-        else:
-            loss = self._update(x, beta)
-            self._zero_grad()
+        if self.layer_gates is not None:
+            self.model.set_layer_gates(self.layer_gates[min(self.step_count, len(self.layer_gates) - 1)])
+        loss = self._step(x, beta)
         self.step_count += 1
         return loss
 
@@ -385,6 +348,6 @@ class Trainer:
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.model.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.model.device)
-        self._stream = None
+        self.batches.reset()
 
 
