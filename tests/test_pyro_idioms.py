@@ -23,8 +23,9 @@ from pyro.infer.autoguide import AutoNormal
 from pyro.optim import SGD, Adam
 
 import pyro_vlae
+from pyro_vlae import load_run
 from pyro_vlae.errors import ConfigError
-from pyro_vlae.run import fit, load_run
+from pyro_vlae.run import fit
 
 X = (1, 8, 8)
 MODELS = ["VLAE", "HVAE", "LVAE", "VAE"]

@@ -51,8 +51,8 @@ class HVAE(MarkovHierarchy):
     latent is a descendant of it in the guide; here the model's p(z_1 | z_2) conditions on
     z_2, which the guide draws *from* z_1, so the analytic terms E_q KL(q(z_1|x) ‖ p(z_1|z_2))
     would ignore that dependence and optimise a wrong objective. The guide's z_1..z_{L-1}
-    are :class:`BottomUpNormal`, whose analytic KL Pyro's mean-field ELBOs are refused with
-    a :class:`~pyro_vlae.errors.ConfigError`.
+    are :class:`BottomUpNormal`s: a mean-field ELBO asking for their analytic KL term gets a
+    :class:`~pyro_vlae.errors.ConfigError` instead.
 
     Same parameters as :class:`MarkovHierarchy`.
     """
