@@ -81,7 +81,7 @@ def noise_of(model: LatentModel, z: dict[str, Tensor]) -> dict[str, Tensor]:
     p(z_l | parents) at the given codes ``z`` (all layers, ``{"z1": (B, d1), ...}``).
     ``model.generate(B, noise=noise_of(model, z))`` decodes ``z`` again."""
     batch = next(iter(z.values())).shape[0]
-    trace = poutine.trace(poutine.condition(model.model, data=z)).get_trace(num_samples=batch)
+    trace = poutine.trace(poutine.condition(model.model, data=z)).get_trace(batch_size=batch)
     noise = {}
     for name in model.latent_sites:
         fn = trace.nodes[name]["fn"]

@@ -27,7 +27,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import pyro
 import torch
 
 from . import plugins
@@ -156,12 +155,12 @@ def open_dataset(config: RunConfig) -> DatasetPlugin:
 
 
 def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
-    """A fresh model for a resolved ``config`` (the global param store is cleared).
+    """A fresh model for a resolved ``config``, under a name of its own in Pyro's param store
+    (which is left as it is).
 
     The likelihood is built from ``config.likelihood_options`` and ``config.value_range``
     (which :meth:`RunConfig.resolve` took from the data set), not from the data set.
     """
-    pyro.clear_param_store()
     options = dict(config.likelihood_options or {})
     if config.value_range is not None:
         options.setdefault("value_range", config.value_range)

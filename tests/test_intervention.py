@@ -37,8 +37,8 @@ class Decoder(LatentModel):
     """A hand-built generator; its guide is the N(0, I) prior (only sampling is tested)."""
 
     @pyro_method
-    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
-        with self.data_plate(x.shape[0], num_data):
+    def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        with self.data_plate(x, num_data, subsample, batch_size)[0]:
             for name, d in zip(self.latent_sites, self.z_dims):
                 pyro.sample(name, dist.Normal(self._zero, 1.0).expand([x.shape[0], d]).to_event(1))
 
@@ -53,9 +53,9 @@ class Painter(Decoder):
         self.order = order
 
     @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        batch = self._batch_size(x, num_samples)
-        with self.data_plate(batch, num_data):
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        with plate:
             z = [pyro.sample(name, dist.Normal(self._zero, 1.0).expand([batch, d]).to_event(1))
                  for name, d in zip(self.latent_sites, self.z_dims)]
             hue, x, shape = (z[i][:, 0] for i in self.order)
@@ -71,9 +71,9 @@ class Chain(Decoder):
         super().__init__((3, SIZE, SIZE), (1, 1))
 
     @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        batch = self._batch_size(x, num_samples)
-        with self.data_plate(batch, num_data):
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        with plate:
             z2 = pyro.sample("z2", dist.Normal(self._zero, 1.0).expand([batch, 1]).to_event(1))
             z1 = pyro.sample("z1", dist.Normal(z2, 0.05).to_event(1))
             mean = paint(torch.full_like(z1[:, 0], 0.3), 0.3 * torch.tanh(z1[:, 0]), torch.zeros_like(z1[:, 0]))

@@ -10,15 +10,13 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.distributions import constraints
 from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.nn import PyroModule
-from pyro.params.param_store import param_with_module_name
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
-from ..models.base import ELBOS, LatentModel
+from ..models.base import ELBOS, LatentModel, named_store_params
 from .batches import BatchSource
 from .compiled import CompiledStep, CUDAGraphStep, surrogate_loss
 from .schedule import KLWarmup, LayerFadeIn
@@ -64,9 +62,7 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
 
 def register_params(module: PyroModule) -> None:
     """Put ``module``'s own parameters in Pyro's global param store, under the names its
-    param statements give them: a :class:`~pyro.nn.PyroModule`'s parameter ``name`` as
-    ``prefix.name`` (a :class:`~pyro.nn.PyroParam` with its constraint), a plain submodule's
-    as :func:`pyro.module` names them (``prefix.child$$$path``).
+    param statements give them (:func:`~pyro_vlae.models.base.named_store_params`).
 
     Pyro's JIT ELBO (:func:`pyro.ops.jit.trace`) passes ``pyro.param(name).unconstrained()``
     of every parameter to the trace as an input, while the networks read their own. A param
@@ -78,22 +74,7 @@ def register_params(module: PyroModule) -> None:
     tensors as they are.
     """
 
-    def full(name: str) -> str:
-        return f"{module._pyro_name}.{name}" if module._pyro_name else name
-
-    named = []  # (name, parameter, constraint)
-    for name, p in module.named_parameters(recurse=False):
-        base = name.removesuffix("_unconstrained")
-        if base != name and base in module._pyro_params:
-            named.append((full(base), p, module._pyro_params[base][0]))
-        else:
-            named.append((full(name), p, constraints.real))
-    for name, child in module.named_children():
-        if isinstance(child, PyroModule):
-            register_params(child)
-        else:
-            named += [(param_with_module_name(full(name), path), p, constraints.real)
-                      for path, p in child.named_parameters()]
+    named = named_store_params(module)
     state = {"params": {n: p for n, p, _ in named}, "constraints": {n: c for n, _, c in named}}
     pyro.get_param_store().set_state(state)
 
