@@ -179,7 +179,7 @@ class RunConfig:
     def model_options(self) -> dict[str, Any]:
         """The options this run's model class declares beyond those every model takes
         (:func:`~pyro_vlae.models.model_options`: the VLAE's ``combine``, ``heads``,
-        ``kl_weights``), where set."""
+        ``kl_weights``, ``z_norm``), where set."""
         declared = model_options(MODELS[self.model]) if self.model in MODELS else {}
         return {k: getattr(self, k) for k in declared if getattr(self, k) is not None}
 

@@ -211,7 +211,7 @@ def test_fit_warns_of_a_layer_never_fully_on_and_evaluate_says_why_its_kl_is_zer
 def test_each_model_declares_its_own_options_and_the_run_passes_them_on():
     from pyro_vlae.models import MODELS, model_options
 
-    assert model_options(VLAE) == {"combine": "concat", "heads": "linear", "kl_weights": None}
+    assert model_options(VLAE) == {"combine": "concat", "heads": "linear", "kl_weights": None, "z_norm": "batch"}
     assert all(model_options(cls) == {} for name, cls in MODELS.items() if name != "vlae")
     assert RunConfig(model="vlae", combine="gated", kl_weights=(2.0, 1.0)).model_options() == {
         "combine": "gated", "kl_weights": (2.0, 1.0)}

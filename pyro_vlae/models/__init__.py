@@ -22,7 +22,7 @@ MODELS: dict[str, type[LatentModel]] = {"vlae": VLAE, "hvae": HVAE, "lvae": LVAE
 def model_options(cls: type[LatentModel]) -> dict[str, Any]:
     """The options a model class declares beyond those every :class:`LadderModel` takes: its
     constructor's other keyword arguments and their defaults (the VLAE's ``combine``,
-    ``heads``, ``kl_weights``; none for the baselines)."""
+    ``heads``, ``kl_weights``, ``z_norm``; none for the baselines)."""
     shared = inspect.signature(LadderModel).parameters
     return {
         name: p.default for name, p in inspect.signature(cls).parameters.items()
