@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import pickle
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -373,7 +372,7 @@ def reader_for(
             state = torch.load(path, map_location="cpu", weights_only=True)
             if state.get("version") == READER_VERSION:
                 return FactorReader.from_state(state)
-        except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError):
+        except Exception:  # a cache: whatever makes it unreadable (even random bytes), it is trained again
             pass
         echo(f"the cached factor reader {path} is unreadable or outdated; training it again")
     echo(f"training the factor reader of {plugin.name} ({', '.join(train.factor_names)}) for {steps} steps; "
