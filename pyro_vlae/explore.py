@@ -316,8 +316,8 @@ def build_app(
 
     zero = explorer.zero()
     start = flat(zero)
-    # the first pictures go into the page itself, so it shows them as it opens, whether or not
-    # the load event below has been answered yet
+    # the first pictures go into the page itself, so it shows them as it opens (a load event
+    # answered later left both panels empty for seconds, and swapped the pictures under the user)
     first_image, first_grid = pictures(unpack(start), [], explorer.seed)
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"## {title}\n{description}")
@@ -397,7 +397,6 @@ def build_app(
         out = [*controls, *pad_images.values(), source, image, grid, status]
         from_test_button.click(from_test, [index, *state], out, show_progress="hidden")
         from_upload_button.click(from_upload, [upload, *state], out, show_progress="hidden")
-        app.load(render, state, [image, grid], show_progress="hidden")
     return app
 
 

@@ -238,8 +238,8 @@ def wait_for_status(driver, text, timeout=60):
 
 
 def test_page_opens_with_the_image_and_the_samples(browser, served):
-    """Both pictures are part of the page as served, not only the answer to its load event,
-    so a page that opens shows them at once."""
+    """Both pictures are part of the page as served, not the later answer to a load event, so a
+    page that opens shows them at once."""
     import json
 
     with urllib.request.urlopen(served + "config", timeout=30) as response:
