@@ -82,9 +82,7 @@ def _fresh_model(shape, stem, device, name, kind="vlae", width=1.0):
     """A new model of the row, with its own names in Pyro's parameter store."""
     from pyro_vlae import build_model
 
-    model = build_model(kind, shape, Z_DIMS, stem=stem, width=width).to(device)
-    model._pyro_name = name  # keep the copies' parameters apart in the global param store
-    return model
+    return build_model(kind, shape, Z_DIMS, stem=stem, width=width, name=name).to(device)
 
 
 def run_step_case(label, shape, stem, batch, device, steps, clock="wall", warmup_steps=2, width=1.0,

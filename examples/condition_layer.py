@@ -42,7 +42,7 @@ with torch.no_grad():
 fixed = code.repeat_interleave(cols, dim=0)  # each code repeated along its row
 same_layer = poutine.condition(vlae.model, data={args.layer: fixed})
 with torch.no_grad():
-    trace = poutine.trace(same_layer).get_trace(num_samples=rows * cols)
+    trace = poutine.trace(same_layer).get_trace(batch_size=rows * cols)
 images = trace.nodes["x"]["fn"].mean  # the likelihood's mean, (rows * cols, 3, 32, 32)
 # first column: the encoded originals
 grid = torch.cat([data[:rows, None], images.reshape(rows, cols, 3, 32, 32)], dim=1).flatten(0, 1)

@@ -94,6 +94,15 @@ def remove_leftovers(folder: str | Path) -> list[Path]:
     return removed
 
 
+def make_folder(folder: str | Path) -> Path:
+    """Create ``folder`` and its parents if missing; a disk error is a :class:`StorageError`."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise (storage_error(folder, err) if err.errno in DISK_ERRORS else err) from err
+    return Path(folder)
+
+
 def check_writable(folder: str | Path) -> None:
     """Raise :class:`StorageError` unless a file can be created in ``folder``: before a
     long computation whose results would go there."""

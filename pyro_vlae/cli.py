@@ -14,13 +14,17 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .config import DEVICES, RunConfig, is_device
+from .config import RunConfig
+from .devices import DEVICES, is_device
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
 from .models import MODELS, VLAE
 from .models.base import ELBOS, check_z_dims
 from .nets.ladder import STEMS
 from .stopping import Stopped
 from .tracking import TRACKERS
+
+#: every --seed: what Python's, NumPy's and PyTorch's generators all accept
+SEED = click.IntRange(0, 2**32 - 1)
 
 
 class Command(click.Command):
@@ -210,7 +214,7 @@ def main() -> None:
               help="trace: Trace_ELBO (sampled KL); meanfield: TraceMeanField_ELBO (analytic KL).")
 @click.option("--clip-norm", type=float, help="Clip each parameter's gradient norm (per-data-point units).")
 @device_option
-@click.option("--seed", type=int, default=run_default("seed"), show_default=True,
+@click.option("--seed", type=SEED, default=run_default("seed"), show_default=True,
               help="Seed: a CPU run repeats bit for bit.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder [default: runs/PLUGIN-MODEL, numbered if taken].")
@@ -298,7 +302,7 @@ def list_plugins_command(name: str | None) -> None:
 @click.option("--iwae-points", type=int, default=500, show_default=True,
               help="Test points the IWAE bound is averaged over: a random subset drawn with --seed.")
 @click.option("--num-points", type=int, help="Evaluate a random subset of N test points only [default: all].")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the random draws and subsets: the same seed gives the same numbers.")
 @click.option("--chunk", type=int, default=5000, show_default=True,
               help="Rows (samples × points) scored at once; bounds memory.")
@@ -401,7 +405,7 @@ def encode(run: Path, split: str | None, images: Path | None, tensor: Path | Non
               help="Images in the grid of samples sharing the locked layers.")
 @click.option("--span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
               help="Sliders and the pads of 2-D layers run over [-SPAN, SPAN].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random draws.")
 @device_option
 def explore(run: Path, host: str, port: int, samples: int, span: float, seed: int, device: str) -> None:
     """Play with one latent layer at a time in the browser: a local web page for RUN.
@@ -417,9 +421,9 @@ def explore(run: Path, host: str, port: int, samples: int, span: float, seed: in
 def writing(run: Path, command: str):
     """The lock of the run folder ``run`` while ``command`` writes into it (one writer at a
     time; :func:`~pyro_vlae.run_folder.lock_folder`), as a context manager."""
-    from .run_folder import lock_folder
+    from .run_folder import lock_run
 
-    return lock_folder(run, command)
+    return lock_run(run, command)
 
 
 def _load(run: Path, device: str, seed: int):
@@ -435,7 +439,7 @@ def _load(run: Path, device: str, seed: int):
 def diagnostic_command(function):
     """The arguments every diagnostic shares: the run folder, --seed and --device."""
     function = device_option(function)
-    function = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random draws.")(
+    function = click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random draws.")(
         function
     )
     return click.argument("run", type=click.Path(file_okay=False, path_type=Path))(function)

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .devices import DEVICES, is_device
 from .errors import ConfigError
 from .models import MODELS, VLAE, model_options
 from .models.base import DEFAULT_Z_DIMS, ELBOS, check_z_dims
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def is_device(name: str) -> bool:
-    """Whether ``name`` is a ``--device``: one of :data:`DEVICES`, or ``cuda:N`` (GPU N)."""
-    return name in DEVICES or bool(re.fullmatch(r"cuda:\d+", str(name)))
 
 
 @dataclass
@@ -93,8 +84,9 @@ class RunConfig:
         A recipe may give its budget in ``epochs`` and its KL warm-up in ``warmup_epochs``;
         the warm-up then keeps its share of the budget when ``steps`` or ``epochs`` scale the
         budget (e.g. 200 of 2000 epochs: the first tenth of any budget).
-        ``value_range`` is the data set's (the likelihood options' own, if they set one), so the
-        resolved configuration builds the model without the data set.
+        ``value_range`` is the data set's, or the one given as a likelihood option
+        (``-L value_range=...``), which moves here: the resolved configuration holds it once and
+        builds the model without the data set.
         Raises :class:`ConfigError` on bad values."""
         c = dataclasses.replace(self)
         if c.steps is None and c.epochs is None and "epochs" in recommended:
@@ -111,8 +103,11 @@ class RunConfig:
             # the data set recommends options for its own likelihood only
             own = c.likelihood == default_likelihood
             c.likelihood_options = dict(recommended.get("likelihood_options", {}) if own else {})
-        if c.value_range is None and value_range is not None:
-            c.value_range = tuple(float(v) for v in c.likelihood_options.get("value_range", value_range))
+        c.likelihood_options = dict(c.likelihood_options)
+        if "value_range" in c.likelihood_options:
+            c.value_range = tuple(float(v) for v in c.likelihood_options.pop("value_range"))
+        elif c.value_range is None and value_range is not None:
+            c.value_range = tuple(float(v) for v in value_range)
         if c.data_dir is not None:  # so the run finds its data from any folder
             c.data_dir = str(Path(c.data_dir).expanduser().resolve())
         c.beta_start = min(c.beta_start, c.beta)  # the warm-up rises to β, or holds a smaller β
@@ -163,6 +158,9 @@ class RunConfig:
             (self.fade_in is None or _valid_fade_in(self.fade_in),
              "--fade-in must be a whole number of steps per layer (0: off) or a fraction of the run in (0, 1)"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
+            (all(v is None or math.isfinite(v) for v in (self.lr, self.beta, self.clip_norm, self.width, self.epochs)),
+             "--lr, --beta, --clip-norm, --width and --epochs must be finite numbers"),
+            (isinstance(self.seed, int) and 0 <= self.seed < 2**32, "--seed must be an integer from 0 to 4294967295"),
             (not self.bf16 or self.device != "cpu", "--bf16 needs a CUDA device (drop it with --device cpu)"),
             ("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir"),
         ]
@@ -207,39 +205,3 @@ class RunConfig:
 def _valid_fade_in(value: float) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
         isinstance(value, float) and 0 < value < 1)
-
-
-def resolve_device(name: str, local_rank: int | None = None, local_world_size: int = 1) -> torch.device:
-    """The device for ``--device name``: ``auto`` is CUDA when PyTorch sees a GPU, else the CPU;
-    ``cuda:N`` is GPU N.
-
-    In a data-parallel run (``local_rank`` given) every process gets a GPU of its own,
-    ``cuda:LOCAL_RANK``, so the ``local_world_size`` processes on this machine need that many.
-    Raises :class:`ConfigError` when CUDA is asked for and missing or too few.
-    """
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if name == "cpu" or (name == "auto" and gpus == 0):
-        return torch.device("cpu")
-    if local_rank is None:
-        if name == "auto":
-            return torch.device("cuda")
-        if name != "auto" and gpus == 0:
-            raise ConfigError(
-                f"--device {name} was requested but PyTorch sees no CUDA device",
-                "install a CUDA build of torch (see the README) or use --device cpu",
-            )
-        device = torch.device(name)
-        if device.index is not None and device.index >= gpus:
-            raise ConfigError(
-                f"--device {name} was requested but PyTorch sees {gpus} CUDA device(s), cuda:0 to cuda:{gpus - 1}",
-                "pick one of them, or --device cuda for the first",
-            )
-        return device
-    if gpus < local_world_size:
-        raise ConfigError(
-            f"--device {name}: {local_world_size} processes on this machine need one GPU each, "
-            f"but PyTorch sees {gpus}",
-            f"start at most {gpus} processes per machine (torchrun --nproc-per-node {gpus})"
-            if gpus else "use --device cpu (gloo), or install a CUDA build of torch",
-        )
-    return torch.device("cuda", local_rank)

@@ -35,7 +35,7 @@ def gibbs_chain(model: LatentModel, x: Tensor, steps: int, use_mean: bool = Fals
     for _ in range(steps):
         guide_trace = poutine.trace(model.guide).get_trace(x)
         fixed = {name: guide_trace.nodes[name]["value"] for name in model.gibbs_sites}
-        trace = poutine.trace(poutine.condition(model.model, data=fixed)).get_trace(num_samples=x.shape[0])
+        trace = poutine.trace(poutine.condition(model.model, data=fixed)).get_trace(batch_size=x.shape[0])
         site = trace.nodes["x"]
         means.append(site["fn"].mean)
         x = (site["fn"].mean if use_mean else site["value"]).clamp(low, high)

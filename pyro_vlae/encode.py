@@ -28,7 +28,7 @@ from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
 
-from .atomic import atomic_write
+from .atomic import atomic_write, make_folder
 from .data.base import Data, TensorData
 from .data.images import describe_unreadable, eight_bits, find_unreadable, list_images, open_image
 from .errors import ConfigError, DataError
@@ -81,7 +81,7 @@ def noise_of(model: LatentModel, z: dict[str, Tensor]) -> dict[str, Tensor]:
     p(z_l | parents) at the given codes ``z`` (all layers, ``{"z1": (B, d1), ...}``).
     ``model.generate(B, noise=noise_of(model, z))`` decodes ``z`` again."""
     batch = next(iter(z.values())).shape[0]
-    trace = poutine.trace(poutine.condition(model.model, data=z)).get_trace(num_samples=batch)
+    trace = poutine.trace(poutine.condition(model.model, data=z)).get_trace(batch_size=batch)
     noise = {}
     for name in model.latent_sites:
         fn = trace.nodes[name]["fn"]
@@ -270,6 +270,8 @@ def read_tensor(path: str | Path, x_shape: Sequence[int]) -> Tensor:
         )
     if not x.is_floating_point():
         raise DataError(f"{path} holds {x.dtype} values, not floating point", "scale them to the data set's range")
+    if len(x) == 0:
+        raise DataError(f"{path} holds no data points (shape {tuple(x.shape)})", "pass at least one")
     return x.float()
 
 
@@ -295,7 +297,9 @@ def load_inputs(
         x, names = read_images(path, x_shape, loaded.model.likelihood.value_range, echo)
         return x, f"{len(names)} images in {path}", names
     if path.is_file() and path.suffix in (".npy", ".pt"):
-        return read_tensor(path, x_shape), str(path), None
+        x = read_tensor(path, x_shape)
+        loaded.model.check_data(x)  # finite, and in the range the model was trained on
+        return x, str(path), None
     raise ConfigError(
         f"{source!r} is neither a split of {loaded.config.plugin} ({', '.join(loaded.plugin.splits)}), "
         "a folder of images, nor a .npy/.pt file",
@@ -311,7 +315,7 @@ def save_features(features: dict[str, Tensor | list[str]], out: str | Path) -> l
     base = out.with_suffix("") if out.suffix in (".npz", ".pt") else out
     targets = [base.with_name(base.name + suffix) for suffix in (".npz", ".pt")]
     check_not_run_files(targets)
-    base.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(base.parent)
     with atomic_write(targets[0]) as npz, atomic_write(targets[1]) as pt:  # both written before either replaces
         np.savez(npz, **{k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in features.items()})
         torch.save(features, pt)

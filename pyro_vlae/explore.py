@@ -316,6 +316,9 @@ def build_app(
 
     zero = explorer.zero()
     start = flat(zero)
+    # the first pictures go into the page itself, so it shows them as it opens (a load event
+    # answered later left both panels empty for seconds, and swapped the pictures under the user)
+    first_image, first_grid = pictures(unpack(start), [], explorer.seed)
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"## {title}\n{description}")
         controls, locks, buttons, pad_images, boxes = [], [], {}, {}, {}
@@ -366,11 +369,11 @@ def build_app(
                                           elem_id="source", height=220)
                     from_upload_button = gr.Button("Encode uploaded image", elem_id="encode-upload")
             with gr.Column(scale=2):
-                image = gr.Image(label="generated", format="png", interactive=False, elem_id="image")
+                image = gr.Image(first_image, label="generated", format="png", interactive=False, elem_id="image")
                 with gr.Row():
                     redraw_all = gr.Button("Re-draw unlocked layers", variant="primary", elem_id="redraw-all")
                 grid = gr.Image(
-                    label=f"{explorer.samples} samples: locked layers kept, the others drawn anew",
+                    first_grid, label=f"{explorer.samples} samples: locked layers kept, the others drawn anew",
                     format="png", interactive=False, elem_id="grid",
                 )
                 status = gr.Markdown(elem_id="status")
@@ -394,7 +397,6 @@ def build_app(
         out = [*controls, *pad_images.values(), source, image, grid, status]
         from_test_button.click(from_test, [index, *state], out, show_progress="hidden")
         from_upload_button.click(from_upload, [upload, *state], out, show_progress="hidden")
-        app.load(render, state, [image, grid], show_progress="hidden")
     return app
 
 

@@ -18,6 +18,23 @@ from types import TracebackType
 from .atomic import DISK_ERRORS, storage_error
 from .errors import CheckpointError
 
+#: the descriptors of the locks this process holds
+_HELD: set[int] = set()
+
+
+def _close_inherited() -> None:
+    """In a forked child (a data loader's worker, say): close the parent's lock descriptors,
+    which would otherwise keep the lock held after the parent released it, until the child ends."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited)
+
 
 class FolderLock:
     """The exclusive lock on ``folder`` (its file ``name``), as a context manager.
@@ -63,12 +80,14 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, held.encode() + b"\n", 0)
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def release(self) -> None:
         """Release the lock (idempotent); the file stays."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            _HELD.discard(fd)
             os.ftruncate(fd, 0)
             os.close(fd)  # closing the descriptor releases the lock
 

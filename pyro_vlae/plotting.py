@@ -35,7 +35,17 @@ from .atomic import atomic_write  # noqa: E402
 from .data.base import Data  # noqa: E402
 from .diagnostics import gibbs_chain, layer_variation, traversal  # noqa: E402
 from .models.base import LatentModel  # noqa: E402
-from .run_folder import LAYER, LAYERS, LOSS, METRICS, RECONSTRUCTIONS, SAMPLES, TRAVERSALS, TRAVERSE  # noqa: E402
+from .run_folder import (  # noqa: E402
+    LAYER,
+    LAYERS,
+    LOSS,
+    METRICS,
+    RECONSTRUCTIONS,
+    SAMPLES,
+    TRAVERSALS,
+    TRAVERSE,
+    kl_column,
+)
 
 
 # --------------------------------------------------------------------------- images
@@ -193,7 +203,7 @@ def write_pictures(model: LatentModel, out: str | Path, data: Data) -> list[Path
     grids."""
     out = Path(out)
     model.eval()
-    paths = [plot_metrics(out / METRICS, out / LOSS), save_sample_grid(model, out)]
+    paths = [plot_metrics(out / METRICS, out / LOSS, model.latent_sites), save_sample_grid(model, out)]
     x = data.head(32).to(model.device)
     pairs = torch.stack([x, model.reconstruct(x)], dim=1).flatten(0, 1)
     paths.append(save_images(pairs, out / RECONSTRUCTIONS, 8, model.likelihood.value_range))
@@ -212,8 +222,9 @@ def _finish(fig, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_metrics(csv_path: str | Path, png_path: str | Path) -> Path:
-    """Loss curve (objective and ELBO per data point) and per-layer KL against the step."""
+def plot_metrics(csv_path: str | Path, png_path: str | Path, sites: Sequence[str]) -> Path:
+    """Loss curve (objective and ELBO per data point) and the KL of each of the latent
+    ``sites`` against the step."""
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -221,9 +232,8 @@ def plot_metrics(csv_path: str | Path, png_path: str | Path) -> Path:
         steps = [int(r["step"]) for r in rows]
         ax1.plot(steps, [-float(r["loss"]) for r in rows], label="objective (β-weighted)", lw=1)
         ax1.plot(steps, [float(r["elbo"]) for r in rows], label="ELBO", lw=1)
-        kl_keys = [k for k in rows[0] if k.startswith("kl_z")]
-        for k in kl_keys:
-            ax2.plot(steps, [float(r[k]) for r in rows], label=k[3:], lw=1)
+        for site in sites:
+            ax2.plot(steps, [float(r[kl_column(site)]) for r in rows], label=site, lw=1)
         lo = sorted(float(r["elbo"]) for r in rows)[len(rows) // 10]
         ax1.set_ylim(bottom=lo - 0.05 * abs(lo))
     ax1.set(xlabel="step", ylabel="nats per data point", title="ELBO")

@@ -9,6 +9,7 @@ plugin, the one place an option gets its value), :func:`build` (model and traine
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ import torch
 
 from . import plugins
 from ._version import __version__
-from .config import RunConfig, resolve_device
-from .data.base import Data, DatasetPlugin
+from .config import RunConfig
+from .data.base import Data, DatasetPlugin, worker_failed
+from .devices import resolve_device
 from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
 from .folder_lock import FolderLock
@@ -36,8 +38,11 @@ from .run_folder import (
     METRICS,
     SUMMARY,
     MetricsLog,
+    check_resumable,
+    kl_column,
     load_checkpoint,
     make_model,
+    metrics_columns,
     open_dataset,
     prepare_folder,
     save_checkpoint,
@@ -78,6 +83,8 @@ def fit(
     row, the per-layer grids every ``log_images_every`` steps (0: at the end only) and the
     hyper-parameters with the final test metrics.
     """
+    created = not resume and not Path(out).exists()  # a failed start removes the folder it made
+    started = False
     context = distributed.setup(config.device, dist_timeout)
     stops = StopRequests()
     echo = stops.guard(echo)  # a closed output pipe stops the run like a signal
@@ -94,6 +101,7 @@ def fit(
         echo(_banner(setup, trainer))
         if (warning := fade_in_warning(setup.config)) is not None:
             echo(warning)
+        started = True
         try:
             seconds = loop(setup, trainer, progress, echo, track, log_images_every, stops)
         except BaseException as err:
@@ -106,7 +114,17 @@ def fit(
     finally:
         if setup is not None and setup.lock is not None:
             setup.lock.release()
+        if created and not started and (context is None or context.is_main):
+            _remove_unstarted(Path(out))
         distributed.teardown(context)
+
+
+def _remove_unstarted(out: Path) -> None:
+    """Remove the run folder ``out`` that a run which failed before its first step created
+    (it holds only what ``fit`` wrote while starting: the lock, ``config.json``, a tracker's
+    folder), so that a failed start leaves nothing behind."""
+    if out.is_dir() and not (out / CHECKPOINT).exists():
+        shutil.rmtree(out, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- resolve
@@ -145,7 +163,11 @@ def resolve(
 
     def open_folder() -> dict[str, Any] | None:
         locks.append(prepare_folder(out, resume))
-        return load_checkpoint(out) if resume else None
+        if not resume:
+            return None
+        ckpt = load_checkpoint(out)
+        check_resumable(ckpt, out)
+        return ckpt
 
     try:
         if context is None:
@@ -277,6 +299,8 @@ class Checkpoints:
         #: seconds trained before this process started (a resumed run's earlier ones)
         self.earlier_seconds = float((setup.checkpoint or {}).get("train_seconds", 0.0))
         self.started = time.perf_counter()
+        #: the training time the last checkpoint records (``summary.json`` shows the final one)
+        self.saved_seconds = self.earlier_seconds
 
     @property
     def train_seconds(self) -> float:
@@ -284,6 +308,7 @@ class Checkpoints:
         return self.earlier_seconds + time.perf_counter() - self.started
 
     def save(self, finished: bool = False) -> None:
+        self.saved_seconds = round(self.train_seconds, 3)
         if self.metrics is not None:
             self.metrics.sync()
         if self.setup.main:
@@ -293,7 +318,7 @@ class Checkpoints:
                 "trainer": self.trainer.state_dict(),
                 "finished": finished,
                 "first_loss": self.first_loss,
-                "train_seconds": self.train_seconds,
+                "train_seconds": self.saved_seconds,
             }
             save_checkpoint(self.setup.out / CHECKPOINT, payload)
         self.last_saved = self.trainer.step_count
@@ -319,15 +344,8 @@ class Checkpoints:
         )
 
 
-def loop(
-    setup: Setup,
-    trainer: Trainer,
-    progress: bool,
-    echo: Callable[[str], None],
-    track: Tracker | None = None,
-    log_images_every: int = 500,
-    stops: StopRequests | None = None,
-) -> float:
+def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], None], track: Tracker | None = None,
+         log_images_every: int = 500, stops: StopRequests | None = None) -> float:
     """Train to ``config.steps``: a metrics row every ``log_every`` steps (also to ``track``,
     with its per-layer grids every ``log_images_every`` steps), a checkpoint every
     ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, and
@@ -339,10 +357,10 @@ def loop(
     so how often a run logs never changes what it learns. Returns the seconds spent training,
     over every process that trained the run (a resumed run's earlier ones included)."""
     config, model, sites = setup.config, trainer.model, trainer.model.latent_sites
-    fields = ["step", "beta", "loss", "elbo", "recon", *[f"kl_{s}" for s in sites], "seconds"]
-    metrics = MetricsLog(setup.out / METRICS, fields, trainer.step_count) if setup.main else None
+    metrics = MetricsLog(setup.out / METRICS, metrics_columns(sites), trainer.step_count) if setup.main else None
     checkpoints = Checkpoints(setup, trainer, metrics)
-    bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model)
+    bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model, what="training",
+                   advice=lambda rate: f"a first look: --steps {max(1, int(rate * 600))} takes about 10 min here")
     finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
     stops = stops or StopRequests()
     try:
@@ -360,59 +378,104 @@ def loop(
                     checkpoints.check(finite, loss, step)
                 terms = None
                 if metrics is not None and logging:
-                    with seeded(derived_seed(config.seed, step), model.device):
-                        try:
-                            terms = evaluate_elbo(model, trainer.batch(step - 1))
-                        except ValueError as err:  # a distribution refused parameters gone out of range
-                            checkpoints.diverged(f"the model's parameters went out of range by step {step} "
-                                                 f"({str(err).splitlines()[0]})")
-                    row = {
-                        "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
-                        "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
-                        "seconds": f"{checkpoints.train_seconds:.3f}",
-                        **{f"kl_{s}": f"{k:.5g}" for s, k in zip(sites, terms["kl"])},
-                    }
-                    metrics.write(row)
+                    terms, row = _log_step(setup, trainer, checkpoints, metrics, beta, loss)
                     if track is not None:
-                        track.log_row(row)
-                        if log_images_every and step % log_images_every == 0 and step < config.steps:
-                            track.log_layers(step, model)  # the same draws every time, apart from training
-                text = None
-                if terms is not None:
-                    text = f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
-                bar.update(1, text)
+                        _track_step(config, model, track, row, log_images_every)
+                bar.update(1, None if terms is None else _progress_text(terms, beta))
                 if step % config.checkpoint_every == 0 and step < config.steps:
                     checkpoints.save()
-                signum = stops.signum if setup.context is None else agreed(stops.signum, model.device)
+                signum = stops.signum
+                if setup.context is not None:  # every process stops after the same step
+                    with setup.context.collective(f"the stop check of step {step}"):
+                        signum = agreed(signum, model.device)
                 if signum is not None:
                     checkpoints.check(finite, float(loss_t), step)
                     if checkpoints.last_saved != step:
                         checkpoints.save(finished=step >= config.steps)
-                    raise Stopped(
-                        signum,
-                        f"stopped by {signal_name(signum)} after step {step} of {config.steps}; "
-                        f"its checkpoint is saved in {setup.out}",
-                        f"continue with: pyro-vlae fit --resume --out {setup.out}",
-                    )
+                    raise _stopped(signum, step, setup)
+            checkpoints.save(finished=True)
+            if stops.signum is not None:  # received during the final save, which it waited for
+                raise _stopped(stops.signum, trainer.step_count, setup)
     except KeyboardInterrupt:  # a second signal, or one where no handler could be installed
         kept = checkpoints.last_saved
         echo(f"\nstopped at once; {f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'}")
         raise
+    except RuntimeError as err:  # a loader worker died while this process was inside a step
+        if "DataLoader worker" not in str(err):
+            raise
+        kept = checkpoints.last_saved
+        failed = worker_failed(err)
+        raise DataError(
+            f"{failed.problem}; training stopped in step {trainer.step_count + 1}, and "
+            f"{f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'} in {setup.out}",
+            f"{failed.fix}, then continue with --resume",
+        ) from err
     except DataError as err:  # an unreadable file in a streamed data set: stop, keep everything
         if not bool(finite):
             raise
-        checkpoints.save()
-        raise DataError(
-            f"{err.problem}; training stopped before step {trainer.step_count + 1}, and the checkpoint of "
-            f"step {trainer.step_count} is saved in {setup.out}",
-            f"{err.fix or 'fix the file'}, then continue with --resume",
-        ) from err
+        raise _saved_before(setup, trainer, checkpoints, err) from err
     finally:
         bar.close()
         if metrics is not None:
             metrics.close()
-    checkpoints.save(finished=True)
-    return checkpoints.train_seconds
+    return checkpoints.saved_seconds
+
+
+def _stopped(signum: int, step: int, setup: Setup) -> Stopped:
+    """The end of a run stopped by ``signum`` after ``step``, its checkpoint saved."""
+    return Stopped(
+        signum,
+        f"stopped by {signal_name(signum)} after step {step} of {setup.config.steps}; "
+        f"its checkpoint is saved in {setup.out}",
+        f"continue with: pyro-vlae fit --resume --out {setup.out}",
+    )
+
+
+def _log_step(
+    setup: Setup, trainer: Trainer, checkpoints: Checkpoints, metrics: MetricsLog, beta: float, loss: float
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Write the metrics row of the step just taken: the ELBO's terms on its batch, drawn from
+    a random state of the step's own. Returns the terms and the row."""
+    step, model = trainer.step_count, trainer.model
+    with seeded(derived_seed(setup.config.seed, step), model.device):
+        try:
+            terms = evaluate_elbo(model, trainer.batch(step - 1))
+        except ValueError as err:  # a distribution refused parameters gone out of range
+            checkpoints.diverged(f"the model's parameters went out of range by step {step} "
+                                 f"({str(err).splitlines()[0]})")
+    row = {
+        "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
+        "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
+        "seconds": f"{checkpoints.train_seconds:.3f}",
+        **{kl_column(s): f"{k:.5g}" for s, k in zip(model.latent_sites, terms["kl"])},
+    }
+    metrics.write(row)
+    return terms, row
+
+
+def _progress_text(terms: dict[str, Any], beta: float) -> str:
+    """The progress bar's text after a log step."""
+    return f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
+
+
+def _saved_before(setup: Setup, trainer: Trainer, checkpoints: Checkpoints, err: DataError) -> DataError:
+    """Save the checkpoint of the last step taken before a data file could not be read, and
+    the error that says so."""
+    checkpoints.save()
+    return DataError(
+        f"{err.problem}; training stopped before step {trainer.step_count + 1}, and the checkpoint of "
+        f"step {trainer.step_count} is saved in {setup.out}",
+        f"{err.fix or 'fix the file'}, then continue with --resume",
+    )
+
+
+def _track_step(config: RunConfig, model: LatentModel, track: Tracker, row: dict[str, str],
+                log_images_every: int) -> None:
+    """The metrics row to the tracker, with the per-layer grids every ``log_images_every`` steps."""
+    track.log_row(row)
+    step = int(row["step"])
+    if log_images_every and step % log_images_every == 0 and step < config.steps:
+        track.log_layers(step, model)  # the same draws every time, apart from training
 
 
 # ------------------------------------------------------------------------------ finish

@@ -21,19 +21,20 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import pyro
 import torch
 
 from . import plugins
 from ._version import __version__
 from .atomic import DISK_ERRORS, atomic_write, check_writable, remove_leftovers, storage_error, write_text
-from .config import RunConfig, resolve_device
+from .config import RunConfig
 from .data.base import DatasetPlugin
+from .devices import resolve_device
 from .errors import CheckpointError, ConfigError, DataError
 from .folder_lock import FolderLock
 from .models import LatentModel, build_model
@@ -124,6 +125,22 @@ def check_not_run_files(paths: list[Path]) -> None:
             )
 
 
+def check_resumable(ckpt: dict[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``ckpt`` holds what ``fit --resume`` reads."""
+    trainer = ckpt.get("trainer")
+    missing = [k for k in ("config", "x_shape", "trainer") if k not in ckpt]
+    if isinstance(trainer, dict):
+        missing += [f"trainer.{k}" for k in ("step", "model", "optim", "rng_cpu") if k not in trainer]
+    if not missing and not (isinstance(ckpt["config"], dict) and isinstance(trainer, dict)
+                            and isinstance(trainer["step"], int) and trainer["step"] >= 0):
+        missing = ["a valid config and step"]
+    if missing:
+        raise CheckpointError(
+            f"the checkpoint in {path} lacks {', '.join(missing)}: it is damaged or was not written by `pyro-vlae fit`",
+            "restore it from a backup, or start a new run with another --out",
+        )
+
+
 def find_picture(folder: str | Path, name: str, **fields: Any) -> Path | None:
     """The picture ``name`` (formatted with ``fields``, e.g. ``layer=2``) in a run folder;
     ``None`` when it has none."""
@@ -138,12 +155,12 @@ def open_dataset(config: RunConfig) -> DatasetPlugin:
 
 
 def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
-    """A fresh model for a resolved ``config`` (the global param store is cleared).
+    """A fresh model for a resolved ``config``, under a name of its own in Pyro's param store
+    (which is left as it is).
 
     The likelihood is built from ``config.likelihood_options`` and ``config.value_range``
     (which :meth:`RunConfig.resolve` took from the data set), not from the data set.
     """
-    pyro.clear_param_store()
     options = dict(config.likelihood_options or {})
     if config.value_range is not None:
         options.setdefault("value_range", config.value_range)
@@ -220,6 +237,17 @@ def lock_folder(folder: str | Path, command: str) -> FolderLock:
     return lock
 
 
+def lock_run(folder: str | Path, command: str) -> FolderLock:
+    """:func:`lock_folder` for a command that writes into a run ``folder`` (``evaluate``,
+    ``sample``, ...); a folder without a checkpoint is refused before anything is written."""
+    if not (Path(folder) / CHECKPOINT).exists():
+        raise CheckpointError(
+            f"no checkpoint at {Path(folder) / CHECKPOINT}",
+            f"pass a run folder written by `pyro-vlae fit` (it holds {CHECKPOINT})",
+        )
+    return lock_folder(folder, command)
+
+
 def prepare_folder(out: Path, resume: bool) -> FolderLock:
     """Lock ``out`` for ``fit`` and check that it can hold a new run (or, with ``resume``,
     holds one to continue); the caller releases the lock returned.
@@ -270,6 +298,17 @@ def write_json(path: Path, payload: Any) -> Path:
     """``payload`` as indented JSON (``config.json``, ``summary.json``, ``evaluation.json``),
     written atomically."""
     return write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def kl_column(site: str) -> str:
+    """The column of :data:`METRICS` holding the KL term of the latent site ``site``."""
+    return f"kl_{site}"
+
+
+def metrics_columns(sites: Sequence[str]) -> list[str]:
+    """The columns of :data:`METRICS` for a model with latent sites ``sites``: the step, β, the
+    β-weighted loss, the ELBO and its reconstruction term, each layer's KL, the seconds."""
+    return ["step", "beta", "loss", "elbo", "recon", *map(kl_column, sites), "seconds"]
 
 
 class MetricsLog:

@@ -49,7 +49,7 @@ def test_parallel_predictive_of_model_and_guide(name):
     for site, d in zip(model.latent_sites, model.z_dims):
         assert posterior[site].shape == (7, 5, d)
     assert posterior["x"].shape == (7, 5, *X_SHAPE)
-    prior = Predictive(model.model, num_samples=7, parallel=True)(num_samples=5)
+    prior = Predictive(model.model, num_samples=7, parallel=True)(batch_size=5)
     assert prior["x"].shape == (7, 5, *X_SHAPE)
 
 

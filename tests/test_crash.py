@@ -157,8 +157,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
 
 # ------------------------------------------------------------------------ signals and pipes
 SHORT = 30
-FIT_SHORT = [*FIT[: FIT.index("--steps")], "--steps", str(SHORT), "--log-every", "10", "--checkpoint-every", "25",
-             "--seed", "5", "--no-progress"]
+FIT_SHORT = ["fit", *fit_args(SHORT, log_every=10), "--warmup-steps", "10", "--checkpoint-every", "25", "--seed", "5"]
 
 
 @pytest.fixture(scope="module")

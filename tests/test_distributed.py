@@ -181,6 +181,21 @@ def test_a_killed_process_stops_the_others_with_a_clear_error(tmp_path):
     assert load_checkpoint(out)["trainer"]["step"] >= 2  # the last checkpoint is intact
 
 
+def test_a_signal_to_one_process_stops_all_after_the_same_step_with_its_checkpoint(tmp_path):
+    port, out = free_port(), tmp_path / "run"
+    args = [*ARGS, "--steps", "100000", "--checkpoint-every", "50000", "--log-every", "2", "--out", str(out)]
+    workers = [spawn(rank, 2, port, *args) for rank in range(2)]
+    deadline = time.monotonic() + TIMEOUT
+    while not (out / "metrics.csv").exists() or (out / "metrics.csv").read_text().count("\n") < 2:
+        assert time.monotonic() < deadline and workers[0].poll() is None, finish(workers[0], 1)[1]
+        time.sleep(0.2)
+    workers[1].send_signal(signal.SIGTERM)  # process 1 alone, as a scheduler stopping one node
+    (code, output), (code1, _) = finish(workers[0]), finish(workers[1])
+    assert code == code1 == 128 + signal.SIGTERM, output
+    step = load_checkpoint(out)["trainer"]["step"]
+    assert f"stopped by SIGTERM after step {step} of 100000" in output and "Traceback" not in output
+
+
 def test_different_options_or_a_missing_process_give_clear_errors(tmp_path):
     port, args = free_port(), [*ARGS, "--steps", "4", "--out", str(tmp_path / "run")]
     # started together to share the start-up time: two processes that disagree, one whose peer never comes

@@ -138,6 +138,7 @@ def test_encode_progress_off_a_terminal_is_plain_lines(run_folder, tmp_path, cap
     lines = []
     encode(build_model("vae", (1, 28, 28), (2,), None, "auto", 0.125), torch.rand(100, 1, 28, 28), batch_size=4,
            progress=True, echo=lines.append)
+    lines = [line for line in lines if line.startswith("encode ")]  # a busy machine adds a forecast line
     assert [line.split()[1] for line in lines] == [f"{n}/100" for n in (12, 24, 36, 48, 60, 72, 84, 96, 100)]
 
 

@@ -41,15 +41,16 @@ class LinearGaussian(LatentModel):
         self.post_cov = torch.linalg.inv(precision)
 
     @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        with self.data_plate(self._batch_size(x, num_samples), num_data):
-            z = pyro.sample("z1", dist.Normal(torch.zeros(2), 1.0).expand([x.shape[0], 2]).to_event(1))
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        with plate:
+            z = pyro.sample("z1", dist.Normal(torch.zeros(2), 1.0).expand([batch, 2]).to_event(1))
             return pyro.sample("x", dist.Normal(z @ self.W.T + self.b, self.sigma).to_event(1), obs=x)
 
     @pyro_method
-    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
+    def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         loc = (x - self.b) @ self.W / self.sigma**2 @ self.post_cov
-        with self.data_plate(x.shape[0], num_data):
+        with self.data_plate(x, num_data, subsample, batch_size)[0]:
             if self.exact:
                 q = dist.MultivariateNormal(loc, covariance_matrix=self.post_cov)
             else:

@@ -237,6 +237,19 @@ def wait_for_status(driver, text, timeout=60):
     WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(By.ID, "status").text)
 
 
+def test_page_opens_with_the_image_and_the_samples(browser, served):
+    """Both pictures are part of the page as served, not the later answer to a load event, so a
+    page that opens shows them at once."""
+    import json
+
+    with urllib.request.urlopen(served + "config", timeout=30) as response:
+        config = json.load(response)
+    values = {c["props"].get("elem_id"): c["props"].get("value") for c in config["components"]}
+    assert values["image"] and values["grid"], "the page opens with empty picture panels"
+    browser.get(served)
+    assert picture(browser, "image", timeout=15) is not None and picture(browser, "grid", timeout=15) is not None
+
+
 def test_page_moves_slider_redraws_and_keeps_locked_layers(browser, served, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -29,16 +29,16 @@ class Copier(LatentModel):
         self.bank = bank
 
     @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        batch = self._batch_size(x, num_samples)
-        with self.data_plate(batch, num_data):
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        with plate:
             z = pyro.sample("z1", dist.Normal(self._zero, 1.0).expand([batch, 1]).to_event(1))
             index = (dist.Normal(0.0, 1.0).cdf(z[:, 0]) * len(self.bank)).long().clamp(max=len(self.bank) - 1)
             return pyro.sample("x", dist.Normal(self.bank[index], 0.1).to_event(3), obs=x)
 
     @pyro_method
-    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
-        with self.data_plate(x.shape[0], num_data):
+    def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        with self.data_plate(x, num_data, subsample, batch_size)[0]:
             pyro.sample("z1", dist.Normal(self._zero, 1.0).expand([x.shape[0], 1]).to_event(1))
 
 

@@ -1,6 +1,7 @@
 """The interventional layer × factor matrix on hand-built decoders with known answers."""
 
 import math
+import random
 
 import pyro
 import pyro.distributions as dist
@@ -36,8 +37,8 @@ class Decoder(LatentModel):
     """A hand-built generator; its guide is the N(0, I) prior (only sampling is tested)."""
 
     @pyro_method
-    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
-        with self.data_plate(x.shape[0], num_data):
+    def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        with self.data_plate(x, num_data, subsample, batch_size)[0]:
             for name, d in zip(self.latent_sites, self.z_dims):
                 pyro.sample(name, dist.Normal(self._zero, 1.0).expand([x.shape[0], d]).to_event(1))
 
@@ -52,9 +53,9 @@ class Painter(Decoder):
         self.order = order
 
     @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        batch = self._batch_size(x, num_samples)
-        with self.data_plate(batch, num_data):
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        with plate:
             z = [pyro.sample(name, dist.Normal(self._zero, 1.0).expand([batch, d]).to_event(1))
                  for name, d in zip(self.latent_sites, self.z_dims)]
             hue, x, shape = (z[i][:, 0] for i in self.order)
@@ -70,9 +71,9 @@ class Chain(Decoder):
         super().__init__((3, SIZE, SIZE), (1, 1))
 
     @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        batch = self._batch_size(x, num_samples)
-        with self.data_plate(batch, num_data):
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        with plate:
             z2 = pyro.sample("z2", dist.Normal(self._zero, 1.0).expand([batch, 1]).to_event(1))
             z1 = pyro.sample("z1", dist.Normal(z2, 0.05).to_event(1))
             mean = paint(torch.full_like(z1[:, 0], 0.3), 0.3 * torch.tanh(z1[:, 0]), torch.zeros_like(z1[:, 0]))
@@ -216,3 +217,30 @@ def test_compare_averages_matrices_of_the_same_factors_only():
                               row("c", ["label", "ink"], [[0.2, 0.4], [0.9, 0.1]])])
     assert "| z1 | 0.75 |" in text and "| z2 | 0.00 |" in text and "| z2 | 0.90 | 0.10 |" in text
     assert "mean over 2 run(s)" in text and "mean over 1 run(s)" in text
+
+
+def test_a_cached_reader_of_random_bytes_is_trained_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path / "cache"))
+    options = {"num_train": 200, "num_test": 50}
+    reader_for(Shapes(**options), options, steps=5, echo=lambda _: None)
+    (cached,) = (tmp_path / "cache" / "readers").glob("shapes-*.pt")
+    cached.write_bytes(random.Random(0).randbytes(4096))
+    said = []
+    reader_for(Shapes(**options), options, steps=5, echo=said.append)
+    assert any("unreadable or outdated" in line for line in said)
+
+
+def test_a_refused_reader_gives_advice_that_can_help():
+    """A reader that fits its few training images but not new ones is told that more steps
+    will not help; one that has not learned its training images yet, to train longer."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(48, 1, 8, 8, generator=g)
+    factors = torch.randint(2, (48, 1), generator=g).float()  # labels no image shows: only memorised
+    train, heldout = TensorData(x[:32], factors[:32], ("label",)), TensorData(x[32:], factors[32:], ("label",))
+    memorised = train_reader(train, heldout, steps=300, lr=3e-3)
+    assert memorised.info["train_quality"]["label"] >= 0.9
+    with pytest.raises(ReaderError, match="will not help") as err:
+        memorised.check()
+    assert "32 training images" in str(err.value) and "--no-intervention" in str(err.value)
+    with pytest.raises(ReaderError, match="train it longer \\(--reader-steps 2\\)"):
+        train_reader(train, heldout, steps=1).check()

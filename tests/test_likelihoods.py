@@ -133,7 +133,7 @@ def test_every_likelihood_trains_a_model(name):
     assert all(map(torch.isfinite, torch.tensor(losses)))
     assert sum(losses[-5:]) < sum(losses[:5])
     model.eval()
-    samples = Predictive(model.model, num_samples=1, return_sites=["x"])(num_samples=3)["x"]
+    samples = Predictive(model.model, num_samples=1, return_sites=["x"])(batch_size=3)["x"]
     assert samples.shape == (1, 3, 1, 8, 8)
     assert model.generate(2).shape == (2, 1, 8, 8)
     pyro.clear_param_store()

@@ -107,7 +107,7 @@ def test_plugins_shows_a_data_sets_recommended_values():
 
 def test_every_command_takes_the_same_devices_with_one_default(tmp_path, monkeypatch):
     from pyro_vlae.cli import main
-    from pyro_vlae.config import resolve_device
+    from pyro_vlae.devices import resolve_device
 
     defaults = {name: next(p.default for p in c.params if p.name == "device")
                 for name, c in main.commands.items() if any(p.name == "device" for p in c.params)}
@@ -123,3 +123,29 @@ def test_every_command_takes_the_same_devices_with_one_default(tmp_path, monkeyp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     r = run("fit", *fit_args(1), "--device", "cuda:1", "--out", tmp_path / "r")
     assert r.exit_code == 1 and "--device cuda:1 was requested but PyTorch sees no CUDA device" in r.output
+
+
+def test_the_resolved_configuration_holds_the_value_range_once():
+    given = {"value_range": [-1, 1], "scale": 0.5}
+    c = RunConfig(likelihood_options=given).resolve({}, "gaussian", 100, (0.0, 1.0))
+    assert c.value_range == (-1.0, 1.0) and c.likelihood_options == {"scale": 0.5}
+    assert given == {"value_range": [-1, 1], "scale": 0.5}  # the caller's options are left alone
+    assert RunConfig().resolve({}, "gaussian", 100, (0.0, 255.0)).value_range == (0.0, 255.0)
+
+
+def test_a_failed_start_leaves_no_run_folder_behind(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # scipy missing: import scipy.io fails
+    r = run("fit", "--plugin", "svhn", "--data-dir", tmp_path / "svhn", "--out", tmp_path / "a")
+    assert r.exit_code == 1 and 'pip install "pyro-vlae[svhn]"' in r.output
+    r = run("fit", "--plugin", "mnist", "--data-dir", tmp_path / "none", "-P", "download=false",
+            "--out", tmp_path / "b")
+    assert r.exit_code == 1 and "train-images-idx3-ubyte" in r.output
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = run("fit", *fit_args(1), "--device", "cuda", "--out", tmp_path / "c")
+    assert r.exit_code == 1 and "no CUDA device" in r.output
+    assert not [p for p in tmp_path.iterdir() if p.name in ("a", "b", "c")]
+    (tmp_path / "mine").mkdir()  # a folder the user made stays
+    r = run("fit", *fit_args(1), "--device", "cuda", "--out", tmp_path / "mine")
+    assert r.exit_code == 1 and (tmp_path / "mine").is_dir()

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -171,7 +172,7 @@ def test_an_exploding_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_p
     ckpt = load_checkpoint(out)
     assert ckpt["trainer"]["step"] == kept
     assert all(torch.isfinite(v).all() for v in ckpt["trainer"]["model"].values() if v.is_floating_point())
-    assert torch.isfinite(load_run(out).model.sample(4)).all()  # the kept model still samples
+    assert torch.isfinite(load_run(out).model.generate(4)).all()  # the kept model still samples
 
 
 # ------------------------------------------------------------- files, disks and stale results
@@ -188,8 +189,10 @@ def copy_of(run, tmp_path):
 
 
 def fake_evaluation(run, step):
-    evaluation = {"model": "vlae", "seed": 3, "step": step, "elbo": -1.0, "iwae": {"samples": 2, "value": -0.5},
-                  "layers": {"z1": {"kl": 1.0, "active_units": 1}, "z2": {"kl": 2.0, "active_units": 2}}}
+    layer = {"kl": 1.0, "kl_share": 0.5, "active_units": 1, "units": 2, "pca_explained_variance": [0.6, 0.4]}
+    evaluation = {"model": "vlae", "seed": 3, "step": step, "num_points": 16, "elbo": -1.0, "recon": -0.5,
+                  "iwae": {"samples": 2, "value": -0.5, "num_points": 16, "elbo_same_draws": -1.0},
+                  "layers": {"z1": layer, "z2": layer}}
     (run / EVALUATION).write_text(json.dumps(evaluation))
 
 
@@ -283,3 +286,107 @@ def test_resume_counts_all_training_time_removes_leftovers_and_writes_files_alik
         load_checkpoint(run)["train_seconds"], 2)
     modes = {p.name: p.stat().st_mode & 0o777 for p in run.iterdir() if p.is_file()}
     assert len(set(modes.values())) == 1, modes  # the checkpoint as every other file
+
+
+class DyingItems(torch.utils.data.Dataset):
+    """Items whose first kills the process reading it, as the out-of-memory killer would."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        if index == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return torch.zeros(1, 2, 2)
+
+
+def test_a_killed_loader_worker_is_one_data_error():
+    from pyro_vlae.data import StreamData
+
+    with pytest.raises(DataError, match=r"a data-loading worker process failed \(DataLoader worker"):
+        list(StreamData(DyingItems(), (1, 2, 2), num_workers=1).batches(2))
+
+
+@pytest.mark.parametrize("option", [("--kl-weights", "1,nan"), ("--seed", "-1"), ("--seed", "99999999999999999999"),
+                                    ("--epochs", "inf"), ("--width", "inf")])
+def test_impossible_numbers_are_one_message(tmp_path, option):
+    r = cli("fit", "-P", "num_train=32", "-P", "num_test=8", "--z-dims", "2,2", "--batch-size", "16", "--steps", "2",
+            *option, "--out", tmp_path / "run", "--no-progress")
+    assert r.exit_code in (1, 2) and isinstance(r.exception, SystemExit) and option[0] in r.output, r.output
+
+
+@pytest.mark.parametrize("damage", ["config", "trainer.optim", "trainer.rng_cpu", "step"])
+def test_resume_from_a_damaged_checkpoint_is_one_message(trained, tmp_path, damage):
+    run = copy_of(trained, tmp_path)
+    ckpt = load_checkpoint(run)
+    if damage == "step":
+        ckpt["trainer"]["step"] = "abc"
+    elif damage.startswith("trainer."):
+        del ckpt["trainer"][damage.split(".")[1]]
+    else:
+        del ckpt[damage]
+    save_checkpoint(run / CHECKPOINT, ckpt)
+    r = cli("fit", "--resume", "--out", run, "--steps", "6", "--no-progress")
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert f"the checkpoint in {run} lacks" in r.output
+
+
+def test_resume_finds_moved_data_and_takes_a_relative_data_dir(tmp_path, monkeypatch):
+    from tests.test_datasets import write_mnist
+
+    monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path / "cache"))
+    write_mnist(tmp_path / "data" / "mnist", n_train=8, n_test=4)
+    monkeypatch.chdir(tmp_path / "data")
+    config = RunConfig(plugin="mnist", data_dir="mnist", plugin_options={"download": False}, z_dims=(2, 2),
+                       width=0.125, steps=2, batch_size=4, log_every=2)
+    out = fit(config, tmp_path / "run", progress=False, echo=quiet)
+    fit(config, out, resume=True, progress=False, echo=quiet, overrides={"data_dir": "mnist", "steps": 3})
+    (tmp_path / "data" / "mnist").rename(tmp_path / "data" / "moved")
+    fit(config, out, resume=True, progress=False, echo=quiet, overrides={"data_dir": "moved", "steps": 4})
+    assert load_checkpoint(out)["trainer"]["step"] == 4
+    assert json.loads((out / "config.json").read_text())["data_dir"] == str(tmp_path / "data" / "moved")
+
+
+@pytest.mark.parametrize("values", ["nan", "empty", "far"])
+def test_encode_refuses_tensors_it_cannot_encode_in_one_message(trained, tmp_path, values):
+    x = {"nan": torch.full((2, 3, 32, 32), float("nan")), "empty": torch.zeros(0, 3, 32, 32),
+         "far": torch.full((2, 3, 32, 32), 1000.0)}[values]
+    torch.save(x, tmp_path / "x.pt")
+    r = cli("encode", trained, "--tensor", tmp_path / "x.pt", "--out", tmp_path / "features", "--no-progress")
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert not (tmp_path / "features.npz").exists()
+
+
+def test_encode_refuses_a_decompression_bomb_in_one_message(trained, tmp_path, monkeypatch):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "images" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # as a 20000 × 20000 image is to the default limit
+    r = cli("encode", trained, "--images", tmp_path / "images", "--out", tmp_path / "features", "--no-progress")
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert "huge.png" in r.output and "decompression bomb" in r.output
+
+
+@pytest.mark.parametrize("command", ["sample", "traverse", "gibbs", "evaluate", "explore"])
+def test_every_seed_option_refuses_what_the_generators_cannot_take(trained, command):
+    r = cli(command, trained, "--seed", "99999999999999999999")
+    assert r.exit_code == 2 and "--seed" in r.output and "0<=x<=4294967295" in r.output, r.output
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_message(trained, tmp_path, monkeypatch):
+    run = copy_of(trained, tmp_path)
+    fake_evaluation(run, 4)
+    mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if "ro" in self.parts:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    for command in (["compare", run, "--out", tmp_path / "ro" / "cmp"],
+                    ["encode", run, "--out", tmp_path / "ro" / "features", "--no-progress"]):
+        r = cli(*command)
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+        assert f"cannot write {tmp_path / 'ro'}: Read-only file system" in r.output

@@ -49,10 +49,10 @@ def test_jit_trains_the_default_conv_models_as_the_eager_step_does(name):
     import copy
 
     shape, data, beta = (1, 28, 28), torch.rand(64, 1, 28, 28), torch.tensor(0.5)
-    earlier = build_model(name, shape, (2, 2, 2))
+    earlier = build_model(name, shape, (2, 2, 2), name="same")
     earlier.model(data[:16], num_data=64, beta=beta)  # its param statements fill the store
     earlier.guide(data[:16], num_data=64, beta=beta)
-    base = build_model(name, shape, (2, 2, 2))
+    base = build_model(name, shape, (2, 2, 2), name="same")
     losses = {}
     for jit in (False, True):
         trainer = Trainer(copy.deepcopy(base), data, batch_size=16, jit=jit, channels_last=True, warmup=KLWarmup(4))

@@ -12,6 +12,7 @@ from conftest import run as cli
 
 from pyro_vlae.errors import ConfigError
 from pyro_vlae.models import build_model
+from pyro_vlae.run_folder import LOCK
 from pyro_vlae.tracking import MODULES, flat_hyperparameters, layer_grids, mlflow_uri, open_tracker
 
 SMALL = fit_args(6)
@@ -196,4 +197,4 @@ def test_mlflow_store_that_cannot_be_opened_is_one_message_before_anything_is_wr
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert "cannot open the MLflow tracking store nosuchscheme://store" in r.output
     assert "MLFLOW_TRACKING_URI" in r.output
-    assert not out.exists() or list(out.iterdir()) == []
+    assert not out.exists() or [p.name for p in out.iterdir()] == [LOCK]  # only the (released) lock

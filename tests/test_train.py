@@ -1,3 +1,4 @@
+
 import pyro
 import pytest
 import torch
@@ -61,21 +62,28 @@ def quiet(_):
     pass
 
 
+def steps_fade_in(**kw):
+    """:func:`small_config` with a fade-in counted in steps: one given as a fraction of the run
+    (the data set's default) is fitted to the length the run starts with, so a run extended
+    with ``--resume --steps`` keeps the schedule it started with."""
+    return small_config(fade_in=3, **kw)
+
+
 def test_fit_writes_run_folder_and_resumes_exactly(tmp_path):
-    full = fit(small_config(), tmp_path / "full", progress=False, echo=quiet)
+    full = fit(steps_fade_in(), tmp_path / "full", progress=False, echo=quiet)
     for name in ["checkpoint.pt", "config.json", "metrics.csv", "loss.png", "samples.png",
                  "reconstructions.png", "layer1.png", "layer2.png", "layers.png", "summary.json"]:
         assert (full / name).exists(), name
     # the same run, stopped at step 8 and resumed to 12
-    fit(small_config(steps=8), tmp_path / "part", progress=False, echo=quiet)
-    fit(small_config(), tmp_path / "part", resume=True, progress=False, echo=quiet, overrides={"steps": 12})
+    fit(steps_fade_in(steps=8), tmp_path / "part", progress=False, echo=quiet)
+    fit(steps_fade_in(), tmp_path / "part", resume=True, progress=False, echo=quiet, overrides={"steps": 12})
     a = load_checkpoint(full)["trainer"]["model"]
     b = load_checkpoint(tmp_path / "part")["trainer"]["model"]
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
     # bit-for-bit repeatable from the seed
-    fit(small_config(), tmp_path / "again", progress=False, echo=quiet)
+    fit(steps_fade_in(), tmp_path / "again", progress=False, echo=quiet)
     c = load_checkpoint(tmp_path / "again")["trainer"]["model"]
     assert all(torch.equal(a[k], c[k]) for k in a)
     run = load_run(full)

@@ -28,12 +28,13 @@ def test_sites_and_shapes(x_shape, z_dims):
 
 def test_model_without_data_generates():
     model = VLAE((3, 32, 32), (2, 2), width=0.125).eval()
-    x = model.model(num_samples=5)
+    x = model.model(batch_size=5).mean
     assert x.shape == (5, 3, 32, 32)
     mean = model.generate(6)
     assert mean.shape == (6, 3, 32, 32) and 0 <= mean.min() and mean.max() <= 1
-    with pytest.raises(ConfigError, match="num_samples"):
-        model.model()
+    assert model.model().mean.shape == (1, 3, 32, 32)
+    with pytest.raises(ConfigError, match="batch size"):
+        model.model(batch_size=0)
 
 
 def test_subsample_scaling_reaches_every_site():
@@ -50,7 +51,7 @@ def test_subsample_scaling_reaches_every_site():
 def test_conditioning_a_layer_fixes_it():
     model = VLAE((12,), (2, 2)).eval()
     code = torch.zeros(5, 2)
-    tr = poutine.trace(poutine.condition(model.model, data={"z2": code})).get_trace(num_samples=5)
+    tr = poutine.trace(poutine.condition(model.model, data={"z2": code})).get_trace(batch_size=5)
     assert torch.equal(tr.nodes["z2"]["value"], code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +15,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..errors import DataError
+
+#: seconds a loader waits for a batch from its worker processes before giving up
+LOADER_TIMEOUT = 300
 
 
 class Data(ABC):
@@ -181,13 +185,18 @@ class StreamData(Dataset, Data):
         Its own generator (from ``seed``) seeds the workers, so reading data leaves the global
         random state, and with it the training run, unchanged. An item that cannot be read
         (:class:`DataError`, e.g. a truncated image) does not crash its worker process: the
-        error reaches the main process as the same :class:`DataError`, naming the file.
+        error reaches the main process as the same :class:`DataError`, naming the file. A
+        worker that dies (e.g. killed for lack of memory) or sends nothing for
+        :data:`LOADER_TIMEOUT` seconds (e.g. stopped) is a :class:`DataError` too. The workers
+        ignore the stop signals, which the main process handles (:mod:`pyro_vlae.stopping`).
         """
         options: dict[str, Any] = {
             "num_workers": self.num_workers,
             "pin_memory": torch.cuda.is_available(),
             "generator": torch.Generator().manual_seed(seed),
         }
+        if self.num_workers > 0:
+            options.update(timeout=LOADER_TIMEOUT, worker_init_fn=_ignore_stop_signals)
         if batch_sampler is not None:
             return _CheckedLoader(_Reported(self), batch_sampler=batch_sampler, **options)
         return _CheckedLoader(_Reported(self), batch_size=batch_size, shuffle=False, **options)
@@ -234,16 +243,47 @@ class _Reported(Dataset):
             return torch.zeros(self.data.shape), err.problem, err.fix or ""
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In a loader worker: leave SIGINT, SIGTERM and SIGHUP to the main process, which ends
+    the workers once it has finished its step."""
+    from ..stopping import SIGNALS
+
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class _CheckedLoader(DataLoader):
     """A DataLoader over :class:`_Reported` items that yields the batches of ``x`` and raises
-    the first item's :class:`DataError` in the main process."""
+    the first item's :class:`DataError` in the main process, and a worker that died or hangs
+    as a :class:`DataError`."""
 
     def __iter__(self) -> Iterator[Tensor]:
-        for x, problems, fixes in super().__iter__():
+        batches = None
+        while True:
+            try:
+                if batches is None:  # started inside the try: a worker may die at once
+                    batches = super().__iter__()
+                x, problems, fixes = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError as err:  # a worker killed (e.g. out of memory), or silent past the timeout
+                if "DataLoader" not in str(err):
+                    raise
+                # end the other workers now: until then PyTorch's SIGCHLD handler raises anywhere
+                getattr(batches, "_shutdown_workers", lambda: None)()
+                raise worker_failed(err) from err
             for problem, fix in zip(problems, fixes):
                 if problem:
                     raise DataError(problem, fix or None)
             yield x
+
+
+def worker_failed(err: RuntimeError) -> DataError:
+    """PyTorch's error for a loader worker that died or sent nothing in time, as a :class:`DataError`."""
+    return DataError(
+        f"a data-loading worker process failed ({str(err).splitlines()[0]})",
+        "free memory, or use fewer worker processes (e.g. -P num_workers=2)",
+    )
 
 
 class DatasetPlugin(ABC):

@@ -27,7 +27,7 @@ class SVHN(DatasetPlugin):
     """SVHN cropped house-number digits, 32×32 RGB in [0, 1] (the authors' preprocessing: x/255).
 
     ``--data-dir`` holds ``train_32x32.mat``, ``test_32x32.mat`` and optionally
-    ``extra_32x32.mat``. Reading ``.mat`` files needs scipy (``pip install scipy``).
+    ``extra_32x32.mat``. Reading ``.mat`` files needs scipy: ``pip install "pyro-vlae[svhn]"``.
 
     :param extra: train on ``train`` + ``extra`` (604,388 images, about 7.4 GB as float32;
         the authors trained on ``extra``).
@@ -61,7 +61,8 @@ class SVHN(DatasetPlugin):
         try:
             import scipy.io  # noqa: F401  (torchvision's SVHN reader needs it)
         except ImportError as err:
-            raise DataError("reading SVHN's .mat files needs scipy", "pip install scipy") from err
+            raise DataError("reading SVHN's .mat files needs scipy, which is not installed",
+                            'install the svhn extra: pip install "pyro-vlae[svhn]"') from err
         if not (folder / filename).is_file():
             if not self.download:
                 raise missing(self.name, [filename], folder, f"from {SOURCE}", "download disabled")

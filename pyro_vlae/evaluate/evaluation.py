@@ -187,7 +187,9 @@ def _evaluate(
     points = max(1, chunk // iwae_samples)  # data points per pass; samples split into chunks if K > chunk
     iwae, elbo = [], []
     with Progress(x.shape[0], progress, stderr_line, unit="point", prefix=f"IWAE-{iwae_samples}",
-                  desc=f"IWAE-{iwae_samples}") as bar:
+                  desc=f"IWAE-{iwae_samples}", what=f"IWAE-{iwae_samples}",
+                  advice=lambda rate: f"--iwae-points {max(1, int(rate * 600))} takes about 10 min here "
+                  f"(or fewer --iwae-samples)") as bar:
         for start in range(0, x.shape[0], points):
             out = iwae_bound(model, x[start : start + points], iwae_samples, chunk=min(chunk, iwae_samples))
             iwae.append(out["iwae"].cpu())

@@ -215,8 +215,24 @@ class FactorReader(nn.Module):
             raise ReaderError(
                 f"the factor reader reads the factors of real held-out images too poorly to measure "
                 f"generated ones (quality {listed}; at least {min_quality} needed)",
-                "train it longer (--reader-steps), or check that the data set's factors can be seen in its images",
+                self.advice(bad, min_quality),
             )
+
+    def advice(self, bad: Mapping[str, float], min_quality: float) -> str:
+        """What would help a reader that reads the factors ``bad`` too poorly: more steps when
+        it has not learned its own training images yet; when it has (it fits them, not held-out
+        ones), more steps cannot help, only more labelled training images."""
+        fitted = self.info.get("train_quality") or {}
+        points = self.info.get("train_points")
+        if fitted and all(fitted.get(n, 0.0) >= min_quality for n in bad):
+            seen = ", ".join(f"{n} {fitted[n]:.2f}" for n in bad)
+            return (f"the reader already reads its {points} training images well ({seen}) but not new ones, so "
+                    "more --reader-steps will not help: evaluate on a data set with more labelled training "
+                    "images (e.g. all of its train split), or measure without it: --no-intervention")
+        steps = self.info.get("steps")
+        more = f"--reader-steps {2 * steps}" if steps else "more --reader-steps"
+        return (f"the reader has not yet learned its own training images: train it longer ({more}), or check "
+                "that the data set's factors can be seen in its images")
 
     # -------------------------------------------------------------- persistence
     def state(self) -> dict[str, Any]:
@@ -290,9 +306,11 @@ def train_reader(
             bar.advance()
     reader.eval()
     reader.quality = reader.score(heldout)
+    seen = torch.randperm(len(train), generator=g)[: len(heldout)]  # as many training images as held-out ones
     reader.info = {
         "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
         "train_points": len(train), "heldout_points": len(heldout),
+        "train_quality": reader.score(TensorData(train.x[seen], train.factors[seen], train.factor_names)),
         "seconds": round(time.perf_counter() - started, 1),
     }
     return reader.cpu()
@@ -354,7 +372,7 @@ def reader_for(
             state = torch.load(path, map_location="cpu", weights_only=True)
             if state.get("version") == READER_VERSION:
                 return FactorReader.from_state(state)
-        except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
+        except Exception:  # a cache: whatever makes it unreadable (even random bytes), it is trained again
             pass
         echo(f"the cached factor reader {path} is unreadable or outdated; training it again")
     echo(f"training the factor reader of {plugin.name} ({', '.join(train.factor_names)}) for {steps} steps; "

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write, write_text
+from ..atomic import atomic_write, make_folder, write_text
 from ..errors import CheckpointError, ConfigError, StaleWarning
 from ..run_folder import (
     CHECKPOINT,
@@ -332,7 +332,7 @@ def write_comparison(rows: Sequence[dict[str, Any]], stem: str | Path) -> list[P
         stem = stem.with_suffix("")
     md, cs, js = (stem.with_name(stem.name + suffix) for suffix in (".md", ".csv", ".json"))
     check_not_run_files([md, cs, js])
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(stem.parent)
     write_text(md, format_comparison(rows) + "\n")
     flat = [{k: (_layers(v, "{}") if k in ("kl", "active_units") else v) for k, v in r.items()
              if k not in ("probe", "layers", "factors", "intervention", "intervention_layers",

@@ -31,7 +31,8 @@ def model_options(cls: type[LatentModel]) -> dict[str, Any]:
 
 
 def build_model(
-    name: str,
+    kind: str,
+    /,
     x_shape: Sequence[int],
     z_dims: Sequence[int],
     likelihood: Likelihood | None = None,
@@ -39,11 +40,12 @@ def build_model(
     width: float = 1.0,
     **options,
 ) -> LatentModel:
-    """The model called ``name`` (a key of :data:`MODELS`) for data of shape ``x_shape``;
-    ``options`` are passed on to its constructor (e.g. the VLAE's ``combine``, ``heads``)."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}", f"choose one of: {', '.join(MODELS)}")
-    return MODELS[name](x_shape, z_dims, likelihood, stem=stem, width=width, **options)
+    """The model ``kind`` (a key of :data:`MODELS`) for data of shape ``x_shape``;
+    ``options`` are passed on to its constructor (e.g. the VLAE's ``combine``, ``heads``, or
+    the model's ``name`` in Pyro's param store)."""
+    if kind not in MODELS:
+        raise ConfigError(f"unknown model {kind!r}", f"choose one of: {', '.join(MODELS)}")
+    return MODELS[kind](x_shape, z_dims, likelihood, stem=stem, width=width, **options)
 
 
 __all__ = [

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import itertools
+import weakref
 from abc import ABCMeta, abstractmethod
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import pyro
 import torch
 from pyro import poutine
+from pyro.distributions import constraints
 from pyro.distributions.kl import kl_divergence
 from pyro.infer.reparam import LocScaleReparam
 from pyro.nn import PyroModule, pyro_method
-from torch import Tensor
+from pyro.params.param_store import param_with_module_name
+from pyro.poutine.runtime import get_plates
+from torch import Tensor, nn
 
 from ..errors import ConfigError, DataError
 from ..likelihoods import Gaussian, Likelihood
@@ -40,6 +48,78 @@ def check_z_dims(z_dims: Sequence[int]) -> tuple[int, ...]:
     return dims
 
 
+#: the name of the models' data plate; a user's ``pyro.plate`` of this name is joined
+DATA_PLATE = "data"
+
+_instances: defaultdict[str, itertools.count] = defaultdict(itertools.count)
+
+
+def default_name(cls: type) -> str:
+    """A name for a new model of class ``cls`` that no earlier model of this process has:
+    ``"vlae"``, then ``"vlae_1"``, ``"vlae_2"``, …"""
+    k = next(_instances[cls.__name__])
+    return cls.__name__.lower() if k == 0 else f"{cls.__name__.lower()}_{k}"
+
+
+def named_store_params(module: PyroModule) -> list[tuple[str, nn.Parameter, constraints.Constraint]]:
+    """``module``'s parameters under the names its param statements give them in Pyro's
+    param store, with their constraints: a :class:`~pyro.nn.PyroModule`'s own parameter
+    ``name`` as ``prefix.name`` (a :class:`~pyro.nn.PyroParam` with its constraint), a plain
+    submodule's as :func:`pyro.module` names them (``prefix.child$$$path``)."""
+
+    def full(name: str) -> str:
+        return f"{module._pyro_name}.{name}" if module._pyro_name else name
+
+    named = []
+    for name, p in module.named_parameters(recurse=False):
+        base = name.removesuffix("_unconstrained")
+        if base != name and base in module._pyro_params:
+            named.append((full(base), p, module._pyro_params[base][0]))
+        else:
+            named.append((full(name), p, constraints.real))
+    for name, child in module.named_children():
+        if isinstance(child, PyroModule):
+            named += named_store_params(child)
+        else:
+            named += [(param_with_module_name(full(name), path), p, constraints.real)
+                      for path, p in child.named_parameters()]
+    return named
+
+
+def kl_weight(beta: float | Tensor) -> contextlib.AbstractContextManager:
+    """β on the latent sites of model and guide (KL warm-up, β-VAE): ``poutine.scale`` by β.
+
+    β = 0 (a pure autoencoder, where a warm-up may start) masks the latent sites out of the
+    objective instead, as Pyro's scale must be positive. A tensor β is a traced input of a
+    JIT ELBO, so a changing β does not retrace; it is used as it is (a zero tensor is masked
+    too, without reading its value back from the device)."""
+    if not torch.is_tensor(beta):
+        beta = float(beta)
+        if not beta >= 0:
+            raise ConfigError(f"beta must be >= 0, got {beta}", "pass the KL weight β as a number >= 0")
+        if beta == 1.0:
+            return contextlib.nullcontext()
+        return poutine.mask(mask=False) if beta == 0 else poutine.scale(scale=beta)
+    stack = contextlib.ExitStack()
+    positive = beta > 0
+    stack.enter_context(poutine.mask(mask=positive))
+    stack.enter_context(poutine.scale(scale=torch.where(positive, beta, torch.ones_like(beta))))
+    return stack
+
+
+def latent_method(fn: Callable) -> Callable:
+    """:func:`~pyro.nn.pyro_method` for the model and guide of a :class:`LatentModel`: each
+    call first lines the model's parameters up with Pyro's param store
+    (:meth:`LatentModel.sync_param_store`)."""
+
+    @functools.wraps(fn)
+    def method(self: LatentModel, *args, **kwargs):
+        self.sync_param_store()
+        return fn(self, *args, **kwargs)
+
+    return pyro_method(method)
+
+
 class _AbstractPyroModule(type(PyroModule), ABCMeta):
     """PyroModule's metaclass with abstract methods."""
 
@@ -47,21 +127,40 @@ class _AbstractPyroModule(type(PyroModule), ABCMeta):
 class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
     """Base class of the Pyro model/guide pairs.
 
-    Subclasses implement :meth:`model` and :meth:`guide` with the signature
-    ``(x=None, *, num_samples=None, num_data=None, beta=1.0)``:
+    Subclasses implement :meth:`model` and :meth:`guide` (decorated with
+    :func:`latent_method`) with the signature
+    ``(x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None)``:
 
-    * ``x``: a batch of data ``(B, *x_shape)``; ``model()`` without it generates
-      ``num_samples`` data points by ancestral sampling.
-    * ``num_data``: size of the full data set; the ``"data"`` plate then scales the batch's
-      log-densities by ``num_data / B`` so the ELBO of a mini-batch estimates the full one.
-    * ``beta``: KL warm-up weight (``poutine.scale`` on the latent sites of both model and
-      guide); it must be positive, β = 1 is the ELBO.
+    * ``x``: a batch of data ``(B, *x_shape)``, possibly with more batch dimensions on the
+      left ``(..., B, *x_shape)`` (particles). ``model()`` without it generates data by
+      ancestral sampling: ``batch_size`` points (default 1), or as many as the enclosing
+      ``"data"`` plate holds.
+    * ``beta``: KL warm-up weight on the latent sites of model and guide (:func:`kl_weight`);
+      β = 1 is the ELBO, β = 0 a pure autoencoder. Positional, so a tensor β is an input of a
+      JIT-traced ELBO.
+    * the ``"data"`` plate (dim −1) holds the batch. The caller may own it: inside a
+      ``pyro.plate("data", N, subsample_size=B)`` (or ``subsample=indices``) the model joins
+      that plate, which scales the batch to ``N``. Otherwise the model opens it, over
+      ``num_data`` points (the whole data set, default B) with the batch's indices
+      ``subsample`` (default ``0..B-1``), so a mini-batch's ELBO estimates the full one and
+      an :class:`~pyro.infer.autoguide.AutoNormal` updates the batch's own rows.
 
-    Sample sites are ``z1`` (nearest to x) … ``zL`` and ``x``, inside ``pyro.plate("data")``.
+    Sample sites are ``z1`` (nearest to x) … ``zL`` and ``x``. :meth:`model` returns the
+    likelihood r(x | z) at the sampled latents, a Pyro distribution: its ``mean`` is the
+    picture to look at, ``sample()`` new data, ``log_prob(x)`` the reconstruction term.
+
+    Parameters are registered in Pyro's param store under the model's ``name``
+    (``"{name}.inference$$$0.0.weight"``, ...). A model built without a name gets one no
+    earlier model of the process has (``"vlae"``, ``"vlae_1"``, ...), so models never share
+    parameters by accident; models built with the same name share their values through the
+    store, and a model reads values put there by ``pyro.get_param_store().load(path)`` when
+    it next runs. The store holds parameters only: ``state_dict()`` also carries the
+    buffers (batch-norm statistics, the VLAE's ``layer_gates``).
 
     :param x_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
     :param z_dims: width of each latent layer, ``z_dims[0]`` for ``z1``.
     :param likelihood: the decoder likelihood r (default: fixed-variance Gaussian).
+    :param name: prefix of the model's names in Pyro's param store (default: a new one).
     """
 
     #: ELBO estimators that are valid for this model/guide pair (see :meth:`check_elbo`)
@@ -72,8 +171,9 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
         x_shape: Sequence[int],
         z_dims: Sequence[int],
         likelihood: Likelihood | None = None,
+        name: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(name=default_name(type(self)) if name is None else name)
         self.x_shape = tuple(int(s) for s in x_shape)
         self.z_dims = check_z_dims(z_dims)
         if not self.x_shape or min(self.x_shape) < 1:
@@ -108,30 +208,100 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
         return self.likelihood.num_params(self.x_shape[0])
 
     # ---------------------------------------------------------------- helpers
-    def _batch_size(self, x: Tensor | None, num_samples: int | None) -> int:
-        if x is not None:
-            self.check_shape(x)
-            return x.shape[0]
-        if num_samples is None or num_samples < 1:
-            raise ConfigError(
-                "model() without data needs num_samples >= 1",
-                "call model(num_samples=N) to generate N data points",
-            )
-        return int(num_samples)
+    def data_plate(
+        self,
+        x: Tensor | None,
+        num_data: int | None = None,
+        subsample: Tensor | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[contextlib.AbstractContextManager, int]:
+        """The ``"data"`` plate (dim −1) over the batch, and the batch size B.
 
-    def data_plate(self, batch_size: int, num_data: int | None = None) -> pyro.plate:
-        """``pyro.plate("data")`` over the batch, scaled to ``num_data`` when sub-sampled."""
-        if num_data is None or num_data == batch_size:
-            return pyro.plate("data", batch_size, dim=-1)
-        if num_data < batch_size:
+        Joins the caller's ``"data"`` plate when one is open (which then owns the data-set
+        size and the indices); otherwise opens one over ``num_data`` points with the batch's
+        indices ``subsample`` (default ``0..B-1``). B is x's size at the plate's dim, else
+        the size of the caller's plate, of ``subsample``, or ``batch_size`` (default 1)."""
+        frames = get_plates()
+        own = next((f for f in frames if f.name == DATA_PLATE), None)
+        other = next((f for f in frames if f.dim == -1 and f.name != DATA_PLATE), None)
+        if other is not None:
             raise ConfigError(
-                f"num_data={num_data} is smaller than the batch size {batch_size}",
-                "pass the size of the whole data set as num_data",
+                f"the plate {other.name!r} takes dim -1, where {type(self).__name__} puts its "
+                f"{DATA_PLATE!r} plate",
+                f"name your plate over the data {DATA_PLATE!r} (the model joins it), or put other "
+                f"plates further left, e.g. pyro.plate({other.name!r}, {other.size}, dim=-2)",
             )
-        return pyro.plate("data", num_data, subsample=torch.arange(batch_size), dim=-1)
+        if own is not None:
+            return contextlib.nullcontext(), self._joined_batch(x, own, num_data, subsample, batch_size)
+        if subsample is not None:
+            subsample = torch.as_tensor(subsample, device=self.device)
+        sizes = {
+            "x": None if x is None else self._rows(x),
+            "subsample": None if subsample is None else len(subsample),
+            "batch_size": batch_size,
+        }
+        given = {k: v for k, v in sizes.items() if v is not None}
+        batch = next(iter(given.values()), 1)
+        if len(set(given.values())) > 1 or batch < 1:
+            raise ConfigError(
+                "the batch size is given inconsistently: " + ", ".join(f"{k} {v}" for k, v in given.items()),
+                "pass subsample with one index per data point of x (batch_size only to generate data)",
+            )
+        if num_data is None and subsample is None:
+            return pyro.plate(DATA_PLATE, batch, dim=-1), batch
+        if num_data is None or num_data < batch:
+            raise ConfigError(
+                f"num_data={num_data} cannot hold a batch of {batch}",
+                "pass the size of the whole data set as num_data (with subsample, the batch's indices in it)",
+            )
+        if subsample is None:
+            subsample = torch.arange(batch, device=self.device)
+        return pyro.plate(DATA_PLATE, num_data, subsample=subsample, dim=-1), batch
+
+    def _joined_batch(self, x, frame, num_data, subsample, batch_size) -> int:
+        """The batch size inside the caller's ``"data"`` plate ``frame``, checked."""
+        if frame.dim != -1:
+            raise ConfigError(
+                f"the {DATA_PLATE!r} plate is at dim {frame.dim}; the model's data lie at dim -1",
+                f"open it as pyro.plate({DATA_PLATE!r}, ..., dim=-1) and other plates further left",
+            )
+        if num_data is not None or subsample is not None:
+            raise ConfigError(
+                f"num_data and subsample belong to the {DATA_PLATE!r} plate the model joins",
+                f"pass the data-set size and indices to your pyro.plate({DATA_PLATE!r}, ...) only",
+            )
+        rows = self._rows(x) if x is not None else (batch_size or frame.size)
+        if rows != frame.size:
+            raise DataError(
+                f"the {DATA_PLATE!r} plate holds {frame.size} data points, the batch {rows}",
+                f"index the data with the plate's indices: with pyro.plate({DATA_PLATE!r}, N, "
+                "subsample_size=B) as i: model(x[i])",
+            )
+        return rows
+
+    def _rows(self, x: Tensor) -> int:
+        """The batch size B of ``x`` ``(..., B, *x_shape)``, its shape checked."""
+        self.check_shape(x)
+        return x.shape[-len(self.x_shape) - 1]
+
+    def check_batch(self, batch: int) -> None:
+        """Refuse a batch of one in training mode when batch norm would normalise it with its
+        own statistics (a wrong answer, or torch's "Expected more than 1 value per channel")."""
+        if batch == 1 and self.training and self._batch_norm:
+            raise ConfigError(
+                f"{type(self).__name__} is in training mode, where batch norm normalises a batch "
+                "by its own statistics, and the batch holds one data point",
+                "call model.eval() to use the running statistics (to score or generate), "
+                "or train on batches of two or more",
+            )
+
+    @functools.cached_property
+    def _batch_norm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
 
     def check_shape(self, x: Tensor) -> None:
-        if tuple(x.shape[1:]) != self.x_shape or x.dim() != len(self.x_shape) + 1:
+        """Refuse ``x`` unless it is shaped ``(..., B, *x_shape)``."""
+        if tuple(x.shape[x.dim() - len(self.x_shape):]) != self.x_shape or x.dim() <= len(self.x_shape):
             raise DataError(
                 f"expected a batch of shape (B, {', '.join(map(str, self.x_shape))}), "
                 f"got {tuple(x.shape)}",
@@ -147,18 +317,61 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
             )
 
     def check_data(self, x: Tensor) -> None:
-        """Validate data once, before training: shape, finiteness, range, likelihood support."""
+        """Validate a data set ``(N, *x_shape)`` once, before training: shape, finiteness,
+        range, likelihood support."""
         self.check_shape(x)
+        if x.dim() != len(self.x_shape) + 1:
+            raise DataError(
+                f"expected a data set of shape (N, {', '.join(map(str, self.x_shape))}), got {tuple(x.shape)}",
+                "pass the data points stacked along one dimension",
+            )
         self.likelihood.check(x)
+
+    # ---------------------------------------------------------- param store
+    def sync_param_store(self) -> None:
+        """Line the model's parameters up with Pyro's param store, so that Pyro's optimisers
+        train the tensors the networks compute with.
+
+        A tensor the store holds under one of the model's names (one ``load`` read from a
+        file, or another model's of the same name) is copied into the model's parameter,
+        and the model's own parameters take their places in the store. With
+        ``pyro.settings.set(module_local_params=True)`` the store is not used; the
+        parameters are then marked as their own unconstrained values, as Pyro marks the
+        values of its param statements, so :class:`~pyro.infer.SVI` can train them too.
+        """
+        if pyro.settings.get("module_local_params"):
+            for p in self.parameters():
+                if getattr(p, "unconstrained", None) is None:
+                    p.unconstrained = weakref.ref(p)
+            return
+        store = pyro.get_param_store()
+        mine = named_store_params(self)
+        held = dict(store.named_parameters())
+        if all(held.get(name) is p for name, p, _ in mine):
+            return
+        with torch.no_grad():
+            for name, p, _ in mine:
+                value = held.get(name)
+                if value is None or value is p:
+                    continue
+                if value.shape != p.shape:
+                    raise ConfigError(
+                        f"Pyro's param store holds {name!r} with shape {tuple(value.shape)}, "
+                        f"not {type(self).__name__}'s {tuple(p.shape)}",
+                        "give the model another name=..., or pyro.clear_param_store() first",
+                    )
+                p.copy_(value)
+        store.set_state({"params": {n: p for n, p, _ in mine}, "constraints": {n: c for n, _, c in mine}})
 
     # ------------------------------------------------------------ model/guide
     @abstractmethod
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0) -> Tensor:
-        """The generative model p(x, z): samples ``z1..zL`` and ``x`` (observed when given)."""
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None) -> Tensor:
+        """The generative model p(x, z): samples ``z1..zL`` and ``x`` (observed when given);
+        returns the likelihood r(x | z) at the sampled latents."""
 
-    def forward(self, x: Tensor | None = None, **kwargs) -> Tensor:
+    def forward(self, *args, **kwargs) -> Tensor:
         """Alias of :meth:`model`, so the module itself is a Pyro model."""
-        return self.model(x, **kwargs)
+        return self.model(*args, **kwargs)
 
     # ------------------------------------------------------- conveniences
     @pyro_method
@@ -176,8 +389,10 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
 
         ``recon`` = log p(x | z) and ``kl`` = per-layer KL(q ‖ p) of shape (B, L), analytic
         where Pyro knows it (conditionally on the sampled parents for Markov chains),
-        otherwise the single-sample estimate log q − log p. ``traces``: the guide and model
-        traces of :meth:`traces` on ``x``, when the caller has them already.
+        otherwise, or where the model refuses it (the HVAE's z_l below the top, whose model
+        parent the guide draws after z_l), the single-sample estimate log q − log p.
+        ``traces``: the guide and model traces of :meth:`traces` on ``x``, when the caller
+        has them already.
         """
         guide_trace, model_trace = self.traces(x) if traces is None else traces
         kls = []
@@ -185,7 +400,7 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
             q, p = guide_trace.nodes[name], model_trace.nodes[name]
             try:
                 kls.append(kl_divergence(q["fn"], p["fn"]))
-            except NotImplementedError:
+            except (NotImplementedError, ConfigError):  # unknown, or refused (the HVAE's)
                 kls.append(q["fn"].log_prob(q["value"]) - p["fn"].log_prob(q["value"]))
         recon = model_trace.nodes["x"]["fn"].log_prob(x)
         return {"recon": recon, "kl": torch.stack(kls, dim=-1)}
@@ -208,7 +423,7 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
             model = poutine.reparam(model, config={name: LocScaleReparam(centered=0.0) for name in noise})
         if fixed:
             model = poutine.condition(model, data=fixed)
-        trace = poutine.trace(model).get_trace(num_samples=num_samples)
+        trace = poutine.trace(model).get_trace(batch_size=num_samples)
         return trace.nodes["x"]["fn"].mean
 
     @torch.no_grad()
@@ -245,6 +460,7 @@ class LadderModel(LatentModel):
     :param likelihood: the decoder likelihood r; default a fixed-variance Gaussian.
     :param stem: ``"auto"`` (from ``x_shape``), ``"mlp"``, ``"small"``, ``"medium"``, ``"large"``.
     :param width: multiplier on every channel count and dense width (1 = the authors').
+    :param name: prefix of the model's names in Pyro's param store (default: a new one).
     """
 
     def __init__(
@@ -254,9 +470,10 @@ class LadderModel(LatentModel):
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,
+        name: str | None = None,
     ) -> None:
         z_dims = check_z_dims(z_dims)
-        super().__init__(x_shape, self.latent_dims(z_dims), likelihood)
+        super().__init__(x_shape, self.latent_dims(z_dims), likelihood, name)
         self.arch = architecture(self.x_shape, len(z_dims), stem, width)
 
     @staticmethod

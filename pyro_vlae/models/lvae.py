@@ -6,14 +6,12 @@ from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
-from pyro import poutine
-from pyro.nn import pyro_method
 from torch import Tensor, nn
 
 from ..likelihoods import Likelihood
 from ..nets.blocks import GaussianHead
 from ..nets.ladder import bottom_up, encoder_stage
-from .base import DEFAULT_Z_DIMS
+from .base import DEFAULT_Z_DIMS, kl_weight, latent_method
 from .markov import MarkovHierarchy
 
 
@@ -60,8 +58,9 @@ class LVAE(MarkovHierarchy):
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,
+        name: str | None = None,
     ) -> None:
-        super().__init__(x_shape, z_dims, likelihood, stem, width)
+        super().__init__(x_shape, z_dims, likelihood, stem, width, name)
         S = self.arch.shapes
         self.inference = nn.ModuleList(encoder_stage(self.arch.levels[i], S[i]) for i in range(self.num_layers))
         self.ladder = nn.ModuleList(GaussianHead(S[i + 1], self.z_dims[i]) for i in range(self.num_layers))
@@ -71,13 +70,14 @@ class LVAE(MarkovHierarchy):
         """(μ̂_l, σ̂_l) for l = 1..L from the deterministic pass d_l = g_l(d_{l-1})."""
         return bottom_up(self.inference, self.ladder, x)
 
-    @pyro_method
-    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
+    @latent_method
+    def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """q(z | x) = q(z_L | x) Π_l q(z_l | z_{l+1}, x), sampled top-down."""
-        batch = self._batch_size(x, None)
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        self.check_batch(batch)
         sites = self.latent_sites
         ladder = self.bottom_up(x)
-        with self.data_plate(batch, num_data), poutine.scale(scale=beta):
+        with plate, kl_weight(beta):
             loc, scale = ladder[-1]
             z = pyro.sample(sites[-1], dist.Normal(loc, scale).to_event(1))
             zs = [z]

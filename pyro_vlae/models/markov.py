@@ -6,14 +6,12 @@ from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
-from pyro import poutine
-from pyro.nn import pyro_method
 from torch import Tensor, nn
 
 from ..likelihoods import Likelihood
 from ..nets.blocks import GaussianHead, fc_bn
 from ..nets.ladder import decoder_stage, latent_to_features
-from .base import DEFAULT_Z_DIMS, LadderModel
+from .base import DEFAULT_Z_DIMS, LadderModel, kl_weight, latent_method
 
 
 class MarkovHierarchy(LadderModel):
@@ -46,8 +44,9 @@ class MarkovHierarchy(LadderModel):
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,
+        name: str | None = None,
     ) -> None:
-        super().__init__(x_shape, z_dims, likelihood, stem, width)
+        super().__init__(x_shape, z_dims, likelihood, stem, width, name)
         arch = self.arch
         S, L = arch.shapes, self.num_layers
         hidden = S[L][0]
@@ -77,15 +76,19 @@ class MarkovHierarchy(LadderModel):
         """The likelihood's parameters f_0(z_1)."""
         return self.output(self.embed[0](z1))
 
-    @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        """p(x, z) = p(z_L) Π_l p(z_l | z_{l+1}) r(x; f_0(z_1)) (eq. 4), sampled top-down."""
-        batch = self._batch_size(x, num_samples)
+    @latent_method
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        """p(x, z) = p(z_L) Π_l p(z_l | z_{l+1}) r(x; f_0(z_1)) (eq. 4), sampled top-down;
+        returns r(x; f_0(z_1))."""
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        self.check_batch(batch)
         sites = self.latent_sites
-        with self.data_plate(batch, num_data):
-            with poutine.scale(scale=beta):
+        with plate:
+            with kl_weight(beta):
                 z = pyro.sample(sites[-1], dist.Normal(self._zero, 1.0).expand([batch, self.z_dims[-1]]).to_event(1))
                 for layer in reversed(range(1, self.num_layers)):
                     loc, scale = self.conditional(layer, z)
                     z = pyro.sample(sites[layer - 1], dist.Normal(loc, scale).to_event(1))
-            return pyro.sample("x", self.likelihood(self.decode(z)), obs=x)
+            likelihood = self.likelihood(self.decode(z))
+            pyro.sample("x", likelihood, obs=x)
+        return likelihood

@@ -6,14 +6,12 @@ from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
-from pyro import poutine
-from pyro.nn import pyro_method
 from torch import Tensor, nn
 
 from ..likelihoods import Likelihood
 from ..nets.blocks import GaussianHead, fc_bn
 from ..nets.ladder import decoder_stage, encoder_stage
-from .base import DEFAULT_Z_DIMS, LadderModel
+from .base import DEFAULT_Z_DIMS, LadderModel, kl_weight, latent_method
 
 
 class VAE(LadderModel):
@@ -37,8 +35,9 @@ class VAE(LadderModel):
         likelihood: Likelihood | None = None,
         stem: str = "auto",
         width: float = 1.0,
+        name: str | None = None,
     ) -> None:
-        super().__init__(x_shape, z_dims, likelihood, stem, width)
+        super().__init__(x_shape, z_dims, likelihood, stem, width, name)
         arch = self.arch
         S, L = arch.shapes, arch.num_layers
         z_dim, hidden = self.z_dims[0], S[L][0]
@@ -61,19 +60,23 @@ class VAE(LadderModel):
         """(μ, σ) of q(z | x)."""
         return self.head(self.encoder(x))
 
-    @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        """p(x, z) = N(z; 0, I) r(x; f(z))."""
-        batch = self._batch_size(x, num_samples)
-        with self.data_plate(batch, num_data):
-            with poutine.scale(scale=beta):
+    @latent_method
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        """p(x, z) = N(z; 0, I) r(x; f(z)); returns r(x; f(z))."""
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        self.check_batch(batch)
+        with plate:
+            with kl_weight(beta):
                 z = pyro.sample("z1", dist.Normal(self._zero, 1.0).expand([batch, self.z_dims[0]]).to_event(1))
-            return pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
+            likelihood = self.likelihood(self.decoder(z))
+            pyro.sample("x", likelihood, obs=x)
+        return likelihood
 
-    @pyro_method
-    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
+    @latent_method
+    def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """q(z | x) = N(μ(g(x)), σ(g(x)))."""
-        batch = self._batch_size(x, None)
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        self.check_batch(batch)
         loc, scale = self.encode(x)
-        with self.data_plate(batch, num_data), poutine.scale(scale=beta):
+        with plate, kl_weight(beta):
             return pyro.sample("z1", dist.Normal(loc, scale).to_event(1))

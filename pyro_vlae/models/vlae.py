@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -9,14 +10,13 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.nn import pyro_method
 from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
 from ..nets.blocks import GatedAdd, GaussianHead, fc_bn
 from ..nets.ladder import bottom_up, decoder_stage, encoder_stage, latent_to_features
-from .base import DEFAULT_Z_DIMS, LadderModel
+from .base import DEFAULT_Z_DIMS, LadderModel, kl_weight, latent_method
 
 
 class VLAE(LadderModel):
@@ -74,8 +74,9 @@ class VLAE(LadderModel):
         heads: str = "linear",
         kl_weights: Sequence[float] | None = None,
         z_norm: str = "batch",
+        name: str | None = None,
     ) -> None:
-        super().__init__(x_shape, z_dims, likelihood, stem, width)
+        super().__init__(x_shape, z_dims, likelihood, stem, width, name)
         if combine not in self.COMBINES:
             raise ConfigError(f"unknown ladder combination {combine!r}", f"use one of: {', '.join(self.COMBINES)}")
         if heads not in self.HEADS:
@@ -114,7 +115,7 @@ class VLAE(LadderModel):
         """``kl_weights`` as floats, or :class:`ConfigError` unless there is one positive
         weight per layer."""
         weights = tuple(float(w) for w in kl_weights)
-        if len(weights) != num_layers or min(weights) <= 0:
+        if len(weights) != num_layers or not all(math.isfinite(w) and w > 0 for w in weights):
             raise ConfigError(
                 f"kl_weights needs one positive weight per layer ({num_layers}), got {list(weights)}",
                 "e.g. --kl-weights " + ",".join(["1"] * num_layers),
@@ -142,23 +143,27 @@ class VLAE(LadderModel):
         return self.output(h)
 
     # ---------------------------------------------------------- model/guide
-    @pyro_method
-    def model(self, x=None, *, num_samples=None, num_data=None, beta=1.0):
-        """p(x, z) = r(x; f_0(z̃_1)) Π_l N(z_l; 0, I)."""
-        batch = self._batch_size(x, num_samples)
-        with self.data_plate(batch, num_data):
-            with poutine.scale(scale=beta):
+    @latent_method
+    def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
+        """p(x, z) = r(x; f_0(z̃_1)) Π_l N(z_l; 0, I); returns r(x; f_0(z̃_1))."""
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        self.check_batch(batch)
+        with plate:
+            with kl_weight(beta):
                 zs = []
                 for i, (name, d) in enumerate(zip(self.latent_sites, self.z_dims)):
                     with self._layer_weight(i):
                         zs.append(pyro.sample(name, dist.Normal(self._zero, 1.0).expand([batch, d]).to_event(1)))
-            return pyro.sample("x", self.likelihood(self.decode(zs)), obs=x)
+            likelihood = self.likelihood(self.decode(zs))
+            pyro.sample("x", likelihood, obs=x)
+        return likelihood
 
-    @pyro_method
-    def guide(self, x, *, num_samples=None, num_data=None, beta=1.0):
+    @latent_method
+    def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """q(z | x) = Π_l N(z_l; μ_l(h_l), σ_l(h_l)), a mean-field posterior."""
-        batch = self._batch_size(x, None)
-        with self.data_plate(batch, num_data), poutine.scale(scale=beta):
+        plate, batch = self.data_plate(x, num_data, subsample, batch_size)
+        self.check_batch(batch)
+        with plate, kl_weight(beta):
             zs = []
             for i, (name, (loc, scale)) in enumerate(zip(self.latent_sites, self.encode(x))):
                 with self._layer_weight(i):

@@ -44,7 +44,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from ..config import resolve_device
+from ..devices import resolve_device
 from ..errors import ConfigError, DistributedError, PyroVlaeError
 from ..models.base import LatentModel
 from .trainer import Trainer

@@ -84,6 +84,13 @@ class CompiledGradientStep:
         return loss / self.trainer.num_data
 
 
+def compiled_part(step: Step) -> CUDAGraphStep | CompiledStep | None:
+    """What a step compiled: its CUDA graph, its compiled loss and gradients, or nothing."""
+    if isinstance(step, CUDAGraphStep):
+        return step
+    return step.compiled if isinstance(step, CompiledGradientStep) else None
+
+
 def make_step(trainer: Trainer, kind: str) -> Step:
     """The step of ``kind`` (one of :data:`STEP_KINDS`) for ``trainer``."""
     if kind in ("eager", "jit"):

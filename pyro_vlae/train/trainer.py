@@ -10,19 +10,17 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.distributions import constraints
 from pyro.infer import JitTrace_ELBO, JitTraceMeanField_ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.nn import PyroModule
-from pyro.params.param_store import param_with_module_name
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
-from ..models.base import ELBOS, LatentModel
+from ..models.base import ELBOS, LatentModel, named_store_params
 from .batches import BatchSource
 from .compiled import CompiledStep, CUDAGraphStep, surrogate_loss
 from .schedule import KLWarmup, LayerFadeIn
-from .steps import CompiledGradientStep, make_step, step_kind
+from .steps import compiled_part, make_step, step_kind
 
 
 class _JitTraceMeanField_ELBO(JitTraceMeanField_ELBO):
@@ -64,9 +62,7 @@ def make_elbo(name: str, num_particles: int = 1, jit: bool = False) -> Trace_ELB
 
 def register_params(module: PyroModule) -> None:
     """Put ``module``'s own parameters in Pyro's global param store, under the names its
-    param statements give them: a :class:`~pyro.nn.PyroModule`'s parameter ``name`` as
-    ``prefix.name`` (a :class:`~pyro.nn.PyroParam` with its constraint), a plain submodule's
-    as :func:`pyro.module` names them (``prefix.child$$$path``).
+    param statements give them (:func:`~pyro_vlae.models.base.named_store_params`).
 
     Pyro's JIT ELBO (:func:`pyro.ops.jit.trace`) passes ``pyro.param(name).unconstrained()``
     of every parameter to the trace as an input, while the networks read their own. A param
@@ -78,22 +74,7 @@ def register_params(module: PyroModule) -> None:
     tensors as they are.
     """
 
-    def full(name: str) -> str:
-        return f"{module._pyro_name}.{name}" if module._pyro_name else name
-
-    named = []  # (name, parameter, constraint)
-    for name, p in module.named_parameters(recurse=False):
-        base = name.removesuffix("_unconstrained")
-        if base != name and base in module._pyro_params:
-            named.append((full(base), p, module._pyro_params[base][0]))
-        else:
-            named.append((full(name), p, constraints.real))
-    for name, child in module.named_children():
-        if isinstance(child, PyroModule):
-            register_params(child)
-        else:
-            named += [(param_with_module_name(full(name), path), p, constraints.real)
-                      for path, p in child.named_parameters()]
+    named = named_store_params(module)
     state = {"params": {n: p for n, p, _ in named}, "constraints": {n: c for n, _, c in named}}
     pyro.get_param_store().set_state(state)
 
@@ -139,6 +120,38 @@ class ScaledPair(torch.nn.Module):
 
     def guide(self, x: Tensor, beta: Tensor) -> None:
         self.guide_fn(x, num_data=self.num_data, beta=beta)
+
+
+def _check_options(model: LatentModel, num_data: int, batch_size: int, bf16: bool, jit: bool) -> None:
+    """Refuse a batch larger than the data and bf16 where it does not apply."""
+    if batch_size > num_data:
+        raise ConfigError(
+            f"batch size {batch_size} exceeds the {num_data} training points",
+            f"use a batch size of at most {num_data}",
+        )
+    if bf16 and model.device.type != "cuda":
+        raise ConfigError(
+            "bf16 autocast is only used on CUDA, but the model is on the CPU",
+            "drop --bf16, or train with --device cuda",
+        )
+    if bf16 and jit:
+        raise ConfigError(
+            "--bf16 and --jit do not combine (a JIT trace would freeze the autocast casts)",
+            "drop one of them",
+        )
+
+
+def _memory_format(model: LatentModel, data: Tensor | Dataset, channels_last: bool | None) -> Tensor | Dataset:
+    """The data (and, in place, the model's weights) in the channels-last memory format where
+    it applies: images, and by default (``None``) on CUDA only."""
+    images = len(model.x_shape) == 3
+    if channels_last is None:
+        channels_last = model.device.type == "cuda" and images
+    if channels_last and images:
+        model.to(memory_format=torch.channels_last)
+        if torch.is_tensor(data):
+            return data.contiguous(memory_format=torch.channels_last)
+    return data
 
 
 class Trainer:
@@ -207,32 +220,11 @@ class Trainer:
         channels_last: bool | None = None,
         compile: bool | None = None,
     ) -> None:
-        if batch_size > len(data):
-            raise ConfigError(
-                f"batch size {batch_size} exceeds the {len(data)} training points",
-                f"use a batch size of at most {len(data)}",
-            )
-        cuda = model.device.type == "cuda"
-        if bf16 and not cuda:
-            raise ConfigError(
-                "bf16 autocast is only used on CUDA, but the model is on the CPU",
-                "drop --bf16, or train with --device cuda",
-            )
-        if bf16 and jit:
-            raise ConfigError(
-                "--bf16 and --jit do not combine (a JIT trace would freeze the autocast casts)",
-                "drop one of them",
-            )
+        _check_options(model, len(data), batch_size, bf16, jit)
         #: the kind of step (:data:`~pyro_vlae.train.steps.STEP_KINDS`)
         self.kind = step_kind(self, model.device, jit, compile)
         model.check_elbo(elbo)
-        images = len(model.x_shape) == 3
-        if channels_last is None:
-            channels_last = cuda and images
-        if channels_last and images:
-            model.to(memory_format=torch.channels_last)
-            if torch.is_tensor(data):
-                data = data.contiguous(memory_format=torch.channels_last)
+        data = _memory_format(model, data, channels_last)
         self.model = model.train()
         self.data = data
         self.batch_size = int(batch_size)
@@ -255,11 +247,7 @@ class Trainer:
         self._model_fn, self._guide_fn = self.pair.forward, self.pair.guide
         self._step = make_step(self, self.kind)
         #: the compiled step, if any: a CUDAGraphStep or a CompiledStep
-        self.compiled: CUDAGraphStep | CompiledStep | None = None
-        if isinstance(self._step, CUDAGraphStep):
-            self.compiled = self._step
-        elif isinstance(self._step, CompiledGradientStep):
-            self.compiled = self._step.compiled
+        self.compiled: CUDAGraphStep | CompiledStep | None = compiled_part(self._step)
         # β for every step of the warm-up (the last entry holds from then on), on the device
         self.betas = torch.tensor([self.warmup(s) for s in range(self.warmup.steps + 1)], device=model.device)
         # the layer gates of every step of the fade-in (the last row holds from then on)
