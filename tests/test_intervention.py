@@ -208,7 +208,8 @@ def test_compare_averages_matrices_of_the_same_factors_only():
     from pyro_vlae.evaluate.report import format_comparison
 
     def row(run, factors, matrix):
-        return {"run": run, "model": "vlae", "seed": 0, "elbo": 1.0, "iwae_10": 2.0, "kl": [1.0, 2.0],
+        return {"run": run, "model": "vlae", "seed": 0, "data": "shapes", "num_layers": 2, "iwae_samples": 10,
+                "elbo": 1.0, "iwae_10": 2.0, "kl": [1.0, 2.0],
                 "active_units": [1, 1], "ordering_probe": None, "ordering_nmi": None, "mig": None,
                 "ordering_intervention": 0.5, "intervention_layers": ["z1", "z2"],
                 "intervention_factors": factors, "intervention": matrix}
