@@ -1,6 +1,8 @@
 """The trainer's fast path: the JIT ELBO traces once for a whole warm-up schedule and keeps
 training the live parameters (a regression guard that times nothing)."""
 
+import inspect
+
 import pyro
 import pytest
 import torch
@@ -156,7 +158,7 @@ def test_pyro_managed_attributes_keep_the_module_context():
 
     model = VLAE((12,), (2,), width=0.05)
     model_fn, guide_fn = plain_methods(model)
-    assert model_fn.func is type(model).model.__wrapped__  # the undecorated method
+    assert model_fn.func is inspect.unwrap(type(model).model)  # the undecorated method
     model.extra = PyroSample(pyro.distributions.Normal(0.0, 1.0))  # now the context matters
     assert plain_methods(model) == (model.model, model.guide)
 
