@@ -59,9 +59,9 @@ def test_each_diagnostic_writes_its_png(name, tmp_path, tiny_shapes):
                             "traverse-z1.png", "traverse-z2.png", "traverse.png", "gibbs.png"])
     for p in paths:
         assert Image.open(p).size[0] > 0
-    # Gibbs picture: two grids of 3 columns of 32-pixel images side by side
+    # Gibbs picture: two grids of 3 columns of 32-pixel images side by side, each under its title strip
     width, height = Image.open(tmp_path / "gibbs.png").size
-    assert width > 2 * 3 * 32 and height == 2 * 33 + 1
+    assert width > 2 * 3 * 32 and height == 2 * 33 + 1 + 14
 
 
 def test_cli_diagnostics_on_a_finished_run(tmp_path):
