@@ -165,9 +165,18 @@ def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
     if config.value_range is not None:
         options.setdefault("value_range", config.value_range)
     likelihood = plugins.likelihood(config.likelihood, **options)
-    return build_model(
-        config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **config.model_options()
-    )
+    try:
+        return build_model(
+            config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **config.model_options()
+        )
+    except (MemoryError, RuntimeError) as err:  # PyTorch's allocator says "can't allocate memory"
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        raise ConfigError(
+            f"the {config.model} with z_dims {list(config.z_dims)} and width {config.width} does not fit in "
+            f"memory ({str(err).splitlines()[0]})",
+            "give smaller --z-dims or --width",
+        ) from None
 
 
 @dataclass

@@ -390,3 +390,10 @@ def test_an_output_folder_that_cannot_be_made_is_one_message(trained, tmp_path, 
         r = cli(*command)
         assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
         assert f"cannot write {tmp_path / 'ro'}: Read-only file system" in r.output
+
+
+def test_a_model_too_large_for_memory_is_one_message(tmp_path):
+    # a terabyte of weights in z1's head: PyTorch's allocator refuses it at once
+    r = cli("fit", "--z-dims", str(10**9), "--steps", "1", "--no-progress", "--out", tmp_path / "big")
+    assert r.exit_code == 1 and "does not fit in memory" in r.output and "smaller --z-dims" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "big").exists()
