@@ -51,12 +51,14 @@ def same(a, b):
 
 
 def test_logging_does_not_change_the_model(tmp_path):
-    """Runs that differ only in --log-every end bit-identical, also when resumed with another."""
-    fit(small_config(log_every=2), tmp_path / "often", progress=False, echo=quiet)
-    fit(small_config(log_every=7), tmp_path / "rarely", progress=False, echo=quiet)
+    """Runs that differ only in --log-every end bit-identical, also when resumed with another.
+    The fade-in is given in steps: one given as a fraction is fitted to the length a run starts
+    with, which the resumed run extends."""
+    fit(small_config(fade_in=3, log_every=2), tmp_path / "often", progress=False, echo=quiet)
+    fit(small_config(fade_in=3, log_every=7), tmp_path / "rarely", progress=False, echo=quiet)
     assert same(model_state(tmp_path / "often"), model_state(tmp_path / "rarely"))
-    fit(small_config(steps=5, log_every=3), tmp_path / "resumed", progress=False, echo=quiet)
-    fit(small_config(), tmp_path / "resumed", resume=True, progress=False, echo=quiet,
+    fit(small_config(fade_in=3, steps=5, log_every=3), tmp_path / "resumed", progress=False, echo=quiet)
+    fit(small_config(fade_in=3), tmp_path / "resumed", resume=True, progress=False, echo=quiet,
         overrides={"steps": 10, "log_every": 4})
     assert same(model_state(tmp_path / "often"), model_state(tmp_path / "resumed"))
     with open(tmp_path / "resumed" / METRICS) as f:
