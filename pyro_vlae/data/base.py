@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -263,6 +265,7 @@ class _CheckedLoader(DataLoader):
             try:
                 if batches is None:  # started inside the try: a worker may die at once
                     batches = super().__iter__()
+                    atexit.register(_shutdown_at_exit, weakref.ref(batches))
                 x, problems, fixes = next(batches)
             except StopIteration:
                 return
@@ -276,6 +279,14 @@ class _CheckedLoader(DataLoader):
                 if problem:
                     raise DataError(problem, fix or None)
             yield x
+
+
+def _shutdown_at_exit(ref: weakref.ref) -> None:
+    """At interpreter exit, end the workers of a loader iterator still alive (e.g. held by a
+    trainer under torchrun): they ignore SIGTERM (:func:`_ignore_stop_signals`), so
+    multiprocessing's own exit handler, which terminates and then joins them, would wait forever."""
+    if (batches := ref()) is not None:
+        getattr(batches, "_shutdown_workers", lambda: None)()
 
 
 def worker_failed(err: RuntimeError) -> DataError:
