@@ -29,7 +29,8 @@ from pyro_vlae.run_folder import CHECKPOINT, SUMMARY
 #: study), and the VLAE at 60,000 steps; ``shapes``: the earlier defaults of ``pyro-vlae fit``
 #: (width 0.5, σ = 0.1, warm-up 1000, fade-in 500, 2000 steps); ``shapes-screen``: short runs
 #: (1200 steps, width 0.25) screening the likelihood's scale σ, the warm-up and ``--z-norm``,
-#: and σ = 0.2 at the full budget; ``shapes-default``: what ``pyro-vlae fit`` runs now.
+#: and σ = 0.2 at the full budget; ``shapes-default``: what ``pyro-vlae fit`` runs now;
+#: ``shapes-levers``: single levers on top of it at its full budget (3000 steps).
 STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
     "mnist": (
         ["--width", "0.25", "--batch-size", "64", "--lr", "1e-3", "--warmup-steps", "2000", "-L", "scale=0.25"],
@@ -85,6 +86,15 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
         },
     ),
     "shapes-default": ([], {"vlae": ([], 3000)}),
+    # levers on top of what ``pyro-vlae fit`` runs, at its full budget
+    "shapes-levers": (
+        [],
+        {
+            "default": ([], 3000),
+            "nobn": (["--z-norm", "none"], 3000),
+            "nobn-z4": (["--z-norm", "none", "--z-dims", "4,4,4"], 3000),
+        },
+    ),
 }
 
 
