@@ -30,6 +30,7 @@ from pyro_vlae.run_folder import CHECKPOINT, SUMMARY
 #: (width 0.5, σ = 0.1, warm-up 1000, fade-in 500, 2000 steps); ``shapes-screen``: short runs
 #: (1200 steps, width 0.25) screening the likelihood's scale σ, the warm-up and ``--z-norm``,
 #: and σ = 0.2 at the full budget; ``shapes-default``: what ``pyro-vlae fit`` runs now;
+#: ``mnist-matched``: the four models at about the same fit (CPU);
 #: ``shapes-levers``: single levers on top of it at its full budget (3000 steps).
 STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
     "mnist": (
@@ -86,6 +87,17 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
         },
     ),
     "shapes-default": ([], {"vlae": ([], 3000)}),
+    # the hierarchy at matched fit (CPU budget of the ``mnist`` study): the Markov chains' z1 as
+    # wide as the VLAE's whole code, the flat VAE with the same total
+    "mnist-matched": (
+        ["--width", "0.25", "--batch-size", "64", "--lr", "1e-3", "--warmup-steps", "2000", "-L", "scale=0.25"],
+        {
+            "vlae": (["--fade-in", "1500"], 6000),
+            "hvae-wide": (["--model", "hvae", "--z-dims", "6,2,2"], 6000),
+            "lvae-wide": (["--model", "lvae", "--z-dims", "6,2,2"], 6000),
+            "vae": (["--model", "vae", "--z-dims", "6"], 6000),
+        },
+    ),
     # levers on top of what ``pyro-vlae fit`` runs, at its full budget
     "shapes-levers": (
         [],
