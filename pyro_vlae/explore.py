@@ -13,8 +13,8 @@ A real image (from the run's test split, or uploaded) is encoded with the guide 
 mean path (:func:`pyro_vlae.encode.posterior`) and turned into ε by
 :func:`pyro_vlae.encode.noise_of`; from there each layer can be edited on its own.
 
-The page is built with Gradio, an optional extra (``pip install "pyro-vlae[explore]"``);
-:class:`Explorer` holds the arithmetic and needs only torch.
+The page, :class:`ExplorerPage`, is built with Gradio, an optional extra
+(``pip install "pyro-vlae[explore]"``); :class:`Explorer` holds the arithmetic and needs only torch.
 """
 
 from __future__ import annotations
@@ -197,6 +197,314 @@ def pad_picture(point: Sequence[float], span: float, size: int = PAD) -> np.ndar
 
 
 # ----------------------------------------------------------------------- the page
+def for_layer(handler: Callable[..., list], name: str | None, event: type | None = None) -> Callable[..., list]:
+    """``handler`` with its first argument, the layer ``name``, given: what Gradio calls with
+    the page's state. With ``event`` (e.g. ``gr.SelectData``) the call also passes the event's
+    data, first, as Gradio does for a parameter annotated with that class."""
+    if event is None:
+
+        def fn(*args):
+            return handler(name, *args)
+
+        return fn
+
+    def fn(evt, *args):
+        return handler(name, evt, *args)
+
+    fn.__annotations__ = {"evt": event}
+    return fn
+
+
+class ExplorerPage:
+    """The Gradio page of an :class:`Explorer`: its components are attributes, its event
+    handlers methods, and :attr:`app` the page itself (built on construction).
+
+    Every dimension has a control holding its value: a slider, or for a 2-D layer one of the
+    two number boxes beside its pad (:func:`pad_picture`), which a click on the pad sets. The
+    handlers all receive the page's *state*: every control's value, every lock, and the seed
+    of the grid of samples.
+
+    The components, by the part of the page they are in:
+
+    - per layer: ``locks`` (in the layers' order), ``buttons[name]`` (its re-draw button); per 2-D
+      layer ``pads[name]`` and ``boxes[name]`` (its two number boxes);
+    - ``controls``, every dimension's control in the layers' order (sliders and boxes), and
+      ``sliders``, the sliders alone;
+    - starting from a real image: ``index`` (of the test point) and ``from_test_button``,
+      ``upload`` and ``from_upload_button``, and ``source``, the picture of the image encoded;
+    - the pictures: ``image`` (generated), ``redraw_all`` (re-draws every unlocked layer),
+      ``grid`` (of samples) and ``status``, the status line;
+    - ``seed``, the seed of the grid of samples (a ``gr.State``).
+
+    :param explorer: the arithmetic behind the page.
+    :param test_point: ``test_point(i)`` returns test point i (of ``num_test``), if any.
+    :param num_test: the number of test points.
+    :param title: the page's title and heading.
+    :param description: Markdown under the heading.
+    """
+
+    locks: list
+    buttons: dict[str, Any]
+    pads: dict[str, Any]
+    boxes: dict[str, list]
+    controls: list
+    sliders: list
+    index: Any
+    from_test_button: Any
+    upload: Any
+    from_upload_button: Any
+    source: Any
+    image: Any
+    redraw_all: Any
+    grid: Any
+    status: Any
+    seed: Any
+
+    def __init__(
+        self,
+        explorer: Explorer,
+        test_point: Callable[[int], Tensor] | None = None,
+        num_test: int = 0,
+        title: str = "pyro-vlae explore",
+        description: str = "",
+    ) -> None:
+        self.gr = require_gradio()
+        self.explorer, self.test_point, self.num_test = explorer, test_point, num_test
+        self.layers, self.span = explorer.layers, explorer.span
+        self.names = [name for name, _ in self.layers]
+        self.pad_layers = [name for name, d in self.layers if d == 2]
+        self.num_controls = sum(d for _, d in self.layers)
+        self.app = self.build(title, description)
+
+    # ---------------------------------------------------------- state ↔ noise
+    def unpack(self, values: Sequence[float]) -> dict[str, Tensor]:
+        """The noise held by the controls' ``values``."""
+        noise, i = {}, 0
+        for name, d in self.layers:
+            noise[name] = torch.tensor([float(v) for v in values[i : i + d]])
+            i += d
+        return noise
+
+    def flat(self, noise: dict[str, Tensor]) -> list[float]:
+        """Control values: ε rounded to the controls' step, which is what the page then holds."""
+        return [round(float(v), DECIMALS) for name in self.names if name in noise for v in noise[name].tolist()]
+
+    def held(self, noise: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``noise`` as the controls hold it."""
+        return self.unpack(self.flat(noise))
+
+    def split(self, args: Sequence[Any]) -> tuple[dict[str, Tensor], list[str], int]:
+        """The page's state ``args``: the noise, the locked layers and the seed."""
+        n, names = self.num_controls, self.names
+        values, locks, seed = args[:n], args[n : n + len(names)], args[-1]
+        return self.unpack(values), [name for name, on in zip(names, locks) if on], int(seed)
+
+    def pictures(self, noise: dict[str, Tensor], locked: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The generated image and the grid of samples."""
+        return self.explorer.image(noise), self.explorer.grid(noise, locked, seed)
+
+    def pad_pictures(self, noise: dict[str, Tensor]) -> list[np.ndarray]:
+        """Every pad, its dot at ``noise``."""
+        return [pad_picture(noise[name].tolist(), self.span) for name in self.pad_layers]
+
+    # ---------------------------------------------------------- event handlers
+    def render(self, *args: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A slider moved or a lock changed: the pictures."""
+        return self.pictures(*self.split(args))
+
+    def render_pad(self, name: str, *args: Any) -> list:
+        """A value typed into a box of ``name``'s pad: the pad and the pictures."""
+        noise, locked, seed = self.split(args)
+        return [pad_picture(noise[name].tolist(), self.span), *self.pictures(noise, locked, seed)]
+
+    def click_pad(self, name: str, evt: Any, *args: Any) -> list:
+        """A click on ``name``'s pad: its two values, the pad and the pictures."""
+        noise, locked, seed = self.split(args)
+        point = pad_point(evt.index, pad_reach(noise[name].tolist(), self.span))
+        noise = {**noise, name: torch.tensor(point)}
+        return [*point, pad_picture(point, self.span), *self.pictures(noise, locked, seed)]
+
+    def redraw(self, layer: str | None, *args: Any) -> list:
+        """Re-draw ``layer`` (``None``: every layer, and the grid's seed) unless locked: every
+        control, the seed, the pads, the pictures and the status line."""
+        noise, locked, seed = self.split(args)
+        targets = [n for n in ([layer] if layer else self.names) if n not in locked]
+        noise = self.held(self.explorer.draw(noise, targets))
+        if layer is None:
+            seed += 1
+        if targets:
+            note = f"Re-drew {', '.join(targets)}."
+        elif layer:
+            note = f"{layer} is locked: unlock it to re-draw."
+        else:
+            note = "Every layer is locked: nothing to re-draw."
+        return [*self.flat(noise), seed, *self.pad_pictures(noise), *self.pictures(noise, locked, seed), note]
+
+    def start_from(self, x: Tensor, what: str, notes: list[str], locked: list[str], seed: int) -> list:
+        """Encode the data point ``x`` (``what`` it is): every control, the pads, the image
+        encoded, the pictures and the status line (``notes`` added to it)."""
+        explorer, span = self.explorer, self.span
+        noise = self.held(explorer.encode(x))
+        # a slider whose range cannot hold the encoded value is widened to do so (a pad widens itself)
+        values, widened = [], []
+        for name, _ in self.layers:
+            for v in self.flat({name: noise[name]}):
+                reach = max(span, math.ceil(abs(v)))
+                wide = reach > span
+                values.append(self.gr.Slider(value=v, minimum=-reach, maximum=reach)
+                              if wide and name not in self.pad_layers else v)
+                if wide and name not in widened:
+                    widened.append(name)
+        if widened:
+            notes.append(f"The controls of {', '.join(widened)} were widened to hold the encoded ε.")
+        source = explorer._picture(to_images(x[None], explorer.value_range), explorer._scale(x[None]))
+        status = " ".join([f"Encoded {what}.", *notes])
+        return [*values, *self.pad_pictures(noise), source, *self.pictures(noise, locked, seed), status]
+
+    def from_test(self, index: float | None, *args: Any) -> list:
+        """The button "Encode test image": :meth:`start_from` test point ``index``."""
+        _, locked, seed = self.split(args)
+        if self.test_point is None or self.num_test == 0:
+            raise self.gr.Error("this run's data set has no test split: upload an image instead")
+        if index is None or not 0 <= int(index) < self.num_test:
+            raise self.gr.Error(f"test image {index} does not exist: pick 0 to {self.num_test - 1}")
+        return self.start_from(self.test_point(int(index)), f"test image {int(index)}", [], locked, seed)
+
+    def from_upload(self, image: Any, *args: Any) -> list:
+        """The button "Encode uploaded image": :meth:`start_from` the PIL ``image``, resized
+        and converted to the model's shape (the status line says so)."""
+        _, locked, seed = self.split(args)
+        if image is None:
+            raise self.gr.Error("no image uploaded yet")
+        notes: list[str] = []
+        try:
+            x = images_to_tensor([image], self.explorer.model.x_shape, self.explorer.value_range,
+                                 names=["the upload"], echo=lambda m: notes.append(f"{m[0].upper()}{m[1:]}."))[0]
+        except DataError as err:
+            raise self.gr.Error(str(err)) from None
+        return self.start_from(x, "the uploaded image", notes, locked, seed)
+
+    # ---------------------------------------------------------- layout
+    def build(self, title: str, description: str):
+        """The page: the layers' controls and the real images on the left, the pictures on the right."""
+        gr = self.gr
+        zero = self.explorer.zero()
+        # the first pictures go into the page itself, so it shows them as it opens (a load event
+        # answered later left both panels empty for seconds, and swapped the pictures under the user)
+        first_image, first_grid = self.pictures(self.unpack(self.flat(zero)), [], self.explorer.seed)
+        self.locks, self.buttons, self.pads, self.boxes, self.controls, self.sliders = [], {}, {}, {}, [], []
+        with gr.Blocks(title=title, analytics_enabled=False) as app:
+            gr.Markdown(f"## {title}\n{description}")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    for name, d in self.layers:
+                        self.layer_panel(name, d, self.flat({name: zero[name]}))
+                    self.real_image_panel()
+                with gr.Column(scale=2):
+                    self.pictures_panel(first_image, first_grid)
+            self.seed = gr.State(self.explorer.seed)
+            self.connect()
+        return app
+
+    def layer_panel(self, name: str, d: int, start: list[float]) -> None:
+        """Layer ``name`` of ``d`` dimensions: its heading, lock and re-draw button, and its
+        pad (``d`` = 2) or sliders, starting at ``start``."""
+        gr, pad = self.gr, name in self.pad_layers
+        with gr.Group():
+            with gr.Row():
+                how = " · click the pad to set both" if pad else ""
+                gr.Markdown(f"**{name}** · ε of {d} dimension{'s' if d > 1 else ''}{how}")
+                self.locks.append(gr.Checkbox(label=f"lock {name}", value=False, elem_id=f"lock-{name}"))
+                self.buttons[name] = gr.Button(f"Re-draw {name}", size="sm", elem_id=f"redraw-{name}")
+            if pad:
+                self.pad(name, start)
+            else:
+                self.slider_rows(name, d, start)
+
+    def pad(self, name: str, start: list[float]) -> None:
+        """The pad of the 2-D layer ``name`` and, beside it, the boxes of its two values."""
+        gr = self.gr
+        with gr.Row(equal_height=False):
+            self.pads[name] = gr.Image(
+                pad_picture(start, self.span), format="png", interactive=False,
+                label=f"{name}[1] →, {name}[2] ↑", buttons=[], elem_id=f"pad-{name}",
+                height=PAD + 40, width=PAD + 16, scale=0, min_width=PAD + 16,
+            )
+            with gr.Column():
+                self.boxes[name] = [
+                    gr.Number(value=start[k], label=f"{name}[{k + 1}]",
+                              step=10**-DECIMALS, elem_id=f"value-{name}-{k + 1}", min_width=120)
+                    for k in range(2)
+                ]
+        self.controls += self.boxes[name]
+
+    def slider_rows(self, name: str, d: int, start: list[float]) -> None:
+        """The sliders of layer ``name``, :data:`PER_ROW` to a row."""
+        gr = self.gr
+        for row in range(0, d, PER_ROW):
+            with gr.Row():
+                for k in range(row, min(d, row + PER_ROW)):
+                    slider = gr.Slider(
+                        -self.span, self.span, value=start[k], step=10**-DECIMALS, label=f"{name}[{k + 1}]",
+                        elem_id=f"slider-{name}-{k + 1}", min_width=160,
+                    )
+                    self.controls.append(slider)
+                    self.sliders.append(slider)
+
+    def real_image_panel(self) -> None:
+        """Starting from a real image: a test point by its index, or an upload."""
+        gr, num_test = self.gr, self.num_test
+        with gr.Accordion("Start from a real image", open=True):
+            with gr.Row():
+                self.index = gr.Number(label=f"test image (0 to {max(num_test - 1, 0)})", value=0, precision=0,
+                                       elem_id="test-index", interactive=num_test > 0)
+                self.from_test_button = gr.Button("Encode test image", elem_id="encode-test",
+                                                  interactive=num_test > 0)
+            with gr.Row():
+                self.upload = gr.Image(label="or upload an image", type="pil", sources=["upload", "clipboard"],
+                                       image_mode=None, elem_id="upload", height=220)  # converted here
+                self.source = gr.Image(label="the image encoded", format="png", interactive=False,
+                                       elem_id="source", height=220)
+            self.from_upload_button = gr.Button("Encode uploaded image", elem_id="encode-upload")
+
+    def pictures_panel(self, first_image: np.ndarray, first_grid: np.ndarray) -> None:
+        """The generated image, the button re-drawing every unlocked layer, the grid of samples
+        and the status line."""
+        gr = self.gr
+        self.image = gr.Image(first_image, label="generated", format="png", interactive=False, elem_id="image")
+        with gr.Row():
+            self.redraw_all = gr.Button("Re-draw unlocked layers", variant="primary", elem_id="redraw-all")
+        self.grid = gr.Image(
+            first_grid, label=f"{self.explorer.samples} samples: locked layers kept, the others drawn anew",
+            format="png", interactive=False, elem_id="grid",
+        )
+        self.status = gr.Markdown(elem_id="status")
+
+    # ---------------------------------------------------------- events
+    def connect(self) -> None:
+        """Every event of the page to its handler; each handler receives the page's state."""
+        state = [*self.controls, *self.locks, self.seed]
+        quiet = {"show_progress": "hidden"}
+        pictures = [self.image, self.grid]
+        for slider in self.sliders:
+            slider.input(self.render, state, pictures, trigger_mode="always_last", **quiet)
+        for name, pad in self.pads.items():
+            for box in self.boxes[name]:
+                box.input(for_layer(self.render_pad, name), state, [pad, *pictures], trigger_mode="always_last",
+                          **quiet)
+            pad.select(for_layer(self.click_pad, name, self.gr.SelectData), state,
+                       [*self.boxes[name], pad, *pictures], **quiet)
+        for lock in self.locks:
+            lock.change(self.render, state, pictures, **quiet)
+        redrawn = [*self.controls, self.seed, *self.pads.values(), *pictures, self.status]
+        for name, button in self.buttons.items():
+            button.click(for_layer(self.redraw, name), state, redrawn, **quiet)
+        self.redraw_all.click(for_layer(self.redraw, None), state, redrawn, **quiet)
+        encoded = [*self.controls, *self.pads.values(), self.source, *pictures, self.status]
+        self.from_test_button.click(self.from_test, [self.index, *state], encoded, **quiet)
+        self.from_upload_button.click(self.from_upload, [self.upload, *state], encoded, **quiet)
+
+
 def build_app(
     explorer: Explorer,
     test_point: Callable[[int], Tensor] | None = None,
@@ -204,200 +512,9 @@ def build_app(
     title: str = "pyro-vlae explore",
     description: str = "",
 ):
-    """The Gradio page of ``explorer``; ``test_point(i)`` returns test point i (of ``num_test``).
-
-    Every dimension has a control holding its value: a slider, or for a 2-D layer one of the
-    two number boxes beside its pad (:func:`pad_picture`), which a click on the pad sets."""
-    gr = require_gradio()
-    layers, span = explorer.layers, explorer.span
-    names = [name for name, _ in layers]
-    pads = [name for name, d in layers if d == 2]
-    x_shape = explorer.model.x_shape
-
-    def unpack(values: Sequence[float]) -> dict[str, Tensor]:
-        noise, i = {}, 0
-        for name, d in layers:
-            noise[name] = torch.tensor([float(v) for v in values[i : i + d]])
-            i += d
-        return noise
-
-    def flat(noise: dict[str, Tensor]) -> list[float]:
-        """Control values: ε rounded to the controls' step, which is what the page then holds."""
-        return [round(float(v), DECIMALS) for name in names if name in noise for v in noise[name].tolist()]
-
-    def held(noise: dict[str, Tensor]) -> dict[str, Tensor]:
-        return unpack(flat(noise))
-
-    num_controls = sum(d for _, d in layers)
-
-    def split(args: Sequence[Any]) -> tuple[dict[str, Tensor], list[str], int]:
-        values, locks, seed = args[:num_controls], args[num_controls : num_controls + len(names)], args[-1]
-        return unpack(values), [n for n, on in zip(names, locks) if on], int(seed)
-
-    def pictures(noise, locked, seed):
-        return explorer.image(noise), explorer.grid(noise, locked, seed)
-
-    def pad_pictures(noise: dict[str, Tensor]) -> list[np.ndarray]:
-        return [pad_picture(noise[name].tolist(), span) for name in pads]
-
-    def render(*args):
-        return pictures(*split(args))
-
-    def render_pad(name: str):
-        def fn(*args):
-            noise, locked, seed = split(args)
-            return [pad_picture(noise[name].tolist(), span), *pictures(noise, locked, seed)]
-
-        return fn
-
-    def click_pad(name: str):
-        def fn(evt, *args):
-            noise, locked, seed = split(args)
-            point = pad_point(evt.index, pad_reach(noise[name].tolist(), span))
-            noise = {**noise, name: torch.tensor(point)}
-            return [*point, pad_picture(point, span), *pictures(noise, locked, seed)]
-
-        fn.__annotations__ = {"evt": gr.SelectData}  # Gradio passes the click by this annotation
-        return fn
-
-    def redraw(layer: str | None):
-        def fn(*args):
-            noise, locked, seed = split(args)
-            targets = [n for n in ([layer] if layer else names) if n not in locked]
-            noise = held(explorer.draw(noise, targets))
-            if layer is None:
-                seed += 1
-            if targets:
-                note = f"Re-drew {', '.join(targets)}."
-            elif layer:
-                note = f"{layer} is locked: unlock it to re-draw."
-            else:
-                note = "Every layer is locked: nothing to re-draw."
-            return [*flat(noise), seed, *pad_pictures(noise), *pictures(noise, locked, seed), note]
-
-        return fn
-
-    def start_from(x: Tensor, what: str, notes: list[str], locked: list[str], seed: int):
-        noise = held(explorer.encode(x))
-        # a slider whose range cannot hold the encoded value is widened to do so (a pad widens itself)
-        values, widened = [], []
-        for name, _ in layers:
-            for v in flat({name: noise[name]}):
-                reach = max(span, math.ceil(abs(v)))
-                values.append(gr.Slider(value=v, minimum=-reach, maximum=reach) if reach > span and name not in pads
-                              else v)
-                if reach > span and name not in widened:
-                    widened.append(name)
-        if widened:
-            notes.append(f"The controls of {', '.join(widened)} were widened to hold the encoded ε.")
-        source = explorer._picture(to_images(x[None], explorer.value_range), explorer._scale(x[None]))
-        status = " ".join([f"Encoded {what}.", *notes])
-        return [*values, *pad_pictures(noise), source, *pictures(noise, locked, seed), status]
-
-    def from_test(index, *args):
-        _, locked, seed = split(args)
-        if test_point is None or num_test == 0:
-            raise gr.Error("this run's data set has no test split: upload an image instead")
-        if index is None or not 0 <= int(index) < num_test:
-            raise gr.Error(f"test image {index} does not exist: pick 0 to {num_test - 1}")
-        return start_from(test_point(int(index)), f"test image {int(index)}", [], locked, seed)
-
-    def from_upload(image, *args):
-        _, locked, seed = split(args)
-        if image is None:
-            raise gr.Error("no image uploaded yet")
-        notes: list[str] = []
-        try:
-            x = images_to_tensor([image], x_shape, explorer.value_range, names=["the upload"],
-                                 echo=lambda m: notes.append(f"{m[0].upper()}{m[1:]}."))[0]
-        except DataError as err:
-            raise gr.Error(str(err)) from None
-        return start_from(x, "the uploaded image", notes, locked, seed)
-
-    zero = explorer.zero()
-    start = flat(zero)
-    # the first pictures go into the page itself, so it shows them as it opens (a load event
-    # answered later left both panels empty for seconds, and swapped the pictures under the user)
-    first_image, first_grid = pictures(unpack(start), [], explorer.seed)
-    with gr.Blocks(title=title, analytics_enabled=False) as app:
-        gr.Markdown(f"## {title}\n{description}")
-        controls, locks, buttons, pad_images, boxes = [], [], {}, {}, {}
-        with gr.Row():
-            with gr.Column(scale=3):
-                i = 0
-                for name, d in layers:
-                    with gr.Group():
-                        with gr.Row():
-                            how = " · click the pad to set both" if name in pads else ""
-                            gr.Markdown(f"**{name}** · ε of {d} dimension{'s' if d > 1 else ''}{how}")
-                            locks.append(gr.Checkbox(label=f"lock {name}", value=False, elem_id=f"lock-{name}"))
-                            buttons[name] = gr.Button(f"Re-draw {name}", size="sm", elem_id=f"redraw-{name}")
-                        if name in pads:
-                            with gr.Row(equal_height=False):
-                                pad_images[name] = gr.Image(
-                                    pad_picture(zero[name].tolist(), span), format="png", interactive=False,
-                                    label=f"{name}[1] →, {name}[2] ↑", buttons=[], elem_id=f"pad-{name}",
-                                    height=PAD + 40, width=PAD + 16, scale=0, min_width=PAD + 16,
-                                )
-                                with gr.Column():
-                                    boxes[name] = [
-                                        gr.Number(value=start[i + k], label=f"{name}[{k + 1}]",
-                                                  step=10**-DECIMALS, elem_id=f"value-{name}-{k + 1}", min_width=120)
-                                        for k in range(2)
-                                    ]
-                            controls += boxes[name]
-                            i += 2
-                            continue
-                        for row in range(0, d, PER_ROW):
-                            with gr.Row():
-                                for k in range(row, min(d, row + PER_ROW)):
-                                    controls.append(gr.Slider(
-                                        -span, span, value=start[i], step=10**-DECIMALS, label=f"{name}[{k + 1}]",
-                                        elem_id=f"slider-{name}-{k + 1}", min_width=160,
-                                    ))
-                                    i += 1
-                with gr.Accordion("Start from a real image", open=True):
-                    with gr.Row():
-                        index = gr.Number(label=f"test image (0 to {max(num_test - 1, 0)})", value=0, precision=0,
-                                          elem_id="test-index", interactive=num_test > 0)
-                        from_test_button = gr.Button("Encode test image", elem_id="encode-test",
-                                                     interactive=num_test > 0)
-                    with gr.Row():
-                        upload = gr.Image(label="or upload an image", type="pil", sources=["upload", "clipboard"],
-                                          image_mode=None, elem_id="upload", height=220)  # converted here
-                        source = gr.Image(label="the image encoded", format="png", interactive=False,
-                                          elem_id="source", height=220)
-                    from_upload_button = gr.Button("Encode uploaded image", elem_id="encode-upload")
-            with gr.Column(scale=2):
-                image = gr.Image(first_image, label="generated", format="png", interactive=False, elem_id="image")
-                with gr.Row():
-                    redraw_all = gr.Button("Re-draw unlocked layers", variant="primary", elem_id="redraw-all")
-                grid = gr.Image(
-                    first_grid, label=f"{explorer.samples} samples: locked layers kept, the others drawn anew",
-                    format="png", interactive=False, elem_id="grid",
-                )
-                status = gr.Markdown(elem_id="status")
-        seed = gr.State(explorer.seed)
-        state = [*controls, *locks, seed]
-        in_pads = {id(box) for pair in boxes.values() for box in pair}
-        for control in controls:
-            if id(control) not in in_pads:
-                control.input(render, state, [image, grid], show_progress="hidden", trigger_mode="always_last")
-        for name, pad in pad_images.items():
-            for box in boxes[name]:
-                box.input(render_pad(name), state, [pad, image, grid], show_progress="hidden",
-                          trigger_mode="always_last")
-            pad.select(click_pad(name), state, [*boxes[name], pad, image, grid], show_progress="hidden")
-        for lock in locks:
-            lock.change(render, state, [image, grid], show_progress="hidden")
-        shown = [*pad_images.values(), image, grid, status]
-        for name, button in buttons.items():
-            button.click(redraw(name), state, [*controls, seed, *shown], show_progress="hidden")
-        redraw_all.click(redraw(None), state, [*controls, seed, *shown], show_progress="hidden")
-        out = [*controls, *pad_images.values(), source, image, grid, status]
-        from_test_button.click(from_test, [index, *state], out, show_progress="hidden")
-        from_upload_button.click(from_upload, [upload, *state], out, show_progress="hidden")
-    return app
+    """The Gradio page of ``explorer`` (:class:`ExplorerPage`); ``test_point(i)`` returns test
+    point i (of ``num_test``)."""
+    return ExplorerPage(explorer, test_point, num_test, title, description).app
 
 
 def check_port(host: str, port: int) -> int:

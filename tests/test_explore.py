@@ -95,6 +95,34 @@ def test_pad_maps_pixels_to_values_and_back():
     assert np.array_equal(pad_picture((4.2, 0.0), 3.0), pad_picture((4.2, 0.0), 5.0))  # widened to ±5
 
 
+def test_page_names_its_components_and_its_handlers_answer_without_a_browser():
+    """ExplorerPage's components and handlers, called as Gradio calls them, with a tiny model:
+    z1 and z3 (2-D) get pads, z2 (3-D) sliders."""
+    gr = pytest.importorskip("gradio", reason='the explorer needs Gradio: pip install "pyro-vlae[explore]"')
+    from types import SimpleNamespace
+
+    from pyro_vlae.explore import ExplorerPage
+
+    page = ExplorerPage(Explorer(tiny("hvae"), samples=4), lambda i: torch.rand(1, 28, 28), num_test=3)
+    assert list(page.pads) == ["z1", "z3"] and list(page.buttons) == ["z1", "z2", "z3"]
+    assert [s.elem_id for s in page.sliders] == ["slider-z2-1", "slider-z2-2", "slider-z2-3"]
+    assert [c.elem_id for c in page.controls][:2] == ["value-z1-1", "value-z1-2"] and len(page.controls) == 7
+    assert (page.image.elem_id, page.grid.elem_id, page.status.elem_id) == ("image", "grid", "status")
+
+    values = [0.0] * 7
+    state = [*values, True, True, True, 0]  # every layer locked, seed 0
+    out = page.redraw(None, *state)
+    assert out[:7] == values and out[7] == 1 and out[-1] == "Every layer is locked: nothing to re-draw."
+    out = page.redraw("z2", *values, False, False, False, 0)
+    assert out[:2] == [0.0, 0.0] and out[2:5] != [0.0, 0.0, 0.0] and out[-1] == "Re-drew z2."
+    clicked = page.click_pad("z1", SimpleNamespace(index=(150, 50)), *state)
+    assert clicked[:2] == [1.5, 1.5] and np.array_equal(clicked[2], pad_picture((1.5, 1.5), 3.0))
+    encoded = page.from_test(2, *state)
+    assert encoded[-1].startswith("Encoded test image 2.") and len(encoded) == 7 + 2 + 1 + 2 + 1
+    with pytest.raises(gr.Error, match="test image 3 does not exist: pick 0 to 2"):
+        page.from_test(3, *state)
+
+
 def test_port_in_use_is_one_clear_message():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
