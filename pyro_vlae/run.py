@@ -108,6 +108,8 @@ def fit(
             if track is not None:
                 track.close(err)
             raise
+        finally:
+            trainer.batches.reset()  # a streamed data set's loader workers end here
         if setup.main:
             finish(setup, trainer.model, seconds, echo, track)
         return setup.out

@@ -84,3 +84,46 @@ def test_a_bad_file_met_during_training_stops_with_a_checkpoint_and_resumes(tmp_
     r = run("fit", "--resume", "--out", out, "--no-progress")
     assert r.exit_code == 0, r.output
     assert load_checkpoint(out)["trainer"]["step"] == 8
+
+
+def test_fit_on_a_streamed_data_set_leaves_no_loader_worker_behind(tmp_path):
+    import multiprocessing
+
+    folder = write_folder(tmp_path / "pics", n=20)
+    r = run("fit", "--plugin", "image-folder", "--data-dir", folder, "-P", "size=16", "-P", "num_workers=2",
+            "--z-dims", "2,2", "--width", "0.125", "--steps", "7", "--batch-size", "4",
+            "--no-progress", "--out", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+    assert multiprocessing.active_children() == []  # ended when fit returned, not at some later collection
+
+
+DROPPED_TRAINER = """
+import gc, multiprocessing, sys, torch
+from pyro_vlae import VLAE
+from pyro_vlae.data import StreamData
+from pyro_vlae.train import Trainer
+
+x = torch.rand(48, 1, 8, 8)
+trainer = Trainer(VLAE((1, 8, 8), (2,), width=0.125),
+                  StreamData(torch.utils.data.TensorDataset(x), (1, 8, 8), num_workers=2), batch_size=16)
+for _ in range(4):
+    trainer.step()
+if sys.argv[1] == "dropped":  # collected as a reference cycle: the loader's queues close first
+    del trainer
+    gc.collect()
+    assert multiprocessing.active_children() == [], multiprocessing.active_children()
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["dropped", "held to the end"])
+def test_a_process_that_trained_on_a_stream_exits(tmp_path, how):
+    """Loader workers ignore SIGTERM (the main process handles it), so workers nobody ended would
+    make multiprocessing's exit handler wait for them forever."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(DROPPED_TRAINER)
+    done = subprocess.run([sys.executable, script, how.split()[0]], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "done" in done.stdout, done.stderr

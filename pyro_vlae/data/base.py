@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import weakref
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -261,32 +261,64 @@ class _CheckedLoader(DataLoader):
 
     def __iter__(self) -> Iterator[Tensor]:
         batches = None
-        while True:
-            try:
-                if batches is None:  # started inside the try: a worker may die at once
-                    batches = super().__iter__()
-                    atexit.register(_shutdown_at_exit, weakref.ref(batches))
-                x, problems, fixes = next(batches)
-            except StopIteration:
-                return
-            except RuntimeError as err:  # a worker killed (e.g. out of memory), or silent past the timeout
-                if "DataLoader" not in str(err):
-                    raise
-                # end the other workers now: until then PyTorch's SIGCHLD handler raises anywhere
-                getattr(batches, "_shutdown_workers", lambda: None)()
-                raise worker_failed(err) from err
-            for problem, fix in zip(problems, fixes):
-                if problem:
-                    raise DataError(problem, fix or None)
-            yield x
+        try:
+            while True:
+                try:
+                    if batches is None:  # started inside the try: a worker may die at once
+                        batches = super().__iter__()
+                        _WORKERS.extend(getattr(batches, "_workers", ()))
+                    x, problems, fixes = next(batches)
+                except StopIteration:
+                    return
+                except RuntimeError as err:  # a worker killed (e.g. out of memory), or silent past the timeout
+                    if "DataLoader" not in str(err):
+                        raise
+                    # end the other workers now: until then PyTorch's SIGCHLD handler raises anywhere
+                    getattr(batches, "_shutdown_workers", lambda: None)()
+                    raise worker_failed(err) from err
+                for problem, fix in zip(problems, fixes):
+                    if problem:
+                        raise DataError(problem, fix or None)
+                yield x
+        finally:  # done, failed or closed: end the workers now, not whenever the iterator is collected
+            if batches is not None:
+                _end_workers(batches)
 
 
-def _shutdown_at_exit(ref: weakref.ref) -> None:
-    """At interpreter exit, end the workers of a loader iterator still alive (e.g. held by a
-    trainer under torchrun): they ignore SIGTERM (:func:`_ignore_stop_signals`), so
-    multiprocessing's own exit handler, which terminates and then joins them, would wait forever."""
-    if (batches := ref()) is not None:
-        getattr(batches, "_shutdown_workers", lambda: None)()
+#: the worker processes of every loader iterator started here (those that ended are dropped)
+_WORKERS: list = []
+
+
+def _end_workers(batches: Iterator) -> None:
+    """End the workers of a loader iterator: PyTorch's own shutdown (each worker is sent a
+    final message and exits), then SIGKILL for any still alive. One can be: a worker ignores
+    SIGTERM (:func:`_ignore_stop_signals`), PyTorch's fallback, and when the iterator is
+    collected in a reference cycle, the queue that carries the final message may already be
+    closed. Killing is safe here: PyTorch's shutdown has stopped watching the workers and
+    nothing reads their output any more."""
+    getattr(batches, "_shutdown_workers", lambda: None)()
+    if not getattr(batches, "_worker_pids_set", False):  # else PyTorch still watches them (at exit)
+        _kill(getattr(batches, "_workers", ()))
+    _WORKERS[:] = [w for w in _WORKERS if w.is_alive()]
+
+
+def _kill(workers: Iterable) -> None:
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+            worker.join(timeout=5)
+
+
+@atexit.register
+def _kill_workers_at_exit() -> None:
+    """At interpreter exit, kill the loader workers still alive (an iterator nobody closed, e.g.
+    held by a trainer under torchrun): multiprocessing's own exit handler, which runs after this
+    one, terminates them with SIGTERM, which they ignore, and would then wait for them forever.
+    PyTorch's SIGCHLD handler, which would take their end for a crash, is removed first."""
+    if any(worker.is_alive() for worker in _WORKERS):
+        if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _kill(_WORKERS)
 
 
 def worker_failed(err: RuntimeError) -> DataError:
