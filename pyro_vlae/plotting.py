@@ -15,7 +15,6 @@ under its layer's name (:func:`titled`).
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from torchvision.utils import save_image as _save_image  # noqa: E402
 from .atomic import atomic_write  # noqa: E402
 from .data.base import Data  # noqa: E402
 from .diagnostics import gibbs_chain, layer_variation, traversal  # noqa: E402
+from .metrics_log import read_metrics  # noqa: E402
 from .models.base import LatentModel  # noqa: E402
 from .run_folder import (  # noqa: E402
     LAYER,
@@ -44,7 +44,6 @@ from .run_folder import (  # noqa: E402
     SAMPLES,
     TRAVERSALS,
     TRAVERSE,
-    kl_column,
 )
 
 
@@ -224,17 +223,16 @@ def _finish(fig, path: str | Path) -> Path:
 
 def plot_metrics(csv_path: str | Path, png_path: str | Path, sites: Sequence[str]) -> Path:
     """Loss curve (objective and ELBO per data point) and the KL of each of the latent
-    ``sites`` against the step."""
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    ``sites`` against the step, from ``metrics.csv`` (:func:`~pyro_vlae.metrics_log.read_metrics`)."""
+    rows = read_metrics(csv_path, sites)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     if rows:
-        steps = [int(r["step"]) for r in rows]
-        ax1.plot(steps, [-float(r["loss"]) for r in rows], label="objective (β-weighted)", lw=1)
-        ax1.plot(steps, [float(r["elbo"]) for r in rows], label="ELBO", lw=1)
+        steps = [r.step for r in rows]
+        ax1.plot(steps, [-r.loss for r in rows], label="objective (β-weighted)", lw=1)
+        ax1.plot(steps, [r.elbo for r in rows], label="ELBO", lw=1)
         for site in sites:
-            ax2.plot(steps, [float(r[kl_column(site)]) for r in rows], label=site, lw=1)
-        lo = sorted(float(r["elbo"]) for r in rows)[len(rows) // 10]
+            ax2.plot(steps, [r.kl[site] for r in rows], label=site, lw=1)
+        lo = sorted(r.elbo for r in rows)[len(rows) // 10]
         ax1.set_ylim(bottom=lo - 0.05 * abs(lo))
     ax1.set(xlabel="step", ylabel="nats per data point", title="ELBO")
     ax2.set(xlabel="step", ylabel="nats", title="KL per layer")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,6 +28,8 @@ from .devices import resolve_device
 from .errors import ConfigError, DataError, TrainingDiverged
 from .evaluate.latents import evaluate_elbo
 from .folder_lock import FolderLock
+from .hooks import LogMetrics, ShowProgress, TrackMetrics, TrainingHook
+from .metrics_log import Metrics, MetricsLog
 from .models import LatentModel
 from .plotting import write_pictures
 from .progress import Progress
@@ -37,12 +39,9 @@ from .run_folder import (
     CONFIG,
     METRICS,
     SUMMARY,
-    MetricsLog,
     check_resumable,
-    kl_column,
     load_checkpoint,
     make_model,
-    metrics_columns,
     open_dataset,
     prepare_folder,
     save_checkpoint,
@@ -284,20 +283,23 @@ def fade_in_warning(config: RunConfig) -> str | None:
 
 
 # -------------------------------------------------------------------------------- loop
-class Checkpoints:
-    """Saves the trainer into ``checkpoint.pt`` (process 0 only), after the rows of
-    ``metrics`` it covers are on disk, and stops a diverged run (:meth:`check`) before its
-    state is saved or evaluated, naming the last checkpoint it keeps: every checkpoint saved
-    holds finite parameters whose loss had not exploded."""
+class Checkpoints(TrainingHook):
+    """Saves the trainer into ``checkpoint.pt`` (process 0 only) every ``checkpoint_every``
+    steps and when told (:meth:`save`), once the ``hooks`` have made what it covers durable
+    (:meth:`TrainingHook.on_checkpoint`: the rows of ``metrics.csv``), and stops a diverged run
+    (:meth:`check`) before its state is saved or evaluated, naming the last checkpoint it keeps:
+    every checkpoint saved holds finite parameters whose loss had not exploded."""
 
     #: a loss per data point this many times (the magnitude of) the run's first one has exploded
     EXPLODED = 1000.0
 
-    def __init__(self, setup: Setup, trainer: Trainer, metrics: MetricsLog | None = None) -> None:
-        self.setup, self.trainer, self.metrics = setup, trainer, metrics
+    def __init__(self, setup: Setup, trainer: Trainer, hooks: Sequence[TrainingHook] = ()) -> None:
+        self.setup, self.trainer, self.hooks = setup, trainer, list(hooks)
         self.last_saved = trainer.step_count if setup.checkpoint is not None else None
         #: the loss of the run's first step, which :meth:`check` measures an explosion by
         self.first_loss: float | None = (setup.checkpoint or {}).get("first_loss")
+        #: whether every loss so far was finite, on the model's device (read at syncs only)
+        self.finite = torch.ones((), dtype=torch.bool, device=trainer.model.device)
         #: seconds trained before this process started (a resumed run's earlier ones)
         self.earlier_seconds = float((setup.checkpoint or {}).get("train_seconds", 0.0))
         self.started = time.perf_counter()
@@ -309,10 +311,23 @@ class Checkpoints:
         """Seconds spent training, over every process that trained this run."""
         return self.earlier_seconds + time.perf_counter() - self.started
 
+    def observe(self, loss: torch.Tensor) -> None:
+        """Note the loss of the step just taken (the first one is read: one extra device sync)."""
+        self.finite &= torch.isfinite(loss)
+        if self.first_loss is None:
+            self.first_loss = float(loss) if bool(self.finite) else None
+
+    def on_step(self, step: int, metrics: Metrics | None) -> None:
+        config = self.setup.config
+        if step % config.checkpoint_every == 0 and step < config.steps:
+            self.save()
+
     def save(self, finished: bool = False) -> None:
+        """Save the checkpoint of the step just taken (``finished``: the run's last), after
+        every hook's :meth:`~TrainingHook.on_checkpoint`."""
         self.saved_seconds = round(self.train_seconds, 3)
-        if self.metrics is not None:
-            self.metrics.sync()
+        for hook in self.hooks:
+            hook.on_checkpoint(self.trainer.step_count)
         if self.setup.main:
             payload = {
                 "config": self.setup.config.to_dict(),
@@ -325,11 +340,11 @@ class Checkpoints:
             save_checkpoint(self.setup.out / CHECKPOINT, payload)
         self.last_saved = self.trainer.step_count
 
-    def check(self, finite: torch.Tensor, loss: float, step: int) -> None:
+    def check(self, loss: float, step: int) -> None:
         """Raise :class:`TrainingDiverged` unless every loss so far was finite, the
         parameters are, and ``loss`` (of ``step``) is under :attr:`EXPLODED` times the first."""
         problem = None
-        if not bool(finite):
+        if not bool(self.finite):
             problem = f"the loss became NaN or infinite by step {step}"
         elif not bool(torch.stack([torch.isfinite(p).all() for p in self.trainer.model.parameters()]).all()):
             problem = f"the parameters became NaN or infinite in step {step}"
@@ -348,79 +363,89 @@ class Checkpoints:
 
 def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], None], track: Tracker | None = None,
          log_images_every: int = 500, stops: StopRequests | None = None) -> float:
-    """Train to ``config.steps``: a metrics row every ``log_every`` steps (also to ``track``,
-    with its per-layer grids every ``log_images_every`` steps), a checkpoint every
-    ``checkpoint_every``, a stop with the last checkpoint kept if the loss is not finite, and
-    a checkpoint when a data file cannot be read (:class:`DataError`).
+    """Train to ``config.steps``, telling each step to the hooks (:mod:`pyro_vlae.hooks`): a
+    metrics row every ``log_every`` steps (also to ``track``, with its per-layer grids every
+    ``log_images_every`` steps), the progress bar, and a checkpoint every ``checkpoint_every``;
+    a stop with the last checkpoint kept if the loss is not finite, and a checkpoint when a
+    data file cannot be read (:class:`DataError`).
 
     A step is atomic with respect to the stop signals of ``stops`` (:mod:`pyro_vlae.stopping`):
     the step in progress is finished, its checkpoint saved, and :class:`Stopped` raised. The
     metrics of a log step come from a random state of their own (:func:`~pyro_vlae.rng.seeded`),
     so how often a run logs never changes what it learns. Returns the seconds spent training,
     over every process that trained the run (a resumed run's earlier ones included)."""
-    config, model, sites = setup.config, trainer.model, trainer.model.latent_sites
-    metrics = MetricsLog(setup.out / METRICS, metrics_columns(sites), trainer.step_count) if setup.main else None
-    checkpoints = Checkpoints(setup, trainer, metrics)
+    config, model = setup.config, trainer.model
+    hooks: list[TrainingHook] = []
+    if setup.main:
+        hooks.append(LogMetrics(MetricsLog(setup.out / METRICS, Metrics.columns(model.latent_sites),
+                                           trainer.step_count)))
+    if track is not None:
+        hooks.append(TrackMetrics(track, model, config.steps, log_images_every))
+    checkpoints = Checkpoints(setup, trainer, hooks)
     bar = Progress(config.steps, progress, echo, initial=trainer.step_count, desc=config.model, what="training",
                    advice=lambda rate: f"a first look: --steps {max(1, int(rate * 600))} takes about 10 min here")
-    finite = torch.ones((), dtype=torch.bool, device=model.device)  # every loss so far finite
+    hooks += [ShowProgress(bar), checkpoints]
     stops = stops or StopRequests()
     try:
         with stops:
-            while trainer.step_count < config.steps:
-                beta = trainer.beta
-                loss_t = trainer.train_step()
-                finite &= torch.isfinite(loss_t)
-                step = trainer.step_count
-                if checkpoints.first_loss is None:  # the one extra device sync, in the first step
-                    checkpoints.first_loss = float(loss_t) if bool(finite) else None
-                logging = step % config.log_every == 0 or step == config.steps
-                if logging or step % config.checkpoint_every == 0:  # the loop's only device syncs
-                    loss = float(loss_t)
-                    checkpoints.check(finite, loss, step)
-                terms = None
-                if metrics is not None and logging:
-                    terms, row = _log_step(setup, trainer, checkpoints, metrics, beta, loss)
-                    if track is not None:
-                        _track_step(config, model, track, row, log_images_every)
-                bar.update(1, None if terms is None else _progress_text(terms, beta))
-                if step % config.checkpoint_every == 0 and step < config.steps:
-                    checkpoints.save()
-                signum = stops.signum
-                if setup.context is not None:  # every process stops after the same step
-                    with setup.context.collective(f"the stop check of step {step}"):
-                        signum = agreed(signum, model.device)
-                if signum is not None:
-                    checkpoints.check(finite, float(loss_t), step)
-                    if checkpoints.last_saved != step:
-                        checkpoints.save(finished=step >= config.steps)
-                    raise _stopped(signum, step, setup)
-            checkpoints.save(finished=True)
-            if stops.signum is not None:  # received during the final save, which it waited for
-                raise _stopped(stops.signum, trainer.step_count, setup)
+            _train(setup, trainer, checkpoints, hooks, stops)
     except KeyboardInterrupt:  # a second signal, or one where no handler could be installed
-        kept = checkpoints.last_saved
-        echo(f"\nstopped at once; {f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'}")
+        echo(f"\nstopped at once; {_kept(checkpoints)}")
         raise
     except RuntimeError as err:  # a loader worker died while this process was inside a step
         if "DataLoader worker" not in str(err):
             raise
-        kept = checkpoints.last_saved
         failed = worker_failed(err)
         raise DataError(
             f"{failed.problem}; training stopped in step {trainer.step_count + 1}, and "
-            f"{f'the checkpoint of step {kept} is kept' if kept else 'nothing was saved'} in {setup.out}",
+            f"{_kept(checkpoints)} in {setup.out}",
             f"{failed.fix}, then continue with --resume",
         ) from err
     except DataError as err:  # an unreadable file in a streamed data set: stop, keep everything
-        if not bool(finite):
+        if not bool(checkpoints.finite):
             raise
         raise _saved_before(setup, trainer, checkpoints, err) from err
     finally:
-        bar.close()
-        if metrics is not None:
-            metrics.close()
+        for hook in reversed(hooks):
+            hook.on_end()
     return checkpoints.saved_seconds
+
+
+def _train(setup: Setup, trainer: Trainer, checkpoints: Checkpoints, hooks: Sequence[TrainingHook],
+           stops: StopRequests) -> None:
+    """The steps of :func:`loop`, each told to ``hooks`` (with its :class:`Metrics` on a log
+    step), then the final checkpoint; a stop request ends the run after the step in progress."""
+    config, model = setup.config, trainer.model
+    while trainer.step_count < config.steps:
+        beta = trainer.beta
+        loss_t = trainer.train_step()
+        checkpoints.observe(loss_t)
+        step = trainer.step_count
+        logging = step % config.log_every == 0 or step == config.steps
+        if logging or step % config.checkpoint_every == 0:  # the loop's only device syncs
+            loss = float(loss_t)
+            checkpoints.check(loss, step)
+        metrics = _measure(setup, trainer, checkpoints, beta, loss) if setup.main and logging else None
+        for hook in hooks:
+            hook.on_step(step, metrics)
+        signum = stops.signum
+        if setup.context is not None:  # every process stops after the same step
+            with setup.context.collective(f"the stop check of step {step}"):
+                signum = agreed(signum, model.device)
+        if signum is not None:
+            checkpoints.check(float(loss_t), step)
+            if checkpoints.last_saved != step:
+                checkpoints.save(finished=step >= config.steps)
+            raise _stopped(signum, step, setup)
+    checkpoints.save(finished=True)
+    if stops.signum is not None:  # received during the final save, which it waited for
+        raise _stopped(stops.signum, trainer.step_count, setup)
+
+
+def _kept(checkpoints: Checkpoints) -> str:
+    """What a run that stopped in the middle of a step keeps."""
+    kept = checkpoints.last_saved
+    return f"the checkpoint of step {kept} is kept" if kept else "nothing was saved"
 
 
 def _stopped(signum: int, step: int, setup: Setup) -> Stopped:
@@ -433,11 +458,9 @@ def _stopped(signum: int, step: int, setup: Setup) -> Stopped:
     )
 
 
-def _log_step(
-    setup: Setup, trainer: Trainer, checkpoints: Checkpoints, metrics: MetricsLog, beta: float, loss: float
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Write the metrics row of the step just taken: the ELBO's terms on its batch, drawn from
-    a random state of the step's own. Returns the terms and the row."""
+def _measure(setup: Setup, trainer: Trainer, checkpoints: Checkpoints, beta: float, loss: float) -> Metrics:
+    """The metrics of the step just taken: the ELBO's terms on its batch, drawn from a random
+    state of the step's own."""
     step, model = trainer.step_count, trainer.model
     with seeded(derived_seed(setup.config.seed, step), model.device):
         try:
@@ -445,19 +468,8 @@ def _log_step(
         except ValueError as err:  # a distribution refused parameters gone out of range
             checkpoints.diverged(f"the model's parameters went out of range by step {step} "
                                  f"({str(err).splitlines()[0]})")
-    row = {
-        "step": step, "beta": f"{beta:.6g}", "loss": f"{loss:.6g}",
-        "elbo": f"{terms['elbo']:.6g}", "recon": f"{terms['recon']:.6g}",
-        "seconds": f"{checkpoints.train_seconds:.3f}",
-        **{kl_column(s): f"{k:.5g}" for s, k in zip(model.latent_sites, terms["kl"])},
-    }
-    metrics.write(row)
-    return terms, row
-
-
-def _progress_text(terms: dict[str, Any], beta: float) -> str:
-    """The progress bar's text after a log step."""
-    return f"elbo {terms['elbo']:.1f} β {beta:.2f} kl " + "/".join(f"{k:.1f}" for k in terms["kl"])
+    return Metrics(step=step, beta=beta, loss=loss, elbo=terms["elbo"], recon=terms["recon"],
+                   kl=dict(zip(model.latent_sites, terms["kl"])), seconds=checkpoints.train_seconds)
 
 
 def _saved_before(setup: Setup, trainer: Trainer, checkpoints: Checkpoints, err: DataError) -> DataError:
@@ -469,16 +481,6 @@ def _saved_before(setup: Setup, trainer: Trainer, checkpoints: Checkpoints, err:
         f"step {trainer.step_count} is saved in {setup.out}",
         f"{err.fix or 'fix the file'}, then continue with --resume",
     )
-
-
-def _track_step(config: RunConfig, model: LatentModel, track: Tracker, row: dict[str, str],
-                log_images_every: int) -> None:
-    """The metrics row to the tracker, with the per-layer grids every ``log_images_every`` steps."""
-    track.log_row(row)
-    step = int(row["step"])
-    if log_images_every and step % log_images_every == 0 and step < config.steps:
-        track.log_layers(step, model)  # the same draws every time, apart from training
-
 
 # ------------------------------------------------------------------------------ finish
 def finish(
@@ -501,7 +503,7 @@ def finish(
     if track is not None:
         track.log_layers(config.steps, model)
         final = summary.get("test", {"kl": {}})
-        results = {f"test/kl_{s}": k for s, k in final["kl"].items()}
+        results = {f"test/{Metrics.kl_column(s)}": k for s, k in final["kl"].items()}
         track.log_hyperparameters(config.to_dict(), {"test/elbo": final["elbo"], **results} if "elbo" in final else {})
         track.close()
     echo(f"trained {config.steps} steps in {seconds:.0f}s")

@@ -5,7 +5,8 @@
 * :data:`CONFIG` ``config.json``: the resolved configuration (likelihood options included,
   so the model is rebuilt without the data set);
 * :data:`CHECKPOINT` ``checkpoint.pt``: model, optimiser and random state (:func:`save_checkpoint`);
-* :data:`METRICS` ``metrics.csv``: one row every ``log_every`` steps (:class:`MetricsLog`);
+* :data:`METRICS` ``metrics.csv``: one row every ``log_every`` steps
+  (:class:`~pyro_vlae.metrics_log.MetricsLog`, its columns :class:`~pyro_vlae.metrics_log.Metrics`);
 * :data:`SUMMARY` ``summary.json``: steps, training time, test ELBO;
 * the pictures (:mod:`pyro_vlae.plotting`), and later :data:`EVALUATION` and :data:`REPORT`.
 
@@ -18,10 +19,7 @@ nothing here imports training.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,7 +29,7 @@ import torch
 
 from . import plugins
 from ._version import __version__
-from .atomic import DISK_ERRORS, atomic_write, check_writable, remove_leftovers, storage_error, write_text
+from .atomic import atomic_write, check_writable, remove_leftovers, write_text
 from .config import RunConfig
 from .data.base import DatasetPlugin
 from .devices import resolve_device
@@ -307,90 +305,3 @@ def write_json(path: Path, payload: Any) -> Path:
     """``payload`` as indented JSON (``config.json``, ``summary.json``, ``evaluation.json``),
     written atomically."""
     return write_text(path, json.dumps(payload, indent=2) + "\n")
-
-
-def kl_column(site: str) -> str:
-    """The column of :data:`METRICS` holding the KL term of the latent site ``site``."""
-    return f"kl_{site}"
-
-
-def metrics_columns(sites: Sequence[str]) -> list[str]:
-    """The columns of :data:`METRICS` for a model with latent sites ``sites``: the step, β, the
-    β-weighted loss, the ELBO and its reconstruction term, each layer's KL, the seconds."""
-    return ["step", "beta", "loss", "elbo", "recon", *map(kl_column, sites), "seconds"]
-
-
-class MetricsLog:
-    """``metrics.csv``, one row per logged step, append-only: every row is flushed as it is
-    written and never rewritten.
-
-    A run that starts at ``step`` (the checkpoint's step when resuming, else 0) keeps the rows
-    up to ``step`` and cuts the file right after them, dropping what a killed run logged past
-    its last checkpoint (the resumed run logs those steps again) and a row half-written by the
-    kill. The cut is one ``truncate`` at the end of the last row kept, and only when there is
-    something to drop: the kept rows are never copied, rewritten or held in memory, so no
-    moment of a resume can lose them. :meth:`sync` makes the rows durable before a checkpoint
-    refers to them.
-    """
-
-    def __init__(self, path: Path, fields: list[str], step: int = 0) -> None:
-        self.path, self.fields = path, list(fields)
-        end = self._end_of_kept_rows(step)
-        if end is None:  # no file yet, or one a new run starts over
-            self._file = open(path, "w", newline="")
-            csv.writer(self._file).writerow(self.fields)
-            self._file.flush()
-        else:
-            if end < path.stat().st_size:
-                os.truncate(path, end)
-            self._file = open(path, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
-
-    def _end_of_kept_rows(self, step: int) -> int | None:
-        """Byte offset just after the last complete row with a step <= ``step``, or ``None``
-        when the file is to be started anew (missing, or a new run's with other columns)."""
-        if not self.path.exists():
-            return None
-        with open(self.path, "rb") as f:
-            header = f.readline()
-            columns = next(csv.reader([header.decode("utf-8", "replace")]), [])
-            if columns != self.fields or not header.endswith(b"\n"):
-                if step == 0 or not header:
-                    return None
-                raise CheckpointError(
-                    f"{self.path} has the columns {', '.join(columns)}, not this run's ({', '.join(self.fields)})",
-                    f"move {self.path.name} away to resume; it is left as it was",
-                )
-            end = f.tell()
-            for line in iter(f.readline, b""):
-                if not line.endswith(b"\n"):
-                    break  # half-written by a kill
-                try:
-                    if int(line.split(b",", 1)[0]) > step:
-                        break
-                except ValueError:
-                    break
-                end = f.tell()
-        return end
-
-    def write(self, row: dict[str, Any]) -> None:
-        """Append one row and flush it to the operating system."""
-        try:
-            self._writer.writerow(row)
-            self._file.flush()
-        except OSError as err:
-            raise (storage_error(self.path, err) if err.errno in DISK_ERRORS else err) from err
-
-    def sync(self) -> None:
-        """Make every written row durable (``fsync``), before a checkpoint refers to it."""
-        if self._file.closed:  # closed: already synced
-            return
-        try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        except OSError as err:
-            raise (storage_error(self.path, err) if err.errno in DISK_ERRORS else err) from err
-
-    def close(self) -> None:
-        self.sync()
-        self._file.close()

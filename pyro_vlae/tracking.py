@@ -1,7 +1,8 @@
 """Experiment tracking: ``pyro-vlae fit --log tensorboard`` or ``--log mlflow``.
 
-A :class:`Tracker` receives what a run already records — every row of ``metrics.csv``
-(ELBO, β, reconstruction, per-layer KL), the per-layer grids of
+A :class:`Tracker` receives what a run already records — every row of ``metrics.csv`` as
+floats (ELBO, β, reconstruction, per-layer KL: :meth:`pyro_vlae.metrics_log.Metrics.scalars`,
+through the loop's :class:`pyro_vlae.hooks.TrackMetrics`), the per-layer grids of
 :func:`pyro_vlae.diagnostics.layer_variation` every ``images_every`` steps, and the
 hyper-parameters with the final test metrics — and hands them to a tracking library's own
 writer. ``metrics.csv`` is written as before; a tracker is an extra copy.
@@ -38,8 +39,8 @@ MODULES = {
 class Tracker:
     """What :func:`pyro_vlae.run.fit` tells a tracking library; subclasses write it."""
 
-    def log_row(self, row: Mapping[str, Any]) -> None:
-        """One row of ``metrics.csv`` (``step`` and numbers written as text)."""
+    def log_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        """The numbers of ``metrics.csv``'s row of ``step`` (``{"elbo": -85.2, ...}``), logged as ``train/NAME``."""
 
     def log_layers(self, step: int, model: LatentModel, rows: int = 4, cols: int = 8) -> None:
         """The per-layer conditional-sampling grids (paper Figs. 3, 6–7) at ``step``."""
@@ -51,19 +52,22 @@ class Tracker:
         """Flush and close; ``error``: what stopped training early, if anything."""
 
 
+#: the seed of every per-layer grid a tracker logs: the same draws at every step
+LAYER_GRIDS_SEED = 0
+
+
 def layer_grids(model: LatentModel, rows: int = 4, cols: int = 8) -> dict[str, torch.Tensor]:
     """``{"z1": (3, H, W), ...}``: each layer's grid of :func:`layer_variation` in [0, 1].
-    The draws come from a forked random stream, so logging never changes training."""
-    import torch
-
+    The draws come from a random state of their own, seeded with :data:`LAYER_GRIDS_SEED`
+    (:func:`~pyro_vlae.rng.seeded`), so logging never changes training and every step's grids
+    show the same draws; callers need no seeding of their own."""
     from .diagnostics import layer_variation
     from .plotting import grid
+    from .rng import seeded
 
     grids = {}
     was_training = model.training
-    devices = [model.device] if model.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(0)
+    with seeded(LAYER_GRIDS_SEED, model.device):
         for layer, name in enumerate(model.latent_sites, start=1):
             picture = grid(model, layer_variation(model, layer, rows, cols), cols)
             grids[name] = picture if picture.shape[0] == 3 else picture.expand(3, -1, -1)
@@ -117,11 +121,9 @@ class TensorBoard(Tracker):
         self.folder = Path(folder)
         self.writer = SummaryWriter(log_dir=str(self.folder))
 
-    def log_row(self, row: Mapping[str, Any]) -> None:
-        step = int(row["step"])
-        for key, value in row.items():
-            if key != "step":
-                self.writer.add_scalar(f"train/{key}", float(value), step)
+    def log_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        for key, value in scalars.items():
+            self.writer.add_scalar(f"train/{key}", value, step)
         self.writer.flush()
 
     def log_layers(self, step: int, model: LatentModel, rows: int = 4, cols: int = 8) -> None:
@@ -205,16 +207,15 @@ class MLflow(Tracker):
         write_text(kept, run.info.run_id + "\n")
         return run.info.run_id
 
-    def _metrics(self, values: Mapping[str, Any], step: int) -> list:
+    def _metrics(self, values: Mapping[str, float], step: int) -> list:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        return [Metric(key, float(value), now, step) for key, value in values.items()]
+        return [Metric(key, value, now, step) for key, value in values.items()]
 
-    def log_row(self, row: Mapping[str, Any]) -> None:
-        step = int(row["step"])
+    def log_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         self.client.log_batch(self.run_id, metrics=self._metrics(
-            {f"train/{key}": value for key, value in row.items() if key != "step"}, step))
+            {f"train/{key}": value for key, value in scalars.items()}, step))
 
     def log_layers(self, step: int, model: LatentModel, rows: int = 4, cols: int = 8) -> None:
         for name, grid in layer_grids(model, rows, cols).items():

@@ -31,7 +31,7 @@ FIT = ["fit", *fit_args(STEPS, log_every=LOG_EVERY), "--warmup-steps", "10",
 DRIVER = """
 import os, signal, sys, time, torch
 torch.set_num_threads(1)
-from pyro_vlae import run_folder
+from pyro_vlae import metrics_log
 from pyro_vlae.cli import main
 from pyro_vlae.train.trainer import Trainer
 
@@ -49,11 +49,11 @@ if pause == "checkpoint":
             paused()
     torch.save = slow_save
 elif pause == "metrics":
-    init = run_folder.MetricsLog.__init__
+    init = metrics_log.MetricsLog.__init__
     def slow_init(self, *args, **kwargs):
         init(self, *args, **kwargs)
         paused()
-    run_folder.MetricsLog.__init__ = slow_init
+    metrics_log.MetricsLog.__init__ = slow_init
 elif pause.startswith("signal:"):  # signal:NAME:STEP: the signal in step STEP + 1, between backward and Adam
     name, at = pause.split(":")[1:]
     clip_and_step = Trainer._clip_and_step

@@ -16,12 +16,12 @@ from conftest import run as cli
 
 from pyro_vlae import RunConfig
 from pyro_vlae.errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged
+from pyro_vlae.metrics_log import MetricsLog
 from pyro_vlae.run import fit
 from pyro_vlae.run_folder import (
     CHECKPOINT,
     EVALUATION,
     METRICS,
-    MetricsLog,
     load_checkpoint,
     load_run,
     save_checkpoint,
