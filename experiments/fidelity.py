@@ -14,15 +14,15 @@ import argparse
 import json
 from pathlib import Path
 
-from pyro_vlae.evaluate import ReaderError, reader_for, sample_fidelity
-from pyro_vlae.evaluate.fidelity import format_fidelity
+from pyro_vlae.evaluate import Fidelity, ReaderError, reader_for, sample_fidelity
 from pyro_vlae.evaluate.reader import READER_STEPS
+from pyro_vlae.evaluate.tables import format_fidelity
 from pyro_vlae.plugins import load_data
 from pyro_vlae.run_folder import load_run
 
 
-def run_fidelity(path: Path, samples: int, seed: int, reader_steps: int, device: str) -> dict:
-    """The fidelity of one run folder as :meth:`~pyro_vlae.evaluate.fidelity.Fidelity.to_dict`;
+def run_fidelity(path: Path, samples: int, seed: int, reader_steps: int, device: str) -> Fidelity:
+    """The fidelity of one run folder;
     a refused reader is left out, as ``pyro-vlae evaluate`` does."""
     run = load_run(path, device=device)
     data = load_data(run.plugin, "test" if "test" in run.plugin.splits else "train")
@@ -33,7 +33,7 @@ def run_fidelity(path: Path, samples: int, seed: int, reader_steps: int, device:
     except ReaderError as err:
         print(f"{path}: {err}; image statistics only")
         reader = None
-    return sample_fidelity(run.model, data, reader, num_samples=samples, seed=seed).to_dict()
+    return sample_fidelity(run.model, data, reader, num_samples=samples, seed=seed)
 
 
 def main() -> None:
@@ -47,9 +47,10 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for path in args.runs:
-        results[str(path)] = run_fidelity(path, args.samples, args.seed, args.reader_steps, args.device)
+        fidelity = run_fidelity(path, args.samples, args.seed, args.reader_steps, args.device)
+        results[str(path)] = fidelity.to_json()
         print(path)
-        print("\n".join(format_fidelity(results[str(path)])))
+        print("\n".join(format_fidelity(fidelity)))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.out}")

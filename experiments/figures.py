@@ -32,10 +32,12 @@ EVALUATION = [INTERVENTION, HIERARCHY]
 
 def plot_intervention(run: Path) -> None:
     """``intervention.png`` from the ``intervention.json`` of ``experiments/recipe_table.py``."""
+    from pyro_vlae.evaluate import InterventionMatrix
     from pyro_vlae.plotting import plot_matrix
 
     if (run / "intervention.json").exists() and not (run / INTERVENTION).exists():
-        plot_matrix(json.loads((run / "intervention.json").read_text()), run / INTERVENTION, key="intervention")
+        matrix = InterventionMatrix.from_json(json.loads((run / "intervention.json").read_text()))
+        plot_matrix(matrix.heat_map(), run / INTERVENTION)
 
 
 def main() -> None:

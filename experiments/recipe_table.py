@@ -58,10 +58,10 @@ def evaluate(run: Path, samples: int) -> dict:
         reader = reader_for(plugin, loaded.config.plugin_options)
         if not path.exists():
             metrics = intervention_metrics(loaded.model, reader, factor_levels=plugin.factor_levels, num_pairs=samples)
-            path.write_text(json.dumps(metrics, indent=1) + "\n")
+            path.write_text(json.dumps(metrics.to_json(), indent=1) + "\n")
         if reader is not None and not fpath.exists():
             fidelity = sample_fidelity(loaded.model, load_data(plugin, "test"), reader, num_samples=2000)
-            fpath.write_text(json.dumps(fidelity.to_dict(), indent=1) + "\n")
+            fpath.write_text(json.dumps(fidelity.to_json(), indent=1) + "\n")
         if not qpath.exists():
             qpath.write_text(json.dumps(posterior_spread(loaded.model, load_data(plugin, "test")), indent=1) + "\n")
         print(f"{run}: measured", flush=True)

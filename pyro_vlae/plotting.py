@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -45,6 +45,9 @@ from .run_folder import (  # noqa: E402
     TRAVERSALS,
     TRAVERSE,
 )
+
+if TYPE_CHECKING:
+    from .evaluate.results import HeatMap, LayerSummary
 
 
 # --------------------------------------------------------------------------- images
@@ -243,14 +246,14 @@ def plot_metrics(csv_path: str | Path, png_path: str | Path, sites: Sequence[str
     return _finish(fig, png_path)
 
 
-def plot_matrix(metrics: Mapping[str, Any], path: str | Path, key: str = "probe") -> Path:
-    """Heat map of a layer × factor matrix, deepest layer on top, factors by level."""
-    m = np.asarray(metrics[key], dtype=float)
-    names = list(metrics["factors"])
-    levels = metrics.get("factor_levels", {})
+def plot_matrix(heat_map: HeatMap, path: str | Path) -> Path:
+    """Heat map of a layer × factor matrix, deepest layer on top, factors by level, titled
+    with its ordering score where that is defined."""
+    m = np.asarray(heat_map.values, dtype=float)
+    names, levels = list(heat_map.factors), heat_map.factor_levels
     order = sorted(range(len(names)), key=lambda k: (levels.get(names[k], 99), k))
     m = m[::-1][:, order]
-    layers = list(metrics["layers"])[::-1]
+    layers = list(heat_map.layers)[::-1]
     fig, ax = plt.subplots(figsize=(1.1 * len(names) + 1.8, 0.7 * len(layers) + 1.4))
     im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for i in range(m.shape[0]):
@@ -262,32 +265,29 @@ def plot_matrix(metrics: Mapping[str, Any], path: str | Path, key: str = "probe"
                         for k in order], fontsize=8)
     ax.set_yticks(range(len(layers)))
     ax.set_yticklabels(layers)
-    score = metrics.get(f"ordering_{key}")
-    title = {"probe": "probe informativeness", "nmi": "max-unit normalised MI",
-             "intervention": "change when only this layer is re-drawn"}.get(key, key)
-    defined = score is not None and math.isfinite(score)
-    ax.set_title(f"{title}; ordering score {score:.2f}" if defined else title, fontsize=9)
+    score = heat_map.ordering
+    title = heat_map.title if score is None else f"{heat_map.title}; ordering score {score:.2f}"
+    ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.05)
     return _finish(fig, path)
 
 
-def plot_layers(layers: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
+def plot_layers(layers: Mapping[str, LayerSummary], path: str | Path) -> Path:
     """Per-layer KL (nats, with its share of the total) and each layer's PCA spectrum of
     posterior means (explained variance per principal axis), side by side."""
     names = list(layers)
-    kl = [layers[n]["kl"] for n in names]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    bars = ax1.bar(names, kl, color="tab:blue")
+    bars = ax1.bar(names, [layers[n].kl for n in names], color="tab:blue")
     for bar, n in zip(bars, names):
         info = layers[n]
-        ax1.annotate(f"{100 * info['kl_share']:.0f}%\n{info['active_units']}/{info['units']} active",
+        ax1.annotate(f"{100 * info.kl_share:.0f}%\n{info.active_units}/{info.units} active",
                      (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7)
     ax1.set(ylabel="KL (nats per data point)", title="KL per layer")
     ax1.margins(y=0.25)
     for n in names:
-        ev = layers[n]["pca_explained_variance"]
+        ev = layers[n].pca_explained_variance
         ax2.plot(range(1, len(ev) + 1), ev, marker="o", label=n)
-    ax2.set_xticks(range(1, max(len(layers[n]["pca_explained_variance"]) for n in names) + 1))
+    ax2.set_xticks(range(1, max(len(layers[n].pca_explained_variance) for n in names) + 1))
     ax2.set(xlabel="principal axis", ylabel="explained variance", title="PCA of posterior means", ylim=(0, 1.02))
     ax2.legend(fontsize=8)
     for ax in (ax1, ax2):

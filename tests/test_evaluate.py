@@ -120,7 +120,7 @@ def test_bits_per_dim_of_a_probability_mass_adds_no_bin_width(likelihood):
     lik = make_likelihood(likelihood)
     assert lik.discrete
     model = build_model("vae", (3, 4, 4), (2,), lik, stem="mlp", width=0.125).eval()
-    out = evaluate(model, TensorData(x), iwae_samples=4, iwae_points=8, chunk=64)
+    out = evaluate(model, TensorData(x), iwae_samples=4, iwae_points=8, chunk=64).to_json()
     assert out["bits_per_dim"] == pytest.approx(-out["iwae"]["value"] / (48 * math.log(2)))
 
 
@@ -161,7 +161,8 @@ def hand_made_codes(n=600):
 
 def test_hierarchy_metrics_separate_hierarchical_from_flat_codes():
     f, codes = hand_made_codes()
-    m = {name: hierarchy_metrics(c, f, FACTORS, LEVELS, circular_factors=("hue",)) for name, c in codes.items()}
+    m = {name: hierarchy_metrics(c, f, FACTORS, LEVELS, circular_factors=("hue",)).to_json()
+         for name, c in codes.items()}
     right = m["right"]
     assert right["ordering_probe"] > 0.7
     assert m["reversed"]["ordering_probe"] < -0.7
@@ -242,7 +243,7 @@ def test_evaluate_works_for_every_model(name):
     g = torch.Generator().manual_seed(0)
     factors = torch.cat([torch.rand(64, 1, generator=g), torch.randint(3, (64, 1), generator=g).float()], 1)
     data = TensorData(torch.rand(64, 12, generator=g), factors, ("a", "b"))
-    out = evaluate(model, data, iwae_samples=30, iwae_points=16, chunk=64, factor_levels={"a": 1, "b": 2})
+    out = evaluate(model, data, iwae_samples=30, iwae_points=16, chunk=64, factor_levels={"a": 1, "b": 2}).to_json()
     assert out["iwae"]["value"] >= out["iwae"]["elbo_same_draws"]
     assert sum(info["kl_share"] for info in out["layers"].values()) == pytest.approx(1.0)
     assert len(out["hierarchy"]["probe"]) == len(model.z_dims)
@@ -325,7 +326,7 @@ def test_report_shows_traversals_and_gibbs_chains_with_titled_panels(tmp_path):
 
 
 def test_missing_numbers_say_why():
-    from pyro_vlae.evaluate import format_evaluation
+    from pyro_vlae.evaluate import Evaluation, format_evaluation
 
     results = {
         "num_points": 8, "elbo": -1.0, "recon": -1.0,
@@ -337,6 +338,6 @@ def test_missing_numbers_say_why():
         "intervention": {"factors": ["a"], "layers": ["z1"], "pairs": 4, "intervention": [[None]],
                          "baseline": [0.0], "ordering_intervention": None},
     }
-    text = format_evaluation(results)
+    text = format_evaluation(Evaluation.from_json(results))
     assert "takes one value" in text and "one-unit layer" in text and "zero baseline" in text
     assert text.count("no two factors different abstraction levels") == 2 and "nan" not in text

@@ -12,7 +12,7 @@ from pyro_vlae.data import Shapes, make_shapes
 from pyro_vlae.data.shapes import hue_to_rgb
 from pyro_vlae.evaluate import intervention_metrics, narrow_factors, reader_for, sample_fidelity
 from pyro_vlae.evaluate.fidelity import circular_tv, scaled_wasserstein, total_variation
-from pyro_vlae.evaluate.intervention import format_intervention
+from pyro_vlae.evaluate.tables import format_intervention
 from pyro_vlae.models.base import LatentModel
 
 OPTIONS = {"num_train": 4000, "num_test": 500}
@@ -91,16 +91,17 @@ def test_a_generator_that_paints_one_colour_has_hue_distance_near_one(reader, ba
     assert fid.distance["x"] < 0.15 and fid.distance["y"] < 0.15  # the shapes themselves are the data's
     assert fid.sample_spread["hue"] < 0.1 * fid.data_spread["hue"]
     again = sample_fidelity(Copier(bank, colour=0.3), test_images, reader, num_samples=2000)
-    assert again.to_dict() == fid.to_dict()  # the same seed, the same numbers
+    assert again.to_json() == fid.to_json()  # the same seed, the same numbers
 
 
 def test_a_narrow_factor_is_flagged_next_to_the_intervention_matrix(reader, bank, test_images):
     model = Copier(bank, colour=0.3)
-    fid = sample_fidelity(model, test_images, reader, num_samples=400).to_dict()
-    iv = intervention_metrics(model, reader, num_pairs=200, min_reader_quality=0)
-    iv["narrow"] = narrow_factors(iv, fid)
+    fid = sample_fidelity(model, test_images, reader, num_samples=400)
+    matrix = intervention_metrics(model, reader, num_pairs=200, min_reader_quality=0)
+    matrix.narrow = narrow_factors(matrix, fid)
+    iv = matrix.to_json()
     assert "hue" in iv["narrow"] and "x" not in iv["narrow"] and "shape" not in iv["narrow"]
-    assert any("hardly vary in hue" in line for line in format_intervention(iv))
+    assert any("hardly vary in hue" in line for line in format_intervention(matrix))
     wide = Copier(bank)
     assert narrow_factors(intervention_metrics(wide, reader, num_pairs=200, min_reader_quality=0),
-                          sample_fidelity(wide, test_images, reader, num_samples=400).to_dict()) == {}
+                          sample_fidelity(wide, test_images, reader, num_samples=400)) == {}

@@ -93,7 +93,7 @@ def test_reader_reads_painted_factors(reader):
 
 
 def test_one_factor_per_layer_gives_a_diagonal_matrix(reader):
-    out = intervention_metrics(Painter(), reader, factor_levels=LEVELS, num_pairs=400, batch_size=150)
+    out = intervention_metrics(Painter(), reader, factor_levels=LEVELS, num_pairs=400, batch_size=150).to_json()
     assert out["factors"][:3] == ["hue", "x", "shape"] and out["layers"] == ["z1", "z2", "z3"]
     m = torch.tensor([row[:3] for row in out["intervention"]])
     assert torch.all(m.diagonal() > 0.85), m
@@ -109,27 +109,27 @@ def test_one_factor_per_layer_gives_a_diagonal_matrix(reader):
 
 
 def test_reversed_hierarchy_scores_negative(reader):
-    out = intervention_metrics(Painter(order=(2, 1, 0)), reader, factor_levels=LEVELS, num_pairs=300)
+    out = intervention_metrics(Painter(order=(2, 1, 0)), reader, factor_levels=LEVELS, num_pairs=300).to_json()
     assert out["ordering_intervention"] < -0.85
 
 
 def test_ignored_layer_gives_a_zero_row(reader):
-    out = intervention_metrics(Painter(ignored=True), reader, factor_levels=LEVELS, num_pairs=200)
+    out = intervention_metrics(Painter(ignored=True), reader, factor_levels=LEVELS, num_pairs=200).to_json()
     assert out["intervention"][3] == [0.0] * len(out["factors"])
     assert all(v > 0 for v in out["baseline"][:3])
 
 
 def test_markov_chain_redraws_the_noise_of_one_layer():
     # re-drawing ε2 moves z1 = z2 + 0.05 ε1 with it; re-drawing ε1 barely moves it
-    out = intervention_metrics(Chain(), None, num_pairs=300)
+    out = intervention_metrics(Chain(), None, num_pairs=300).to_json()
     cx = out["factors"].index("centroid_x")
     assert out["intervention"][1][cx] > 0.8 and out["intervention"][0][cx] < 0.15
     assert out["reader"] is None and "hue" not in out["factors"]
 
 
 def test_same_seed_same_matrix():
-    a = intervention_metrics(Chain(), None, num_pairs=50, seed=3)
-    b = intervention_metrics(Chain(), None, num_pairs=50, seed=3)
+    a = intervention_metrics(Chain(), None, num_pairs=50, seed=3).to_json()
+    b = intervention_metrics(Chain(), None, num_pairs=50, seed=3).to_json()
     assert a["change"] == b["change"]
 
 

@@ -26,9 +26,6 @@ baseline meaningless for that factor (:func:`narrow_factors`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,52 +35,10 @@ from ..errors import ConfigError
 from ..models.base import LatentModel
 from .intervention import factor_change, read_factors
 from .reader import FactorReader
+from .results import BINS, CONFIDENCE, Fidelity, InterventionMatrix
 
-#: bins of the histogram of a circular factor (30° sectors of a colour wheel for 12)
-BINS = 12
-#: a sample is read confidently when each categorical factor's most likely class has this probability
-CONFIDENCE = 0.9
 #: below this ratio of the model's independent-sample spread to the data's, a factor is "narrow"
 MIN_SPREAD_RATIO = 0.5
-
-
-@dataclass
-class Fidelity:
-    """Sample fidelity of a model (see the module docstring); every mapping is keyed by factor.
-
-    :param factors: the factors read, the reader's first, then the image statistics.
-    :param kinds: ``categorical``, ``circular``, ``continuous`` or ``statistic`` per factor.
-    :param distance: TV (categorical, circular) or W1 / sd (the others); ``nan`` when the real
-        values do not vary.
-    :param sample_spread: mean change of the factor between two independent samples.
-    :param data_spread: mean change between two independent real images.
-    :param confident: share of samples read with probability ≥ ``confidence`` (``None``
-        without a categorical factor read).
-    :param confident_data: the same share for the real images.
-    """
-
-    factors: list[str]
-    kinds: dict[str, str]
-    distance: dict[str, float]
-    sample_spread: dict[str, float]
-    data_spread: dict[str, float]
-    confident: float | None
-    confident_data: float | None
-    num_samples: int
-    bins: int = BINS
-    confidence: float = CONFIDENCE
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain types, rounded; NaN as ``None``."""
-        def clean(v: Any) -> Any:
-            if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items()}
-            if isinstance(v, float):
-                return round(v, 4) if math.isfinite(v) else None
-            return v
-
-        return {k: clean(v) for k, v in asdict(self).items()}
 
 
 def total_variation(a: Tensor, b: Tensor, values: Tensor) -> float:
@@ -189,43 +144,19 @@ def sample_fidelity(
 
 
 def narrow_factors(
-    intervention: Mapping[str, Any], fidelity: Mapping[str, Any], min_ratio: float = MIN_SPREAD_RATIO
+    intervention: InterventionMatrix, fidelity: Fidelity, min_ratio: float = MIN_SPREAD_RATIO
 ) -> dict[str, float]:
     """Factors whose independent-sample ``baseline`` in the intervention matrix is below
-    ``min_ratio`` times the data's own spread (``fidelity["data_spread"]``), with that ratio:
+    ``min_ratio`` times the data's own spread (``fidelity.data_spread``), with that ratio:
     the model's samples hardly vary in them, so a normalised entry is a ratio of two small
     numbers."""
     narrow = {}
-    for name, base in zip(intervention["factors"], intervention["baseline"]):
-        data = fidelity["data_spread"].get(name)
+    for name, base in zip(intervention.factors, intervention.baseline):
+        data = fidelity.data_spread.get(name)
         if base is not None and data:
             if base / data < min_ratio:
                 narrow[name] = round(base / data, 2)
     return narrow
-
-
-def format_fidelity(fidelity: Mapping[str, Any]) -> list[str]:
-    """Lines of a plain-text table of :meth:`Fidelity.to_dict`."""
-    names = fidelity["factors"]
-    width = max(9, *(len(n) + 1 for n in names))
-    measure = {"categorical": "TV", "circular": "TV", "continuous": "W1/sd", "statistic": "W1/sd"}
-
-    def cell(v: float | None) -> str:
-        return f"{'–' if v is None else f'{v:.2f}':>{width}}"
-
-    lines = [
-        f"  sample fidelity: distance between {fidelity['num_samples']} samples and as many test images "
-        "(0 = same distribution)",
-        "  " + " " * 13 + "".join(f"{n:>{width}}" for n in names),
-        "  " + " " * 13 + "".join(f"{measure[fidelity['kinds'][n]]:>{width}}" for n in names),
-        f"  {'distance':<13}" + "".join(cell(fidelity["distance"][n]) for n in names),
-        f"  {'spread model':<13}" + "".join(cell(fidelity["sample_spread"][n]) for n in names),
-        f"  {'spread data':<13}" + "".join(cell(fidelity["data_spread"][n]) for n in names),
-    ]
-    if fidelity.get("confident") is not None:
-        lines.append(f"  read confidently (p ≥ {fidelity['confidence']}): {100 * fidelity['confident']:.0f} % of "
-                     f"samples, {100 * fidelity['confident_data']:.0f} % of test images")
-    return lines
 
 
 __all__ = [
@@ -235,7 +166,6 @@ __all__ = [
     "Fidelity",
     "circular_tv",
     "factor_distance",
-    "format_fidelity",
     "generate_samples",
     "narrow_factors",
     "sample_fidelity",

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..errors import DataError
+from .formatting import json_safe, rounded
+from .results import Hierarchy
 
 #: bins for discretising continuous values (Locatello et al., 2019)
 NUM_BINS = 20
@@ -211,8 +212,9 @@ def hierarchy_metrics(
     factor_levels: Mapping[str, int],
     circular_factors: Sequence[str] = (),
     max_probe_points: int = 2000,
-) -> dict[str, Any]:
-    """Layer × factor matrices, MIG overall and per layer, and the ordering scores.
+) -> Hierarchy:
+    """Layer × factor matrices (rounded to 4 decimals), MIG overall and per layer, and the
+    ordering scores; an undefined number is ``None``.
 
     Factors without a declared level are measured but left out of the ordering score;
     ``circular_factors`` are periodic in [0, 1) (see :func:`probe_score`).
@@ -226,17 +228,17 @@ def hierarchy_metrics(
     levels = [factor_levels[factor_names[k]] for k in ordered]
     z_dims = [m.shape[1] for m in means.values()]
 
-    def as_list(a: np.ndarray) -> list:
-        return np.round(a, 4).tolist()
+    def score(matrix: np.ndarray) -> float:
+        return ordering_score(matrix[:, ordered], levels) if ordered else float("nan")
 
-    return {
-        "layers": list(means),
-        "factors": list(factor_names),
-        "factor_levels": {factor_names[k]: lv for k, lv in zip(ordered, levels)},
-        "probe": as_list(mats["probe"]),
-        "nmi": as_list(mats["nmi"]),
-        "mig": mig(mats["unit_nmi"]),
-        "mig_per_layer": per_layer_mig(mats["unit_nmi"], z_dims),
-        "ordering_probe": ordering_score(mats["probe"][:, ordered], levels) if ordered else float("nan"),
-        "ordering_nmi": ordering_score(mats["nmi"][:, ordered], levels) if ordered else float("nan"),
-    }
+    return Hierarchy(
+        layers=list(means),
+        factors=list(factor_names),
+        factor_levels={factor_names[k]: lv for k, lv in zip(ordered, levels)},
+        probe=rounded(mats["probe"]),
+        nmi=rounded(mats["nmi"]),
+        mig=json_safe(mig(mats["unit_nmi"])),
+        mig_per_layer=json_safe(per_layer_mig(mats["unit_nmi"], z_dims)),
+        ordering_probe=json_safe(score(mats["probe"])),
+        ordering_nmi=json_safe(score(mats["nmi"])),
+    )

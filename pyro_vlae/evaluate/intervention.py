@@ -41,8 +41,10 @@ from ..errors import ConfigError
 from ..models.base import LatentModel
 from ..plotting import to_images
 from ..progress import Progress, stderr_line
+from .formatting import json_safe, rounded
 from .hierarchy import ordering_score
 from .reader import MIN_READER_QUALITY, FactorReader
+from .results import InterventionMatrix
 
 #: label-free statistics of an image, always measured (see :func:`image_statistics`)
 STATISTICS = ("ink", "centroid_x", "centroid_y", "spread", "slant", "width")
@@ -155,13 +157,6 @@ def intervention_effects(
     return {"factors": names, "kinds": kinds, "change": change / num_pairs, "baseline": baseline / num_pairs}
 
 
-def _as_list(a: np.ndarray) -> list:
-    """Rounded nested lists, NaN as ``None``."""
-    if a.ndim > 1:
-        return [_as_list(row) for row in a]
-    return [v if math.isfinite(v) else None for v in np.round(a, 4).tolist()]
-
-
 def read_factors(x: Tensor, reader: FactorReader | None, value_range: tuple[float, float]) -> dict[str, Tensor]:
     """The factors of images ``x``, each ``(N, k)``: the reader's (if any), then
     :func:`image_statistics`."""
@@ -183,9 +178,9 @@ def intervention_metrics(
     value_range: tuple[float, float] | None = None,
     min_reader_quality: float = MIN_READER_QUALITY,
     progress: bool = False,
-) -> dict[str, Any]:
-    """The interventional layer × factor matrix of ``model`` (see the module docstring), as
-    JSON-ready lists: ``intervention`` (normalised), ``change``, ``baseline``, ``kinds``, the
+) -> InterventionMatrix:
+    """The interventional layer × factor matrix of ``model`` (see the module docstring): the
+    normalised ``matrix``, ``change``, ``baseline`` (rounded to 4 decimals), ``kinds``, the
     ``ordering`` score over the factors in ``factor_levels`` and the reader's quality.
 
     Raises :class:`~pyro_vlae.evaluate.reader.ReaderError` when ``reader`` reads some
@@ -206,67 +201,29 @@ def intervention_metrics(
     clipped = np.nan_to_num(np.clip(matrix, 0, 1), nan=0.0)
     score = ordering_score(clipped[:, ordered], [levels[names[k]] for k in ordered]) if ordered else math.nan
 
-    return {
-        "layers": list(model.latent_sites),
-        "factors": names,
-        "kinds": dict(zip(names, effects["kinds"])),
-        "factor_levels": {n: levels[n] for n in names if n in levels},
-        "intervention": _as_list(matrix),
-        "change": _as_list(change),
-        "baseline": _as_list(baseline),
-        "ordering_intervention": score,
-        "pairs": num_pairs,
-        "seed": seed,
-        "reader": None if reader is None else {
-            "quality": {n: round(q, 4) for n, q in reader.quality.items()},
-            "min_quality": min_reader_quality,
-            **reader.info,
-        },
+    reader_info = None if reader is None else {
+        "quality": {n: round(q, 4) for n, q in reader.quality.items()},
+        "min_quality": min_reader_quality,
+        **reader.info,
     }
-
-
-def format_intervention(metrics: Mapping[str, Any]) -> list[str]:
-    """Lines of a plain-text table of :func:`intervention_metrics`."""
-    names = metrics["factors"]
-    width = max(9, *(len(n) + 1 for n in names))
-    lines = [
-        f"  intervention: change of each factor when only this layer is re-drawn "
-        f"(1 = two independent samples; {metrics['pairs']} pairs)",
-        "  " + " " * 9 + "".join(f"{n:>{width}}" for n in names),
-    ]
-
-    def cell(v: float | None) -> str:
-        return f"{'–' if v is None else f'{v:.2f}':>{width}}"
-
-    for i, layer in enumerate(metrics["layers"]):
-        lines.append(f"  {layer:<9}" + "".join(cell(v) for v in metrics["intervention"][i]))
-    lines.append(f"  {'baseline':<9}" + "".join(cell(v) for v in metrics["baseline"]) + "   (unnormalised)")
-    if any(v is None for row in metrics["intervention"] for v in row):
-        lines.append("  –: the factor does not change between two independent samples (a zero baseline), "
-                     "so a change cannot be normalised")
-    score = metrics.get("ordering_intervention")
-    if score is None or not math.isfinite(score):
-        lines.append("  ordering score – (intervention; undefined: the data set gives no two factors different "
-                     "abstraction levels)")
-    else:
-        lines.append(f"  ordering score {score:.2f} (intervention)")
-    reader = metrics.get("reader")
-    if reader:
-        quality = ", ".join(f"{n} {q:.3f}" for n, q in reader["quality"].items())
-        lines.append(f"  factor reader: held-out quality {quality} (needs {reader['min_quality']}; "
-                     f"{reader.get('steps')} steps, {reader.get('seconds')} s)")
-    for name, ratio in (metrics.get("narrow") or {}).items():
-        lines.append(f"  warning: the samples hardly vary in {name} (baseline {ratio:.2f} of the test images' "
-                     f"spread): its column is a ratio of two small numbers, not a measure of control")
-    if metrics.get("reader_refused"):
-        lines.append("  factor reader refused: " + metrics["reader_refused"].replace("\n", " "))
-    return lines
+    return InterventionMatrix(
+        layers=list(model.latent_sites),
+        factors=names,
+        kinds=dict(zip(names, effects["kinds"])),
+        factor_levels={n: levels[n] for n in names if n in levels},
+        matrix=rounded(matrix),
+        change=rounded(change),
+        baseline=rounded(baseline),
+        ordering=json_safe(score),
+        pairs=num_pairs,
+        seed=seed,
+        reader=json_safe(reader_info),
+    )
 
 
 __all__ = [
     "STATISTICS",
     "factor_change",
-    "format_intervention",
     "image_statistics",
     "intervention_effects",
     "intervention_metrics",

@@ -15,6 +15,8 @@ from torch import Tensor
 
 from ..data.base import Data
 from ..models.base import LatentModel
+from .formatting import json_safe
+from .results import LayerSummary
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_u]) for an active unit
 ACTIVE_THRESHOLD = 0.01
@@ -103,17 +105,17 @@ def pca_explained_variance(means: Tensor) -> list[float]:
     return [float(e) / total if total > 0 else 0.0 for e in eig]
 
 
-def layer_summary(means: dict[str, Tensor], kl: Tensor) -> dict[str, dict[str, Any]]:
+def layer_summary(means: dict[str, Tensor], kl: Tensor) -> dict[str, LayerSummary]:
     """Per layer: KL (nats), KL share, active units, unit activities and PCA spectrum."""
     shares = kl_shares(kl)
     out = {}
     for i, (name, m) in enumerate(means.items()):
-        out[name] = {
+        out[name] = LayerSummary(**json_safe({
             "kl": float(kl[:, i].mean()),
             "kl_share": shares[i],
             "units": m.shape[1],
             "active_units": active_units(m),
             "activity": [float(a) for a in unit_activity(m)],
             "pca_explained_variance": pca_explained_variance(m),
-        }
+        }))
     return out

@@ -44,7 +44,10 @@ from ..run_folder import (
     load_checkpoint,
     write_json,
 )
-from .evaluation import format_evaluation, load_evaluation
+from .formatting import DASH, dash
+from .results import Evaluation
+from .storage import load_evaluation
+from .tables import format_evaluation
 
 #: pictures shown in a report, in this order, when the run folder has them
 PICTURES = [
@@ -121,7 +124,8 @@ def write_report(path: str | Path) -> Path:
     if (path / SUMMARY).exists():
         summary = _read_json(path / SUMMARY)
         parts.append(f"<p>Trained {summary.get('steps')} steps in {summary.get('train_seconds')} s.</p>")
-    parts.append("<h2>Evaluation</h2><pre>" + html.escape(format_evaluation(evaluation)) + "</pre>")
+    table = format_evaluation(Evaluation.from_json(evaluation))
+    parts.append("<h2>Evaluation</h2><pre>" + html.escape(table) + "</pre>")
     for name, caption in PICTURES:
         if (picture := find_picture(path, name)) is not None:
             parts.append(_image(picture, caption))
@@ -207,9 +211,9 @@ def compare_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
 def _mean_sd(values: Sequence[float | None]) -> str:
     v = [x for x in values if x is not None]
     if not v:
-        return "–"
+        return DASH
     if len(v) == 1:
-        return f"{v[0]:.2f}"
+        return dash(v[0])
     return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
 
 
@@ -248,15 +252,11 @@ def _format_group(rows: Sequence[dict[str, Any]]) -> list[str]:
     header = ["run", "ELBO", *iwae_cols, "KL per layer", "active units",
               "ordering (probe)", "ordering (NMI)", "MIG", "ordering (intervention)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-
-    def num(v: float | None) -> str:
-        return "–" if v is None else f"{v:.2f}"
-
     for r in rows:
         iwae = " | ".join(_iwae_cell([r], k) for k in ks)
-        lines.append(f"| {r['run']} | {num(r['elbo'])} | {iwae} | {_layers(r['kl'])} | "
-                     f"{_layers(r['active_units'], '{}')} | {num(r['ordering_probe'])} | "
-                     f"{num(r['ordering_nmi'])} | {num(r['mig'])} | {num(r.get('ordering_intervention'))} |")
+        lines.append(f"| {r['run']} | {dash(r['elbo'])} | {iwae} | {_layers(r['kl'])} | "
+                     f"{_layers(r['active_units'], '{}')} | {dash(r['ordering_probe'])} | "
+                     f"{dash(r['ordering_nmi'])} | {dash(r['mig'])} | {dash(r.get('ordering_intervention'))} |")
     models: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         models.setdefault(str(r["model"]), []).append(r)
@@ -318,7 +318,7 @@ def _mean_matrices(
                       "| layer | " + " | ".join(factors) + " |", "|" + "---|" * (len(factors) + 1)]
             for i in reversed(range(len(layers))):
                 cells = [[r[key][i][k] for r in group if r[key][i][k] is not None] for k in range(len(factors))]
-                lines.append(f"| {layers[i]} | " + " | ".join(f"{statistics.mean(c):.2f}" if c else "–" for c in cells)
+                lines.append(f"| {layers[i]} | " + " | ".join(dash(statistics.mean(c) if c else None) for c in cells)
                              + " |")
     return lines
 
