@@ -34,23 +34,24 @@ Check = tuple[bool, str]
 MODEL_OPTIONS: dict[str, Any] = {k: v for cls in MODELS.values() for k, v in model_options(cls).items()}
 
 
-def fades_in(model: str) -> bool:
-    """Whether the model ``model`` has ladder paths that a fade-in can open (its class has its
-    own :meth:`~pyro_vlae.models.LatentModel.set_layer_gates`: the VLAE)."""
-    cls = MODELS.get(model)
-    return cls is not None and cls.set_layer_gates is not LatentModel.set_layer_gates
+#: the models with ladder paths that a fade-in opens: those whose class has its own
+#: :meth:`~pyro_vlae.models.LatentModel.set_layer_gates` (the VLAE)
+FADING_IN = [name for name, cls in MODELS.items() if cls.set_layer_gates is not LatentModel.set_layer_gates]
 
 
-def own_option(spec: Any, key: str, default: Any, model: str, applies: bool, recommended: Mapping[str, Any]) -> Any:
-    """The resolved value of ``spec``'s option ``key`` that only some models take: for a model
-    it ``applies`` to, the value given, else the data set's recommendation, else ``default``;
-    for another model ``default``, and a :class:`ConfigError` if another value was given."""
+def own_option(
+    spec: Any, key: str, default: Any, model: str, takers: Sequence[str], recommended: Mapping[str, Any]
+) -> Any:
+    """The resolved value of ``spec``'s option ``key`` that only the models ``takers`` take: for
+    one of them, the value given, else the data set's recommendation, else ``default``; for
+    another model ``default``, and a :class:`ConfigError` if another value was given."""
     value = getattr(spec, key)
-    if applies:
+    if model in takers:
         return recommended.get(key, default) if value is None else value
     if value not in (None, default):
         option = "--" + key.replace("_", "-")
-        raise ConfigError(f"{option} applies to the VLAE only, not to --model {model}", f"drop {option}")
+        only = " and the ".join(name.upper() for name in takers)
+        raise ConfigError(f"{option} applies to the {only} only, not to --model {model}", f"drop {option}")
     return default
 
 
@@ -94,9 +95,9 @@ class ModelSpec:
         the library defaults; an option of another model class than this one is refused
         unless at its default, and set to it. Raises :class:`ConfigError` on bad values."""
         filled = {k: recommended.get(k, d) for k, d in self.DEFAULTS.items() if getattr(self, k) is None}
-        declared = model_options(MODELS[self.model]) if self.model in MODELS else {}
         for key, default in MODEL_OPTIONS.items():
-            filled[key] = own_option(self, key, default, self.model, key in declared, recommended)
+            takers = [name for name, cls in MODELS.items() if key in model_options(cls)]
+            filled[key] = own_option(self, key, default, self.model, takers, recommended)
         spec = dataclasses.replace(self, **filled)
         spec.z_dims = check_z_dims(spec.z_dims)
         if spec.kl_weights is not None:
@@ -188,7 +189,7 @@ class TrainingSpec:
 
     #: the library defaults of the options that are ``None`` until resolved
     DEFAULTS: ClassVar[dict[str, Any]] = {"batch_size": 100, "lr": 2e-4, "steps": 10000, "warmup_steps": 2000}
-    #: the fade-in's default, off (for the models with ladder paths to fade in only, :func:`fades_in`)
+    #: the fade-in's default, off (for the models of :data:`FADING_IN` only)
     FADE_IN: ClassVar[int] = 0
 
     def resolve(self, recommended: Mapping[str, Any], model: str, num_data: int) -> TrainingSpec:
@@ -197,7 +198,7 @@ class TrainingSpec:
         A recipe may give its budget in ``epochs`` and its KL warm-up in ``warmup_epochs``;
         the warm-up then keeps its share of the budget when ``steps`` or ``epochs`` scale the
         budget (e.g. 200 of 2000 epochs: the first tenth of any budget). The fade-in applies
-        to the ``model`` if it :func:`fades_in`."""
+        to the ``model`` if it is one of :data:`FADING_IN`."""
         spec = dataclasses.replace(self)
         if spec.steps is None and spec.epochs is None and "epochs" in recommended:
             spec.epochs = recommended["epochs"]
@@ -208,7 +209,7 @@ class TrainingSpec:
             if getattr(spec, key) is None:
                 setattr(spec, key, recommended.get(key, default))
         spec.beta_start = min(spec.beta_start, spec.beta)  # the warm-up rises to β, or holds a smaller β
-        spec.fade_in = own_option(spec, "fade_in", self.FADE_IN, model, fades_in(model), recommended)
+        spec.fade_in = own_option(spec, "fade_in", self.FADE_IN, model, FADING_IN, recommended)
         if spec.epochs is not None:
             if not spec.epochs > 0:
                 raise ConfigError(f"--epochs must be positive, got {spec.epochs}")
