@@ -128,9 +128,9 @@ class RunConfig:
 
     def resume(self, saved: RunConfig, given: Mapping[str, Any]) -> RunConfig:
         """The configuration a resumed run continues: ``saved`` (its checkpoint's) with the
-        :data:`RESUMABLE` options ``given`` (on the command line or in a file), and this
-        invocation's :data:`INVOCATION` settings; any other option given with a value other
-        than the saved one is an error."""
+        :data:`RESUMABLE` options ``given`` (on the command line or in a file; ``data_dir`` may
+        name the folder the data moved to) and this invocation's :data:`INVOCATION` settings;
+        any other option given with a value other than the saved one is an error."""
         for key, value in given.items():
             if key not in RESUMABLE and _plain(value) != _plain(getattr(saved, key)):
                 raise ConfigError(
