@@ -70,6 +70,7 @@ class DataSpec:
         return dataclasses.replace(self, data_dir=str(Path(self.data_dir).expanduser().resolve()))
 
     def checks(self) -> list[Check]:
+        """The checks of these options: (holds, message naming the option) pairs."""
         return [("data_dir" not in self.plugin_options, "give the data folder with --data-dir, not -P data_dir")]
 
 
@@ -115,6 +116,8 @@ class ModelSpec:
         return build_model(self.model, x_shape, self.z_dims, likelihood, self.stem, self.width, **self.model_options())
 
     def checks(self) -> list[Check]:
+        """The checks of these options: (holds, message naming the option) pairs; an invalid
+        ``z_dims`` raises at once."""
         if self.z_dims is not None:
             check_z_dims(self.z_dims)
         return [
@@ -220,6 +223,7 @@ class TrainingSpec:
         return spec
 
     def checks(self) -> list[Check]:
+        """The checks of these options: (holds, message naming the option) pairs."""
         finite = (self.lr, self.beta, self.clip_norm, self.epochs)
         return [
             (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
@@ -258,6 +262,7 @@ class RunSettings:
     dist_timeout: float = DEFAULT_TIMEOUT
 
     def checks(self) -> list[Check]:
+        """The checks of these options: (holds, message naming the option) pairs."""
         return [
             (is_device(self.device), f"--device must be one of {', '.join(DEVICES)} or cuda:N"),
             (self.checkpoint_every >= 1 and self.log_every >= 1,
