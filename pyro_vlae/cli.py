@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import json
 import math
@@ -20,6 +19,7 @@ from .errors import ConfigError, FallbackWarning, PyroVlaeError
 from .models import MODELS, VLAE
 from .models.base import ELBOS, check_z_dims
 from .nets.ladder import STEMS
+from .specs import MODEL_OPTIONS, ModelSpec, TrainingSpec
 from .stopping import Stopped
 from .tracking import TRACKERS
 
@@ -68,11 +68,6 @@ class Group(click.Group):
             raise click.Abort() from None
 
 
-def run_default(name: str) -> Any:
-    """The default of the :class:`RunConfig` field ``name``: an option shows it, never restates it."""
-    return {f.name: f.default for f in dataclasses.fields(RunConfig)}[name]
-
-
 def parse_device(ctx, param, value: str) -> str:
     """``--device``: auto, cpu, cuda or cuda:N."""
     if not is_device(value):
@@ -83,7 +78,7 @@ def parse_device(ctx, param, value: str) -> str:
 def device_option(function):
     """``--device``, the same for every command (default: ``auto``, the :class:`RunConfig`'s)."""
     return click.option(
-        "--device", default=run_default("device"), show_default=True, callback=parse_device,
+        "--device", default=RunConfig.default("device"), show_default=True, callback=parse_device,
         metavar="[auto|cpu|cuda|cuda:N]",
         help="Where to compute: auto (a GPU when PyTorch sees one, else the CPU), cpu, cuda or GPU N (cuda:N).",
     )(function)
@@ -173,32 +168,35 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--plugin", default=run_default("plugin"), show_default=True,
+@click.option("--plugin", default=RunConfig.default("plugin"), show_default=True,
               help="Data set plugin; `pyro-vlae plugins NAME` shows its options and the values it "
                    "recommends (each [default: the data set's] below).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the data set's files.")
 @click.option("--plugin-option", "-P", "plugin_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the data set plugin, e.g. -P num_train=5000.")
-@click.option("--model", default=run_default("model"), show_default=True,
+@click.option("--model", default=RunConfig.default("model"), show_default=True,
               help=f"Model: {', '.join(list(MODELS)[:-1])} or {list(MODELS)[-1]}.")
 @click.option("--likelihood", help="Decoder likelihood [default: the data set's].")
 @click.option("--likelihood-option", "-L", "likelihood_options", multiple=True, callback=parse_options,
               metavar="KEY=VALUE", help="Option for the likelihood, e.g. -L scale=0.1.")
 @click.option("--z-dims", callback=parse_dims, help="Widths of z1..zL, e.g. 2,2,2 [default: the data set's].")
 @click.option("--stem", type=click.Choice(["auto", *STEMS]),
-              help="Network family [default: the data set's recipe for the model, else auto: from the data's shape].")
+              help=f"Network family [default: the data set's recipe for the model, else {ModelSpec.DEFAULTS['stem']}: "
+              "from the data's shape].")
 @click.option("--width", type=float, help="Multiplier on channels and dense widths [default: the data set's].")
 @click.option("--combine", type=click.Choice(VLAE.COMBINES),
               help="VLAE: join z̃ and v_l(z_l) by concatenation (eq. 11) or the authors' gated addition "
-              "[default: the data set's, else concat].")
+              f"[default: the data set's, else {MODEL_OPTIONS['combine']}].")
 @click.option("--heads", type=click.Choice(VLAE.HEADS),
-              help="VLAE: linear ladder heads (μ, σ) or two dense layers first [default: the data set's, else linear].")
+              help="VLAE: linear ladder heads (μ, σ) or two dense layers first "
+              f"[default: the data set's, else {MODEL_OPTIONS['heads']}].")
 @click.option("--z-norm", type=click.Choice(["batch", "none"]),
               help="VLAE: batch norm in the dense layers that read z_l (v_l, f_L's first), as the authors', "
-              "or none [default: the data set's, else batch].")
+              f"or none [default: the data set's, else {MODEL_OPTIONS['z_norm']}].")
 @click.option("--fade-in", callback=parse_fade_in, metavar="FRACTION|STEPS",
               help="VLAE: fade the layers in from the top down, every layer fully on after FRACTION (in (0, 1)) "
-              "of the run, or one layer every STEPS steps (0: off) [default: the data set's, else 0].")
+              "of the run, or one layer every STEPS steps (0: off) "
+              f"[default: the data set's, else {TrainingSpec.FADE_IN}].")
 @click.option("--kl-weights", callback=parse_weights, metavar="W1,...,WL",
               help="VLAE: weight of each layer's KL term, z1 first (all 1: the ELBO) [default: the data set's].")
 @click.option("--steps", type=int, help="Training steps [default: the data set's].")
@@ -208,64 +206,55 @@ def main() -> None:
 @click.option("--warmup-steps", type=int,
               help="Steps over which the KL weight β rises to --beta [default: the data set's, else "
                    f"{RunConfig.DEFAULTS['warmup_steps']}].")
-@click.option("--beta", type=float, default=run_default("beta"), show_default=True,
+@click.option("--beta", type=float, default=RunConfig.default("beta"), show_default=True,
               help="Final KL weight (β≠1: a β-VAE).")
-@click.option("--elbo", type=click.Choice(ELBOS), default=run_default("elbo"), show_default=True,
+@click.option("--elbo", type=click.Choice(ELBOS), default=RunConfig.default("elbo"), show_default=True,
               help="trace: Trace_ELBO (sampled KL); meanfield: TraceMeanField_ELBO (analytic KL).")
 @click.option("--clip-norm", type=float, help="Clip each parameter's gradient norm (per-data-point units).")
 @device_option
-@click.option("--seed", type=SEED, default=run_default("seed"), show_default=True,
+@click.option("--seed", type=SEED, default=RunConfig.default("seed"), show_default=True,
               help="Seed: a CPU run repeats bit for bit.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder [default: runs/PLUGIN-MODEL, numbered if taken].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@click.option("--checkpoint-every", type=int, default=run_default("checkpoint_every"), show_default=True,
+@click.option("--checkpoint-every", type=int, default=RunConfig.default("checkpoint_every"), show_default=True,
               help="Save the checkpoint every this many steps (and at the end).")
-@click.option("--log-every", type=int, default=run_default("log_every"), show_default=True,
+@click.option("--log-every", type=int, default=RunConfig.default("log_every"), show_default=True,
               help="Write a row of metrics.csv (and a progress line) every this many steps.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-@click.option("--jit/--no-jit", default=run_default("jit"), show_default=True,
+@click.option("--jit/--no-jit", default=RunConfig.default("jit"), show_default=True,
               help="Trace model and guide once with Pyro's JIT ELBO (see benchmarks/README.md).")
 @click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
-@click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
+@click.option("--dist-timeout", type=click.FloatRange(min=1), default=RunConfig.default("dist_timeout"),
+              show_default=True, metavar="SECONDS",
               help="Under torchrun: how long a process waits for the others before stopping with an error.")
 @click.option("--log", "tracker", type=click.Choice(TRACKERS),
               help="Also write metrics, per-layer grids and hyper-parameters to a tracker "
                    '(extras: pip install "pyro-vlae[tensorboard]" or "pyro-vlae[mlflow]"); '
                    "metrics.csv is written either way.")
-@click.option("--log-images-every", type=click.IntRange(0), default=500, show_default=True, metavar="N",
+@click.option("--log-images-every", type=click.IntRange(0), default=RunConfig.default("log_images_every"),
+              show_default=True, metavar="N",
               help="With --log: per-layer grids every N steps (0: only at the end).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Start from a run's config.json (or its folder) or a TOML/YAML file with the same keys; "
                    "options given here override it.")
 @click.pass_context
-def fit(
-    ctx: click.Context, out: Path | None, resume: bool, progress: bool, dist_timeout: float,
-    config_file: Path | None, tracker: str | None, log_images_every: int, **options: Any
-) -> None:
+def fit(ctx: click.Context, out: Path | None, resume: bool, progress: bool, config_file: Path | None,
+        **options: Any) -> None:
     """Train a model and write a run folder: checkpoint, metrics, loss curve and pictures."""
+    from .config_file import fit_config
     from .run import fit as run_fit
 
     given = {
         k: v for k, v in options.items()
         if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
     }
-    if config_file is not None:
-        from .config_file import merge_config
-
-        options, given = merge_config(options, given, config_file)  # --resume applies or refuses the file's
-    config = RunConfig(**{**options, "plugin_options": options["plugin_options"] or {}})
-    config.validate()
+    config, given = fit_config(options, given, config_file)  # --resume applies or refuses the options given
     if out is None:
         from .run_folder import default_folder
 
         out = default_folder(config, resume)
-    if tracker is not None:
-        from .tracking import require_tracker
-
-        require_tracker(tracker)  # before the run folder is touched
-    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given, dist_timeout=dist_timeout,
-            tracker=tracker, log_images_every=log_images_every)
+    run_fit(config, out, resume=resume, progress=progress, echo=click.echo, overrides=given)
 
 
 @main.command("plugins")

@@ -1,7 +1,8 @@
 """Run configurations from a file: a run's ``config.json``, or TOML / YAML with the same keys.
 
-The keys are the fields of :class:`~pyro_vlae.config.RunConfig` (``pyro-vlae fit --help``
-names them with dashes: ``--batch-size`` is ``batch_size``). A file is read whole and
+The keys are the flat options of :class:`~pyro_vlae.config.RunConfig`, as a run's
+``config.json`` holds them (``pyro-vlae fit --help`` names them with dashes: ``--batch-size``
+is ``batch_size``). A file is read whole and
 checked before anything runs: every unknown key and every value of the wrong type is named
 in one message. TOML is read with the standard library's ``tomllib`` (Python >= 3.11;
 ``tomli`` on 3.10); YAML needs PyYAML (``pip install pyyaml``).
@@ -9,7 +10,6 @@ in one message. TOML is read with the standard library's ``tomllib`` (Python >= 
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import types
@@ -94,14 +94,14 @@ def _describe(hint: Any) -> str:
 def check_config(values: Any, source: str = "the configuration") -> dict[str, Any]:
     """Check a mapping of :class:`RunConfig` keys: one line per unknown key (with the closest
     known one) and per value of the wrong type, all in one :class:`ConfigError`. Returns the
-    values ready for ``RunConfig(**values)``."""
+    values ready for :meth:`RunConfig.from_dict`."""
     if not isinstance(values, dict):
         raise ConfigError(
             f"{source} holds {type(values).__name__}, not a table of options",
             "write one `key = value` per option, e.g. steps = 1000",
         )
-    hints = typing.get_type_hints(RunConfig)
-    known = [f.name for f in dataclasses.fields(RunConfig)]
+    hints = RunConfig.hints()
+    known = list(hints)
     problems = []
     for key, value in values.items():
         if key not in known:
@@ -136,6 +136,22 @@ def merge_config(
             options[other] = None
     explicit = {k: options[k] for k in (*from_file, *given) if k in options}
     return options, explicit
+
+
+def fit_config(
+    options: dict[str, Any], given: dict[str, Any], path: str | Path | None = None
+) -> tuple[RunConfig, dict[str, Any]]:
+    """The validated configuration of ``pyro-vlae fit``: ``options`` (every option of the
+    command line, defaults included; ``-P`` left out is no plugin option), with the file
+    ``path``, if any, merged under the options ``given`` explicitly (:func:`merge_config`).
+
+    Returns it and the options set explicitly, which a resumed run applies or refuses
+    (:meth:`RunConfig.resume`)."""
+    if path is not None:
+        options, given = merge_config(options, given, path)
+    config = RunConfig.from_dict({**options, "plugin_options": options["plugin_options"] or {}})
+    config.validate()
+    return config, given
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import torch
 
 from . import plugins
 from ._version import __version__
-from .config import RunConfig
+from .config import RESUMABLE, RunConfig
 from .data.base import Data, DatasetPlugin, worker_failed
 from .devices import resolve_device
 from .errors import ConfigError, DataError, TrainingDiverged
@@ -51,9 +51,6 @@ from .stopping import Stopped, StopRequests, agreed, signal_name
 from .tracking import Tracker, open_tracker
 from .train import KLWarmup, LayerFadeIn, Trainer, distributed
 
-#: options a resumed run may change; everything else comes from the checkpoint
-RESUMABLE = ("steps", "epochs", "device", "checkpoint_every", "log_every", "data_dir")
-
 __all__ = ["RESUMABLE", "Setup", "build", "finish", "fit", "loop", "resolve"]
 
 
@@ -64,27 +61,25 @@ def fit(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     overrides: dict[str, Any] | None = None,
-    dist_timeout: float = distributed.DEFAULT_TIMEOUT,
-    tracker: str | None = None,
-    log_images_every: int = 500,
 ) -> Path:
     """Train ``config`` into the run folder ``out`` and write its pictures.
 
     With ``resume`` the configuration comes from the checkpoint in ``out``, except the
-    options in :data:`RESUMABLE` given in ``overrides``; training continues from the saved
-    step with the same result as an uninterrupted run.
+    options in :data:`RESUMABLE` given in ``overrides`` and this invocation's tracker settings
+    (:meth:`RunConfig.resume`); training continues from the saved step with the same result
+    as an uninterrupted run.
 
     Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process trains on its shard of each
     global batch with DistributedDataParallel (:mod:`pyro_vlae.train.distributed`) and process
-    0 alone writes the run folder; ``dist_timeout`` bounds how long a process waits for the others.
+    0 alone writes the run folder; ``config.dist_timeout`` bounds how long a process waits for the others.
 
-    ``tracker`` (e.g. ``"tensorboard"``, :mod:`pyro_vlae.tracking`) also receives every metrics
-    row, the per-layer grids every ``log_images_every`` steps (0: at the end only) and the
-    hyper-parameters with the final test metrics.
+    ``config.tracker`` (e.g. ``"tensorboard"``, :mod:`pyro_vlae.tracking`) also receives every
+    metrics row, the per-layer grids every ``config.log_images_every`` steps (0: at the end only)
+    and the hyper-parameters with the final test metrics.
     """
     created = not resume and not Path(out).exists()  # a failed start removes the folder it made
     started = False
-    context = distributed.setup(config.device, dist_timeout)
+    context = distributed.setup(config.device, config.dist_timeout)
     stops = StopRequests()
     echo = stops.guard(echo)  # a closed output pipe stops the run like a signal
     setup = None
@@ -95,14 +90,14 @@ def fit(
         trainer = build(setup)
         track = None
         if setup.main:
-            track = open_tracker(tracker, setup.out)  # a store that cannot be opened stops the run here
+            track = open_tracker(setup.config.tracker, setup.out)  # a store that cannot be opened stops the run here
             write_json(setup.out / CONFIG, setup.config.to_dict())
         echo(_banner(setup, trainer))
         if (warning := fade_in_warning(setup.config)) is not None:
             echo(warning)
         started = True
         try:
-            seconds = loop(setup, trainer, progress, echo, track, log_images_every, stops)
+            seconds = loop(setup, trainer, progress, echo, track, setup.config.log_images_every, stops)
         except BaseException as err:
             if track is not None:
                 track.close(err)
@@ -177,7 +172,7 @@ def resolve(
             context.check_same({**config.to_dict(), "out": str(out), "resume": resume})
             ckpt = context.on_main(open_folder)  # process 0 reads the run folder and shares it
         if resume:
-            config = _resumed(RunConfig.from_dict(ckpt["config"]), overrides or {})
+            config = config.resume(RunConfig.from_dict(ckpt["config"]), overrides or {})
         plugin = open_dataset(config)
         t0 = time.perf_counter()
         train = plugins.load_data(plugin, "train")
@@ -195,33 +190,6 @@ def resolve(
             lock.release()
         raise
     return Setup(config, out, plugin, train, test, load_seconds, ckpt, context, locks[0] if locks else None)
-
-
-def _resumed(saved: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """The saved configuration with the :data:`RESUMABLE` options of ``overrides``; any other
-    option given with a different value is an error. ``data_dir`` may name the folder the
-    data moved to; it is stored absolute."""
-    for key, value in overrides.items():
-        if key == "data_dir" and value is not None:
-            value = str(Path(value).expanduser().resolve())
-        if key not in RESUMABLE and _plain(value) != _plain(getattr(saved, key)):
-            raise ConfigError(
-                f"--resume continues the saved configuration, but {key} was given as "
-                f"{value!r} (saved: {getattr(saved, key)!r})",
-                f"drop that option, or start a new run with --out; resumable: {', '.join(RESUMABLE)}",
-            )
-        if key in RESUMABLE:
-            setattr(saved, key, value)
-    return saved
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with every list a tuple, so that a value read from a file compares equal."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 # ------------------------------------------------------------------------------- build

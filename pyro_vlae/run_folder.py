@@ -35,7 +35,7 @@ from .data.base import DatasetPlugin
 from .devices import resolve_device
 from .errors import CheckpointError, ConfigError, DataError
 from .folder_lock import FolderLock
-from .models import LatentModel, build_model
+from .models import LatentModel
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
@@ -156,17 +156,13 @@ def make_model(config: RunConfig, x_shape: tuple[int, ...]) -> LatentModel:
     """A fresh model for a resolved ``config``, under a name of its own in Pyro's param store
     (which is left as it is).
 
-    The likelihood is built from ``config.likelihood_options`` and ``config.value_range``
-    (which :meth:`RunConfig.resolve` took from the data set), not from the data set.
+    The likelihood is built by its spec (:meth:`~pyro_vlae.specs.LikelihoodSpec.build`, from
+    the ``value_range`` that :meth:`RunConfig.resolve` took from the data set), not from the
+    data set; the model by its spec (:meth:`~pyro_vlae.specs.ModelSpec.build`).
     """
-    options = dict(config.likelihood_options or {})
-    if config.value_range is not None:
-        options.setdefault("value_range", config.value_range)
-    likelihood = plugins.likelihood(config.likelihood, **options)
+    likelihood = config.likelihood_spec.build()
     try:
-        return build_model(
-            config.model, x_shape, config.z_dims, likelihood, config.stem, config.width, **config.model_options()
-        )
+        return config.model_spec.build(x_shape, likelihood)
     except (MemoryError, RuntimeError) as err:  # PyTorch's allocator says "can't allocate memory"
         if not isinstance(err, MemoryError) and "allocate" not in str(err):
             raise
