@@ -104,7 +104,10 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
         {
             "default": ([], 3000),
             "nobn": (["--z-norm", "none"], 3000),
-            "nobn-z4": (["--z-norm", "none", "--z-dims", "4,4,4"], 3000),
+            # one layer per level of factors, each as wide as its factors need: hue (circular, 2),
+            # size and position (3), shape class (3 classes, 2)
+            "z232": (["--z-dims", "2,3,2"], 3000),
+            "z332": (["--z-dims", "3,3,2"], 3000),
         },
     ),
 }
