@@ -57,6 +57,9 @@ class RunConfig:
     log_every: int = 50
     jit: bool = False
     bf16: bool = False
+    #: the compiled step (:class:`~pyro_vlae.train.Trainer`'s ``compile``): ``None`` its default
+    #: (a CUDA graph on CUDA, the eager step on the CPU), ``True`` a compiled step, ``False`` eager
+    compile: bool | None = None
 
     DEFAULTS = {
         "z_dims": DEFAULT_Z_DIMS,
