@@ -224,6 +224,9 @@ def main() -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.option("--jit/--no-jit", default=RunConfig.default("jit"), show_default=True,
               help="Trace model and guide once with Pyro's JIT ELBO (see benchmarks/README.md).")
+@click.option("--compile/--no-compile", default=RunConfig.default("compile"),
+              help="Compile the training step (on the CPU: torch.compile, cached in ~/.cache/pyro-vlae/inductor) "
+                   "or run it eagerly [default: a CUDA graph on CUDA, eager on the CPU; see benchmarks/README.md].")
 @click.option("--bf16", is_flag=True, help="CUDA only: bfloat16 autocast for the networks.")
 @click.option("--dist-timeout", type=click.FloatRange(min=1), default=RunConfig.default("dist_timeout"),
               show_default=True, metavar="SECONDS",

@@ -216,6 +216,7 @@ def build(setup: Setup) -> Trainer:
         seed=config.seed,
         jit=config.jit,
         bf16=config.bf16,
+        compile=config.compile,
     )
     if setup.checkpoint is not None:
         trainer.load_state_dict(setup.checkpoint["trainer"])

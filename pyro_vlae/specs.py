@@ -189,6 +189,9 @@ class TrainingSpec:
     seed: int = 0
     jit: bool = False
     bf16: bool = False
+    #: the compiled step (:class:`~pyro_vlae.train.Trainer`'s ``compile``): ``None`` its default
+    #: (a CUDA graph on CUDA, the eager step on the CPU), ``True`` a compiled step, ``False`` eager
+    compile: bool | None = None
 
     #: the library defaults of the options that are ``None`` until resolved
     DEFAULTS: ClassVar[dict[str, Any]] = {"batch_size": 100, "lr": 2e-4, "steps": 10000, "warmup_steps": 2000}

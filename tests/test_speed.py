@@ -307,3 +307,68 @@ def test_one_factory_chooses_the_kind_of_step():
     assert set(kinds.values()) < set(STEP_KINDS)
     with pytest.raises(ConfigError, match="unknown kind of training step"):
         make_step(Trainer(VLAE((12,), (2,), width=0.05), data, batch_size=16), "fast")
+
+
+def _refuse_to_compile(monkeypatch):
+    """Make every compile fail as it does without a C++ compiler; returns the attempts."""
+    from pyro_vlae.train.compiled import CompiledStep
+
+    attempts = []
+
+    def refuse(self, *args):
+        attempts.append(1)
+        raise RuntimeError("Compiler: cc is not found\nmore lines")
+
+    monkeypatch.setattr(CompiledStep, "_trace", refuse)
+    return attempts
+
+
+def test_a_step_that_cannot_compile_runs_eagerly_and_says_so(monkeypatch):
+    import copy
+    import warnings
+
+    from pyro_vlae.errors import FallbackWarning
+
+    attempts = _refuse_to_compile(monkeypatch)
+    base, data = VLAE((12,), (2, 2), width=0.05), torch.rand(64, 12)
+    eager = Trainer(copy.deepcopy(base), data, batch_size=16, compile=False)
+    compiled = Trainer(copy.deepcopy(base), data, batch_size=16, compile=True)
+    pyro.set_rng_seed(1)
+    with pytest.warns(FallbackWarning, match=r"could not be compiled \(RuntimeError: Compiler: cc is not found\)"):
+        first = compiled.train_step()
+    assert compiled._step.failed == "RuntimeError: Compiler: cc is not found"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second attempt, no second warning
+        losses = [first, *(compiled.train_step() for _ in range(2))]
+    assert attempts == [1]
+    pyro.set_rng_seed(1)
+    assert torch.equal(torch.stack(losses), torch.stack([eager.train_step() for _ in range(3)]))
+
+
+def test_compiled_steps_cache_in_the_users_cache_folder(monkeypatch, tmp_path):
+    from pyro_vlae.train.steps import persistent_compile_cache
+
+    monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    assert persistent_compile_cache() == tmp_path / "inductor"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "own"))  # the user's choice stands
+    assert persistent_compile_cache() == tmp_path / "own"
+
+
+def test_fit_compile_option_reaches_the_trainer(tmp_path, monkeypatch):
+    import json
+
+    _refuse_to_compile(monkeypatch)
+    small = ["fit", *fit_args(steps=2, z_dims="2"), "--device", "cpu"]
+    r = run(*small, "--compile", "--out", str(tmp_path / "compiled"))
+    assert r.exit_code == 0, r.output
+    assert "warning: the training step could not be compiled (RuntimeError: Compiler: cc is not found)" in r.output
+    assert json.loads((tmp_path / "compiled" / "config.json").read_text())["compile"] is True
+    r = run(*small, "--no-compile", "--out", str(tmp_path / "eager"))
+    assert r.exit_code == 0 and "could not be compiled" not in r.output, r.output
+    assert json.loads((tmp_path / "eager" / "config.json").read_text())["compile"] is False
+    r = run(*small, "--out", str(tmp_path / "default"))  # the trainer's default: eager here, a CUDA graph on CUDA
+    assert r.exit_code == 0 and "could not be compiled" not in r.output, r.output
+    assert json.loads((tmp_path / "default" / "config.json").read_text())["compile"] is None
+    r = run(*small, "--compile", "--jit", "--out", str(tmp_path / "both"))
+    assert r.exit_code != 0 and "do not combine" in r.output

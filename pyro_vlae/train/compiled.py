@@ -134,15 +134,21 @@ class CompiledStep:
         self.compiles += 1
         return compiled
 
-    def __call__(self, x: Tensor, beta: Tensor) -> tuple[Tensor, Sequence[Tensor]]:
+    def prepare(self, x: Tensor, beta: Tensor) -> Callable:
+        """The compiled graph for batches like ``x``: traced and compiled on first use (which
+        raises if compiling fails, e.g. with no C++ compiler, leaving no trace)."""
         key = self._key(x)
         if key not in self._graphs:
             params = {k: p for k, p in self.objective.named_parameters() if p.requires_grad}
             buffers = dict(self.objective.named_buffers())
             self._inputs = list(params.values()), list(buffers.values())
             self._graphs[key] = self._trace(params, buffers, x, beta)
+        return self._graphs[key]
+
+    def __call__(self, x: Tensor, beta: Tensor) -> tuple[Tensor, Sequence[Tensor]]:
+        graph = self.prepare(x, beta)
         with torch.no_grad():  # the graph holds its own backward pass: no autograd around it
-            return self._graphs[key](*self._inputs, x, beta)
+            return graph(*self._inputs, x, beta)
 
 
 class _DeviceConstants(TorchFunctionMode):

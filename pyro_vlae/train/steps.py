@@ -16,12 +16,16 @@ kind            what runs
 
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..data.files import cache_dir
+from ..errors import ConfigError, FallbackWarning
 from .compiled import CompiledStep, CUDAGraphStep
 
 if TYPE_CHECKING:
@@ -67,15 +71,49 @@ class EagerStep:
         return loss
 
 
+def persistent_compile_cache() -> Path:
+    """Where Inductor keeps what it compiled: ``$TORCHINDUCTOR_CACHE_DIR`` if set (or already
+    chosen in this process), else ``inductor/`` in the user's cache folder
+    (:func:`~pyro_vlae.data.files.cache_dir`) rather than torch's default under the temporary
+    folder, so that it outlives a reboot. Torch keys its entries on the traced graph (the
+    model, the batch's shape and dtype, the ELBO), its own version and options; a later run
+    of the same model and batch shape loads the compiled step instead of compiling it."""
+    return Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor")))
+
+
 class CompiledGradientStep:
     """The compiled loss and gradients of :class:`~.compiled.CompiledStep`, then the
-    trainer's gradient clipping and Adam step."""
+    trainer's gradient clipping and Adam step.
+
+    A step that cannot be compiled (no C++ compiler, an operation Inductor refuses) is
+    announced with one :class:`~pyro_vlae.errors.FallbackWarning` and runs eagerly from then
+    on (:attr:`failed` holds the reason)."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
+        persistent_compile_cache()
         self.compiled = CompiledStep(trainer.model, trainer.differentiable_loss)
+        self.eager = EagerStep(trainer)
+        self.failed: str | None = None
+
+    def _compiles(self, x: Tensor, beta: Tensor) -> bool:
+        """Whether the compiled graph for ``x`` is ready (compiling it now if need be)."""
+        if self.failed is None:
+            try:
+                self.compiled.prepare(x, beta)
+            except Exception as err:  # compiling ran on copies: nothing to undo
+                lines = str(err).strip().splitlines()
+                self.failed = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+                warnings.warn(
+                    f"the training step could not be compiled ({self.failed}); it runs eagerly",
+                    FallbackWarning,
+                    stacklevel=3,
+                )
+        return self.failed is None
 
     def __call__(self, x: Tensor, beta: Tensor) -> Tensor:
+        if not self._compiles(x, beta):
+            return self.eager(x, beta)
         loss, grads = self.compiled(x, beta)
         for p, g in zip(self.trainer.params, grads):
             p.grad = g

@@ -174,7 +174,9 @@ class Trainer:
     Compiled steps (``compile``): on CUDA the whole step is captured once in a CUDA graph and
     replayed (:class:`~pyro_vlae.train.compiled.CUDAGraphStep`, the default there); elsewhere
     loss and gradients are traced once and compiled by :func:`torch.compile`
-    (:class:`~pyro_vlae.train.compiled.CompiledStep`, opt-in: compiling takes a minute or more).
+    (:class:`~pyro_vlae.train.compiled.CompiledStep`, opt-in: compiling takes a minute or more,
+    more than it saves in a default run unless Inductor's cache already holds it; a step that
+    cannot be compiled is announced and runs eagerly).
 
     :param model: the Pyro model/guide pair; every trainable parameter is one of its
         ``parameters()`` (``PyroModule`` networks and likelihood).
