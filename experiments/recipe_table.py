@@ -98,7 +98,7 @@ def row(results: dict) -> dict[str, float]:
         out["ordering (intervention)"] = iv["ordering_intervention"]
     if results.get("hierarchy"):
         out["ordering (probe)"] = results["hierarchy"]["ordering_probe"]
-    return out
+    return {k: np.nan if v is None else v for k, v in out.items()}  # e.g. no ordering for one layer
 
 
 def main() -> None:
