@@ -96,6 +96,9 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "hvae-wide": (["--model", "hvae", "--z-dims", "6,2,2"], 6000),
             "lvae-wide": (["--model", "lvae", "--z-dims", "6,2,2"], 6000),
             "vae": (["--model", "vae", "--z-dims", "6"], 6000),
+            # z1 twice as wide again: the chains' fit against their width
+            "hvae-wider": (["--model", "hvae", "--z-dims", "12,2,2"], 6000),
+            "lvae-wider": (["--model", "lvae", "--z-dims", "12,2,2"], 6000),
         },
     ),
     # levers on top of what ``pyro-vlae fit`` runs, at its full budget
