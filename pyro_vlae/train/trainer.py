@@ -233,8 +233,8 @@ class Trainer:
         self.warmup = warmup or KLWarmup()
         self.seed = int(seed)
         self.num_data = len(data)
-        self.streamed = not torch.is_tensor(data)
         self.batches = BatchSource(data, self.batch_indices, model.device, transform, self.seed)
+        self.streamed = self.batches.streamed
         self.batches_per_epoch = self.num_data // self.batch_size
         self.clip_norm = clip_norm * self.num_data if clip_norm else None
         self.bf16 = bool(bf16)
