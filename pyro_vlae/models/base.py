@@ -215,12 +215,19 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
         subsample: Tensor | None = None,
         batch_size: int | None = None,
     ) -> tuple[contextlib.AbstractContextManager, int]:
-        """The ``"data"`` plate (dim −1) over the batch, and the batch size B.
+        """The ``"data"`` plate (dim −1) over the batch, and the batch size B, which
+        :meth:`check_batch` accepts.
 
         Joins the caller's ``"data"`` plate when one is open (which then owns the data-set
         size and the indices); otherwise opens one over ``num_data`` points with the batch's
         indices ``subsample`` (default ``0..B-1``). B is x's size at the plate's dim, else
         the size of the caller's plate, of ``subsample``, or ``batch_size`` (default 1)."""
+        plate, batch = self._plate(x, num_data, subsample, batch_size)
+        self.check_batch(batch)
+        return plate, batch
+
+    def _plate(self, x, num_data, subsample, batch_size) -> tuple[contextlib.AbstractContextManager, int]:
+        """:meth:`data_plate` without the batch check."""
         frames = get_plates()
         own = next((f for f in frames if f.name == DATA_PLATE), None)
         other = next((f for f in frames if f.dim == -1 and f.name != DATA_PLATE), None)

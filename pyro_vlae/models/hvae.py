@@ -79,7 +79,6 @@ class HVAE(MarkovHierarchy):
     def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """q(z | x) = q(z_1 | x) Π_l q(z_l | z_{l-1}), sampled bottom-up."""
         plate, batch = self.data_plate(x, num_data, subsample, batch_size)
-        self.check_batch(batch)
         sites = self.latent_sites
         with plate, kl_weight(beta):
             h = x

@@ -74,7 +74,6 @@ class LVAE(MarkovHierarchy):
     def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """q(z | x) = q(z_L | x) Π_l q(z_l | z_{l+1}, x), sampled top-down."""
         plate, batch = self.data_plate(x, num_data, subsample, batch_size)
-        self.check_batch(batch)
         sites = self.latent_sites
         ladder = self.bottom_up(x)
         with plate, kl_weight(beta):

@@ -81,7 +81,6 @@ class MarkovHierarchy(LadderModel):
         """p(x, z) = p(z_L) Π_l p(z_l | z_{l+1}) r(x; f_0(z_1)) (eq. 4), sampled top-down;
         returns r(x; f_0(z_1))."""
         plate, batch = self.data_plate(x, num_data, subsample, batch_size)
-        self.check_batch(batch)
         sites = self.latent_sites
         with plate:
             with kl_weight(beta):

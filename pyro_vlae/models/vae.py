@@ -64,7 +64,6 @@ class VAE(LadderModel):
     def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """p(x, z) = N(z; 0, I) r(x; f(z)); returns r(x; f(z))."""
         plate, batch = self.data_plate(x, num_data, subsample, batch_size)
-        self.check_batch(batch)
         with plate:
             with kl_weight(beta):
                 z = pyro.sample("z1", dist.Normal(self._zero, 1.0).expand([batch, self.z_dims[0]]).to_event(1))
@@ -76,7 +75,6 @@ class VAE(LadderModel):
     def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """q(z | x) = N(μ(g(x)), σ(g(x)))."""
         plate, batch = self.data_plate(x, num_data, subsample, batch_size)
-        self.check_batch(batch)
         loc, scale = self.encode(x)
         with plate, kl_weight(beta):
             return pyro.sample("z1", dist.Normal(loc, scale).to_event(1))

@@ -147,7 +147,6 @@ class VLAE(LadderModel):
     def model(self, x=None, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """p(x, z) = r(x; f_0(z̃_1)) Π_l N(z_l; 0, I); returns r(x; f_0(z̃_1))."""
         plate, batch = self.data_plate(x, num_data, subsample, batch_size)
-        self.check_batch(batch)
         with plate:
             with kl_weight(beta):
                 zs = []
@@ -162,7 +161,6 @@ class VLAE(LadderModel):
     def guide(self, x, beta=1.0, *, num_data=None, subsample=None, batch_size=None):
         """q(z | x) = Π_l N(z_l; μ_l(h_l), σ_l(h_l)), a mean-field posterior."""
         plate, batch = self.data_plate(x, num_data, subsample, batch_size)
-        self.check_batch(batch)
         with plate, kl_weight(beta):
             zs = []
             for i, (name, (loc, scale)) in enumerate(zip(self.latent_sites, self.encode(x))):
