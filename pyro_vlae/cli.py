@@ -405,7 +405,7 @@ def explore(run: Path, host: str, port: int, samples: int, span: float, seed: in
     """
     from .explore import serve
 
-    serve(run, host, port, device, samples, span, seed, echo=click.echo)
+    serve(run, host, port, device, samples, span, seed)
 
 
 # ---------------------------------------------------------------- diagnostics of a finished run
