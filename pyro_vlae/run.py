@@ -78,11 +78,8 @@ def fit(
 
     ``config.tracker`` (e.g. ``"tensorboard"``, :mod:`pyro_vlae.tracking`) also receives every
     metrics row, the per-layer grids every ``config.log_images_every`` steps (0: at the end only)
-    and the hyper-parameters with the final test metrics.
-
-    What the run says (its banner, warnings, what it wrote) goes to this module's logger;
-    ``echo`` receives the progress lines printed off a terminal (:class:`~pyro_vlae.progress.Progress`).
-    """
+    and the hyper-parameters with the final test metrics. What the run says (banner, warnings,
+    what it wrote) goes to this module's logger, the progress lines off a terminal to ``echo``."""
     created = not resume and not Path(out).exists()  # a failed start removes the folder it made
     started = False
     context = distributed.setup(config.device, config.dist_timeout)
