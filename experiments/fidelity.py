@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from pyro_vlae.evaluate import Fidelity, ReaderError, reader_for, sample_fidelity
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="write every run's numbers to this JSON file")
     args = parser.parse_args()
+    logging.basicConfig(format="%(message)s")  # the library's messages as they are, on stderr
+    logging.getLogger("pyro_vlae").setLevel(logging.INFO)
     results = {}
     for path in args.runs:
         fidelity = run_fidelity(path, args.samples, args.seed, args.reader_steps, args.device)

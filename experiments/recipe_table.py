@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("--intervention-samples", type=int, default=1000)
     args = parser.parse_args()
+    logging.basicConfig(format="%(message)s")  # the library's messages as they are, on stderr
+    logging.getLogger("pyro_vlae").setLevel(logging.INFO)
     torch.set_num_threads(1)
     groups: dict[str, list[dict[str, float]]] = defaultdict(list)
     for run in sorted(args.root.iterdir()):

@@ -14,6 +14,7 @@ import click
 
 from ._version import __version__
 from .config import RunConfig
+from .console import echo_logs
 from .devices import DEVICES, is_device
 from .errors import ConfigError, FallbackWarning, PyroVlaeError
 from .models import MODELS, VLAE
@@ -42,13 +43,14 @@ class Command(click.Command):
 class Group(click.Group):
     """Turns every :class:`PyroVlaeError` into one message and exit status 1 (no traceback),
     a run stopped by a signal (:class:`~pyro_vlae.stopping.Stopped`) into its message and the
-    signal's exit status, and every :class:`FallbackWarning` into one ``warning:`` line."""
+    signal's exit status, and every :class:`FallbackWarning` into one ``warning:`` line; the
+    library's log messages are written as they are meanwhile (:func:`~pyro_vlae.console.echo_logs`)."""
 
     command_class = Command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), echo_logs():
                 show = warnings.showwarning
 
                 def announce(message, category, *args, **kwargs):
@@ -406,7 +408,7 @@ def explore(run: Path, host: str, port: int, samples: int, span: float, seed: in
     """
     from .explore import serve
 
-    serve(run, host, port, device, samples, span, seed, echo=click.echo)
+    serve(run, host, port, device, samples, span, seed)
 
 
 # ---------------------------------------------------------------- diagnostics of a finished run

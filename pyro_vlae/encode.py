@@ -18,6 +18,7 @@ a folder of images, or a ``.npy``/``.pt`` tensor.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -35,6 +36,8 @@ from .errors import ConfigError, DataError
 from .models.base import LatentModel
 from .progress import Progress
 from .run_folder import check_not_run_files
+
+logger = logging.getLogger(__name__)
 
 
 class MeanPath(Messenger):
@@ -145,14 +148,14 @@ def encode_run(
     """:func:`encode` for a run folder: ``source`` is a split of its data set, a folder of
     images or a ``.npy``/``.pt`` file (see :func:`load_inputs`). The features come with
     ``index`` (each row's position in the split or tensor, or in the sorted folder) and, for
-    image files, ``path`` (each row's path below the folder), so rows can be matched to data."""
+    image files, ``path`` (each row's path below the folder), so rows can be matched to data.
+    What is encoded is logged at INFO; ``echo`` receives the progress lines (default: ``print``)."""
     from .run_folder import load_run
 
     loaded = load_run(run, device)
     select_layers(loaded.model, layers)  # refuse a missing layer before reading any data
-    data, what, names = load_inputs(source, loaded, echo)
-    if echo is not None:
-        echo(f"encoding {what} with the {loaded.config.model} of {loaded.path} (step {loaded.step})")
+    data, what, names = load_inputs(source, loaded)
+    logger.info(f"encoding {what} with the {loaded.config.model} of {loaded.path} (step {loaded.step})")
     features: dict[str, Tensor | list[str]] = {
         **encode(loaded.model, data, layers, batch_size, progress, echo or print)
     }
@@ -185,7 +188,8 @@ def images_to_tensor(
 
     An image of another size is resized to the model's (bilinear) and one of another colour
     mode is converted (RGB → grey or grey → RGB, 16-bit grey scaled to 8 bits by
-    :func:`eight_bits`); each change is announced through ``echo``.
+    :func:`eight_bits`); each change is announced through ``echo`` (default: this module's
+    logger, at WARNING).
     """
     from PIL import Image
 
@@ -208,24 +212,23 @@ def images_to_tensor(
         t = torch.from_numpy(array.copy())
         t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
         out.append(low + (high - low) * t.reshape(x_shape))
-    if echo is not None:
-        if converted:
-            name, was = converted[0]
-            echo(f"converted {len(converted)} image(s) to {mode} for this model (e.g. {name}: {was})")
-        if resized:
-            name, was = resized[0]
-            echo(
-                f"resized {len(resized)} image(s) to {size[0]}×{size[1]}, the model's input size "
-                f"(e.g. {name}: {was[0]}×{was[1]})"
-            )
+    echo = echo or logger.warning
+    if converted:
+        name, was = converted[0]
+        echo(f"converted {len(converted)} image(s) to {mode} for this model (e.g. {name}: {was})")
+    if resized:
+        name, was = resized[0]
+        echo(
+            f"resized {len(resized)} image(s) to {size[0]}×{size[1]}, the model's input size "
+            f"(e.g. {name}: {was[0]}×{was[1]})"
+        )
     if not out:
         return torch.empty(0, *x_shape)
     return torch.stack(out)
 
 
 def read_images(
-    folder: str | Path, x_shape: Sequence[int], value_range: tuple[float, float] = (0.0, 1.0),
-    echo: Callable[[str], None] | None = None,
+    folder: str | Path, x_shape: Sequence[int], value_range: tuple[float, float] = (0.0, 1.0)
 ) -> tuple[Tensor, list[str]]:
     """Every image below ``folder`` (:func:`~pyro_vlae.data.images.list_images`: sorted by
     path, hidden files left out) as a batch for the model, and the relative paths in the same
@@ -242,7 +245,7 @@ def read_images(
         )
     names = [str(p.relative_to(folder)) for p in paths]
     images = [open_image(path) for path in paths]
-    return images_to_tensor(images, x_shape, value_range, echo, names), names
+    return images_to_tensor(images, x_shape, value_range, names=names), names
 
 
 def read_tensor(path: str | Path, x_shape: Sequence[int]) -> Tensor:
@@ -275,9 +278,7 @@ def read_tensor(path: str | Path, x_shape: Sequence[int]) -> Tensor:
     return x.float()
 
 
-def load_inputs(
-    source: str, loaded, echo: Callable[[str], None] | None = None
-) -> tuple[Tensor | Data, str, list[str] | None]:
+def load_inputs(source: str, loaded) -> tuple[Tensor | Data, str, list[str] | None]:
     """What to encode, a short description and, for image files, their paths below the folder:
     ``source`` is a split of the run's data set (``train``, ``test``), a folder of images, or a
     ``.npy``/``.pt`` file."""
@@ -294,7 +295,7 @@ def load_inputs(
         return data, f"the {source} split of {loaded.config.plugin}", names
     x_shape = loaded.model.x_shape
     if path.is_dir():
-        x, names = read_images(path, x_shape, loaded.model.likelihood.value_range, echo)
+        x, names = read_images(path, x_shape, loaded.model.likelihood.value_range)
         return x, f"{len(names)} images in {path}", names
     if path.is_file() and path.suffix in (".npy", ".pt"):
         x = read_tensor(path, x_shape)

@@ -20,6 +20,7 @@ The page, :class:`ExplorerPage`, is built with Gradio, an optional extra
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import socket
@@ -37,6 +38,8 @@ from .encode import images_to_tensor, noise_of, posterior
 from .errors import ConfigError, DataError
 from .models.base import LatentModel
 from .plotting import to_images
+
+logger = logging.getLogger(__name__)
 
 #: pixels the longer side of the generated image is scaled up to (nearest neighbour)
 DISPLAY = 192
@@ -546,9 +549,9 @@ def serve(
     span: float = 3.0,
     seed: int = 0,
     block: bool = True,
-    echo: Callable[[str], None] = print,
 ):
-    """Load the run folder ``run`` and serve its explorer on ``http://host:port``.
+    """Load the run folder ``run`` and serve its explorer on ``http://host:port`` (the address
+    is logged at INFO).
 
     With ``block`` this returns when interrupted (Ctrl+C); otherwise it returns the running
     Gradio app and its address (stop it with ``app.close()``)."""
@@ -581,7 +584,7 @@ def serve(
     except OSError as err:
         raise ConfigError(f"cannot serve on {host}:{port}: {err}", "pass another --port") from None
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
-    echo(f"pyro-vlae explore: {loaded.path} at {url}" + ("  (Ctrl+C stops)" if block else ""))
+    logger.info(f"pyro-vlae explore: {loaded.path} at {url}" + ("  (Ctrl+C stops)" if block else ""))
     if not block:
         return app, url
     try:

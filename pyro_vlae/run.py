@@ -9,6 +9,7 @@ plugin, the one place an option gets its value), :func:`build` (model and traine
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,8 @@ from .train import KLWarmup, LayerFadeIn, Trainer, distributed
 
 __all__ = ["RESUMABLE", "Setup", "build", "finish", "fit", "loop", "resolve"]
 
+logger = logging.getLogger(__name__)
+
 
 def fit(
     config: RunConfig,
@@ -75,26 +78,26 @@ def fit(
 
     ``config.tracker`` (e.g. ``"tensorboard"``, :mod:`pyro_vlae.tracking`) also receives every
     metrics row, the per-layer grids every ``config.log_images_every`` steps (0: at the end only)
-    and the hyper-parameters with the final test metrics.
-    """
+    and the hyper-parameters with the final test metrics. What the run says (banner, warnings,
+    what it wrote) goes to this module's logger, the progress lines off a terminal to ``echo``."""
     created = not resume and not Path(out).exists()  # a failed start removes the folder it made
     started = False
     context = distributed.setup(config.device, config.dist_timeout)
     stops = StopRequests()
-    echo = stops.guard(echo)  # a closed output pipe stops the run like a signal
+    echo, log = stops.guard(echo), stops.guard(logger.log)  # a closed output pipe stops the run like a signal
     setup = None
     try:
         setup = resolve(config, Path(out), resume, overrides, context)
         if not setup.main:
-            echo, progress = (lambda _: None), False
+            echo, log, progress = _quiet, _quiet, False
         trainer = build(setup)
         track = None
         if setup.main:
             track = open_tracker(setup.config.tracker, setup.out)  # a store that cannot be opened stops the run here
             write_json(setup.out / CONFIG, setup.config.to_dict())
-        echo(_banner(setup, trainer))
+        log(logging.INFO, _banner(setup, trainer))
         if (warning := fade_in_warning(setup.config)) is not None:
-            echo(warning)
+            log(logging.WARNING, warning)
         started = True
         try:
             seconds = loop(setup, trainer, progress, echo, track, setup.config.log_images_every, stops)
@@ -105,7 +108,7 @@ def fit(
         finally:
             trainer.batches.reset()  # a streamed data set's loader workers end here
         if setup.main:
-            finish(setup, trainer.model, seconds, echo, track)
+            finish(setup, trainer.model, seconds, track, log)
         return setup.out
     finally:
         if setup is not None and setup.lock is not None:
@@ -113,6 +116,10 @@ def fit(
         if created and not started and (context is None or context.is_main):
             _remove_unstarted(Path(out))
         distributed.teardown(context)
+
+
+def _quiet(*args: Any) -> None:
+    """Says nothing: what a process other than the main one of a data-parallel run says."""
 
 
 def _remove_unstarted(out: Path) -> None:
@@ -342,7 +349,8 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
     the step in progress is finished, its checkpoint saved, and :class:`Stopped` raised. The
     metrics of a log step come from a random state of their own (:func:`~pyro_vlae.rng.seeded`),
     so how often a run logs never changes what it learns. Returns the seconds spent training,
-    over every process that trained the run (a resumed run's earlier ones included)."""
+    over every process that trained the run (a resumed run's earlier ones included).
+    ``echo`` receives the progress lines printed off a terminal."""
     config, model = setup.config, trainer.model
     hooks: list[TrainingHook] = []
     if setup.main:
@@ -359,7 +367,8 @@ def loop(setup: Setup, trainer: Trainer, progress: bool, echo: Callable[[str], N
         with stops:
             _train(setup, trainer, checkpoints, hooks, stops)
     except KeyboardInterrupt:  # a second signal, or one where no handler could be installed
-        echo(f"\nstopped at once; {_kept(checkpoints)}")
+        if setup.main:
+            stops.guard(logger.warning)(f"\nstopped at once; {_kept(checkpoints)}")
         raise
     except RuntimeError as err:  # a loader worker died while this process was inside a step
         if "DataLoader worker" not in str(err):
@@ -453,10 +462,12 @@ def _saved_before(setup: Setup, trainer: Trainer, checkpoints: Checkpoints, err:
 
 # ------------------------------------------------------------------------------ finish
 def finish(
-    setup: Setup, model: LatentModel, seconds: float, echo: Callable[[str], None], track: Tracker | None = None
+    setup: Setup, model: LatentModel, seconds: float, track: Tracker | None = None,
+    log: Callable[..., None] = logger.log,
 ) -> None:
     """``summary.json`` (with the test ELBO), the pictures (also to ``track``, with the
-    hyper-parameters and final test metrics), and what was written."""
+    hyper-parameters and final test metrics), and what was written, told to ``log`` (called as
+    :meth:`logging.Logger.log`)."""
     config, out, test, sites = setup.config, setup.out, setup.test, model.latent_sites
     summary: dict[str, Any] = {
         "steps": config.steps,
@@ -475,11 +486,12 @@ def finish(
         results = {f"test/{Metrics.kl_column(s)}": k for s, k in final["kl"].items()}
         track.log_hyperparameters(config.to_dict(), {"test/elbo": final["elbo"], **results} if "elbo" in final else {})
         track.close()
-    echo(f"trained {config.steps} steps in {seconds:.0f}s")
+    log(logging.INFO, f"trained {config.steps} steps in {seconds:.0f}s")
     if test is not None:
         t = summary["test"]
-        echo(
+        log(
+            logging.INFO,
             f"test ELBO {t['elbo']:.2f} nats/point (recon {t['recon']:.2f}); KL per layer: "
             + ", ".join(f"{s} {k:.2f}" for s, k in t["kl"].items())
         )
-    echo("wrote " + ", ".join(str(p) for p in [out / CHECKPOINT, out / METRICS, *pictures]))
+    log(logging.INFO, "wrote " + ", ".join(str(p) for p in [out / CHECKPOINT, out / METRICS, *pictures]))

@@ -88,15 +88,15 @@ class StopRequests:
         except OSError:  # stderr closed as well
             pass
 
-    def guard(self, echo: Callable[[str], None]) -> Callable[[str], None]:
-        """``echo`` that turns a closed output pipe into a stop request (as SIGPIPE) and
-        discards what is printed after it."""
+    def guard(self, echo: Callable[..., None]) -> Callable[..., None]:
+        """``echo`` (a function that writes, such as ``print`` or ``logger.log``) that turns a
+        closed output pipe into a stop request (as SIGPIPE) and discards what is written after it."""
 
-        def guarded(text: str) -> None:
+        def guarded(*args: Any) -> None:
             if self.signum == SIGPIPE:
                 return
             try:
-                echo(text)
+                echo(*args)
             except BrokenPipeError:
                 discard_stdout()
                 self.signum = self.signum or SIGPIPE

@@ -1,6 +1,7 @@
 """The explorer: its arithmetic for every model, its errors, and the page in a real browser."""
 
 import importlib.util
+import logging
 import os
 import shutil
 import socket
@@ -217,7 +218,16 @@ def served(tmp_path_factory):
             "--lr", "0.01", "--warmup-steps", "10", "--out", str(out))
     assert r.exit_code == 0, r.output
     lines = []
-    app, url = serve(out, port=0, block=False, echo=lines.append)
+    said = logging.Handler()
+    said.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("pyro_vlae.explore")
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    try:
+        app, url = serve(out, port=0, block=False)
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(logging.NOTSET)
     assert lines and url in lines[0] and url.startswith("http://127.0.0.1:")
     yield url
     app.close()

@@ -46,7 +46,7 @@ class Copier(LatentModel):
 def reader():
     """The `shapes` reader, trained on fewer images for fewer steps than by default (held-out
     quality about 0.94 for the shape class, above 0.97 for the others)."""
-    return reader_for(Shapes(**OPTIONS), OPTIONS, steps=1500, echo=lambda _: None)
+    return reader_for(Shapes(**OPTIONS), OPTIONS, steps=1500)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The interventional layer × factor matrix on hand-built decoders with known answers."""
 
+import logging
 import math
 import random
 
@@ -163,7 +164,7 @@ def test_image_statistics_on_drawn_images():
 def test_reader_is_cached_per_data_set_and_options(tmp_path, monkeypatch):
     monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path / "cache"))
     plugin = Shapes(num_train=200, num_test=50)
-    first = reader_for(plugin, {"num_train": 200, "num_test": 50}, steps=5, echo=lambda _: None)
+    first = reader_for(plugin, {"num_train": 200, "num_test": 50}, steps=5)
     files = list((tmp_path / "cache" / "readers").glob("shapes-*.pt"))
     assert len(files) == 1 and first.info["steps"] == 5 and first.info["heldout_points"] == 50
 
@@ -171,12 +172,12 @@ def test_reader_is_cached_per_data_set_and_options(tmp_path, monkeypatch):
         raise AssertionError("the cached reader should have been used")
 
     monkeypatch.setattr(reader_module, "train_reader", no_training)
-    again = reader_for(plugin, {"num_train": 200, "num_test": 50}, steps=5, echo=lambda _: None)
+    again = reader_for(plugin, {"num_train": 200, "num_test": 50}, steps=5)
     assert again.quality == first.quality
     x = plugin.load("test").x[:7]
     assert torch.equal(again.read(x), first.read(x))
     with pytest.raises(AssertionError, match="cached"):  # other options: another reader
-        reader_for(plugin, {"num_train": 201, "num_test": 50}, steps=5, echo=lambda _: None)
+        reader_for(plugin, {"num_train": 201, "num_test": 50}, steps=5)
 
 
 def test_reader_cache_tells_data_sets_apart_whose_options_agree(tmp_path, monkeypatch):
@@ -184,13 +185,13 @@ def test_reader_cache_tells_data_sets_apart_whose_options_agree(tmp_path, monkey
     cache key holds a fingerprint of the images, so the second folder gets its own reader."""
     monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path / "cache"))
     options = {"num_train": 200, "num_test": 50}
-    reader_for(Shapes(**options), options, steps=5, echo=lambda _: None)
+    reader_for(Shapes(**options), options, steps=5)
     trained = []
     real_train = reader_module.train_reader
     monkeypatch.setattr(reader_module, "train_reader", lambda *a, **k: trained.append(1) or real_train(*a, **k))
-    reader_for(Shapes(**options, seed=7), options, steps=5, echo=lambda _: None)
+    reader_for(Shapes(**options, seed=7), options, steps=5)
     assert trained == [1] and len(list((tmp_path / "cache" / "readers").glob("shapes-*.pt"))) == 2
-    reader_for(Shapes(**options, seed=7), options, steps=5, echo=lambda _: None)
+    reader_for(Shapes(**options, seed=7), options, steps=5)
     assert trained == [1]  # the same images again: the cached reader
 
 
@@ -220,14 +221,15 @@ def test_compare_averages_matrices_of_the_same_factors_only():
     assert "mean over 2 run(s)" in text and "mean over 1 run(s)" in text
 
 
-def test_a_cached_reader_of_random_bytes_is_trained_again(tmp_path, monkeypatch):
+def test_a_cached_reader_of_random_bytes_is_trained_again(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("PYRO_VLAE_CACHE", str(tmp_path / "cache"))
     options = {"num_train": 200, "num_test": 50}
-    reader_for(Shapes(**options), options, steps=5, echo=lambda _: None)
+    reader_for(Shapes(**options), options, steps=5)
     (cached,) = (tmp_path / "cache" / "readers").glob("shapes-*.pt")
     cached.write_bytes(random.Random(0).randbytes(4096))
-    said = []
-    reader_for(Shapes(**options), options, steps=5, echo=said.append)
+    with caplog.at_level(logging.INFO, logger="pyro_vlae"):
+        reader_for(Shapes(**options), options, steps=5)
+    said = caplog.messages
     assert any("unreadable or outdated" in line for line in said)
 
 

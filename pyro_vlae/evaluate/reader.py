@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,8 @@ from ..data.files import cache_dir
 from ..errors import ConfigError, DataError
 from ..progress import Progress, stderr_line
 from .hierarchy import is_categorical
+
+logger = logging.getLogger(__name__)
 
 #: bump when the network or its training changes, so cached readers are retrained
 READER_VERSION = 1
@@ -354,14 +356,12 @@ def reader_for(
     steps: int = READER_STEPS,
     device: str | torch.device = "cpu",
     progress: bool = False,
-    echo: Callable[[str], None] | None = None,
 ) -> FactorReader | None:
     """The factor reader of a data set, trained on its training split (scored on its test
     split, else on a held-out part) on first use and cached (see :func:`reader_path`).
     ``options``: the plugin's options, part of the cache key with the :func:`fingerprint` of
-    the data. ``None`` when the data set declares no factors. ``echo`` reports training
-    (default: to stderr)."""
-    echo = echo or (lambda line: print(line, file=sys.stderr))
+    the data. ``None`` when the data set declares no factors. Training is logged at INFO, a
+    cache that cannot be read or written at WARNING."""
     train = in_memory(plugin.load("train"))
     if train is None:
         return None
@@ -374,9 +374,9 @@ def reader_for(
                 return FactorReader.from_state(state)
         except Exception:  # a cache: whatever makes it unreadable (even random bytes), it is trained again
             pass
-        echo(f"the cached factor reader {path} is unreadable or outdated; training it again")
-    echo(f"training the factor reader of {plugin.name} ({', '.join(train.factor_names)}) for {steps} steps; "
-         f"cached in {path}")
+        logger.warning(f"the cached factor reader {path} is unreadable or outdated; training it again")
+    logger.info(f"training the factor reader of {plugin.name} ({', '.join(train.factor_names)}) for {steps} "
+                f"steps; cached in {path}")
     reader = train_reader(train, heldout, circular_factors=plugin.circular_factors, value_range=plugin.value_range,
                           steps=steps, device=device, progress=progress)
     try:
@@ -385,5 +385,5 @@ def reader_for(
         torch.save(reader.state(), partial)
         partial.replace(path)
     except OSError as err:
-        echo(f"could not cache the factor reader in {path} ({err}); it will be trained again next time")
+        logger.warning(f"could not cache the factor reader in {path} ({err}); it will be trained again next time")
     return reader
