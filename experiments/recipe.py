@@ -111,6 +111,7 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             # size and position (3), shape class (3 classes, 2)
             "z232": (["--z-dims", "2,3,2"], 3000),
             "z332": (["--z-dims", "3,3,2"], 3000),
+            "nofade": (["--fade-in", "0"], 3000),
         },
     ),
 }
