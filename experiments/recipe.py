@@ -112,6 +112,8 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "z232": (["--z-dims", "2,3,2"], 3000),
             "z332": (["--z-dims", "3,3,2"], 3000),
             "nofade": (["--fade-in", "0"], 3000),
+            "lr5e-4": (["--lr", "5e-4"], 3000),
+            "z363": (["--z-dims", "3,6,3"], 3000),
         },
     ),
 }
