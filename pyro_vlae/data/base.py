@@ -273,14 +273,13 @@ class _CheckedLoader(DataLoader):
                 except RuntimeError as err:  # a worker killed (e.g. out of memory), or silent past the timeout
                     if "DataLoader" not in str(err):
                         raise
-                    # end the other workers now: until then PyTorch's SIGCHLD handler raises anywhere
-                    getattr(batches, "_shutdown_workers", lambda: None)()
                     raise worker_failed(err) from err
                 for problem, fix in zip(problems, fixes):
                     if problem:
                         raise DataError(problem, fix or None)
                 yield x
         finally:  # done, failed or closed: end the workers now, not whenever the iterator is collected
+            # (after a dead worker, PyTorch's SIGCHLD handler would raise anywhere until then)
             if batches is not None:
                 _end_workers(batches)
 
