@@ -32,7 +32,7 @@ from pyro_vlae.run_folder import CHECKPOINT, SUMMARY
 #: and σ = 0.2 at the full budget; ``shapes-default``: what ``pyro-vlae fit`` runs now;
 #: ``mnist-matched``: the four models at about the same fit (CPU);
 #: ``shapes-levers``: single levers on top of its earlier z = 3-3-3 (``default``) at its full budget
-#: (3000 steps); ``z363`` became the default.
+#: (3000 steps); ``z363`` became the default; ``shapes-levers2``: single levers on top of it.
 STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
     "mnist": (
         ["--width", "0.25", "--batch-size", "64", "--lr", "1e-3", "--warmup-steps", "2000", "-L", "scale=0.25"],
@@ -100,6 +100,8 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             # z1 twice as wide again: the chains' fit against their width
             "hvae-wider": (["--model", "hvae", "--z-dims", "12,2,2"], 6000),
             "lvae-wider": (["--model", "lvae", "--z-dims", "12,2,2"], 6000),
+            # the VLAE with as many latent dimensions as the wider chains (16)
+            "vlae-wider": (["--fade-in", "1500", "--z-dims", "6,6,4"], 6000),
         },
     ),
     # levers on top of what ``pyro-vlae fit`` runs, at its full budget
@@ -115,6 +117,21 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "nofade": (["--fade-in", "0"], 3000),
             "lr5e-4": (["--lr", "5e-4"], 3000),
             "z363": (["--z-dims", "3,6,3"], 3000),
+        },
+    ),
+    # levers on top of the z = 3-6-3 default (``default``): a longer run in the same four
+    # minutes, the learning rate, the fade-in's share, the warm-up, a narrower top layer and a
+    # learned σ
+    "shapes-levers2": (
+        [],
+        {
+            "default": ([], 3000),
+            "steps4500": ([], 4500),
+            "lr2e-3": (["--lr", "2e-3"], 3000),
+            "fade0.5": (["--fade-in", "0.5"], 3000),
+            "warm500": (["--warmup-steps", "500"], 3000),
+            "z362": (["--z-dims", "3,6,2"], 3000),
+            "sigma-global": (["-L", "variance=global"], 3000),
         },
     ),
 }
