@@ -121,7 +121,7 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
     ),
     # levers on top of the z = 3-6-3 default (``default``): a longer run in the same four
     # minutes, the learning rate, the fade-in's share, the warm-up, a narrower top layer and a
-    # learned σ
+    # learned σ, four layers
     "shapes-levers2": (
         [],
         {
@@ -132,6 +132,8 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "warm500": (["--warmup-steps", "500"], 3000),
             "z362": (["--z-dims", "3,6,2"], 3000),
             "sigma-global": (["-L", "variance=global"], 3000),
+            # four layers, as the authors' SVHN network: z1 joins at 16×16, z2 at 8×8, z3 at 4×4
+            "z3363": (["--z-dims", "3,3,6,3"], 3000),
         },
     ),
 }
