@@ -268,7 +268,8 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
             )
         if subsample is None:
             subsample = torch.arange(batch, device=self.device)
-        return pyro.plate(DATA_PLATE, num_data, subsample=subsample, dim=-1), batch
+        # the plate's device is the indices' (else Pyro makes a tensor to find the default one)
+        return pyro.plate(DATA_PLATE, num_data, subsample=subsample, dim=-1, device=subsample.device), batch
 
     def _joined_batch(self, x, frame, num_data, subsample, batch_size) -> int:
         """The batch size inside the caller's ``"data"`` plate ``frame``, checked."""
