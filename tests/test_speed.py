@@ -195,6 +195,27 @@ def test_trainer_loss_is_pyros_differentiable_loss(name, elbo):
             torch.testing.assert_close(g1, g2, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("value", [0.3, 0.0])
+def test_a_tensor_beta_weighs_alike_with_validation_on_and_off(value):
+    """With Pyro's validation off (the trainer's hot loop) a tensor β is ``poutine.scale``
+    alone, with no mask per site; with validation on a zero tensor is masked out instead
+    (Pyro's scale refuses 0). Loss and gradients are the same, bit for bit."""
+    model = build_model("vlae", (12,), (2, 3, 2), width=0.05)
+    trainer = Trainer(model, torch.rand(100, 12), batch_size=16)
+    x, beta = torch.rand(16, 12), torch.tensor(value)
+    results = []
+    for validate in (True, False):
+        pyro.set_rng_seed(11)
+        with pyro.validation_enabled(validate):
+            loss = trainer.differentiable_loss(x, beta)
+        results.append((loss.detach(), torch.autograd.grad(loss, trainer.params, allow_unused=True)))
+    (a, ga), (b, gb) = results
+    assert torch.equal(a, b)
+    for g1, g2 in zip(ga, gb):
+        assert (g1 is None) == (g2 is None)
+        assert g1 is None or torch.equal(g1, g2)
+
+
 def test_python_calls_per_step_stay_near_the_hand_written_loop():
     """The interpreter work of a default step, counted (not timed): within 1.3× the Python
     calls of the hand-written ELBO loop on the same networks (about 1.2× when written)."""

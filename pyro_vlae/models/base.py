@@ -20,6 +20,7 @@ from pyro.infer.reparam import LocScaleReparam
 from pyro.nn import PyroModule, pyro_method
 from pyro.params.param_store import param_with_module_name
 from pyro.poutine.runtime import get_plates
+from pyro.poutine.util import is_validation_enabled
 from torch import Tensor, nn
 
 from ..errors import ConfigError, DataError
@@ -91,8 +92,10 @@ def kl_weight(beta: float | Tensor) -> contextlib.AbstractContextManager:
 
     β = 0 (a pure autoencoder, where a warm-up may start) masks the latent sites out of the
     objective instead, as Pyro's scale must be positive. A tensor β is a traced input of a
-    JIT ELBO, so a changing β does not retrace; it is used as it is (a zero tensor is masked
-    too, without reading its value back from the device)."""
+    JIT ELBO, so a changing β does not retrace; it is used as it is, without reading its value
+    back from the device: with Pyro's validation off (as in the trainer's hot loop) it is the
+    scale itself, so a zero tensor weighs the latent log-densities by 0; with validation on,
+    where Pyro's scale refuses a zero tensor, a zero tensor is masked out as a float 0 is."""
     if not torch.is_tensor(beta):
         beta = float(beta)
         if not beta >= 0:
@@ -100,6 +103,8 @@ def kl_weight(beta: float | Tensor) -> contextlib.AbstractContextManager:
         if beta == 1.0:
             return contextlib.nullcontext()
         return poutine.mask(mask=False) if beta == 0 else poutine.scale(scale=beta)
+    if not is_validation_enabled():
+        return poutine.scale(scale=beta)
     stack = contextlib.ExitStack()
     positive = beta > 0
     stack.enter_context(poutine.mask(mask=positive))
@@ -263,7 +268,8 @@ class LatentModel(PyroModule, metaclass=_AbstractPyroModule):
             )
         if subsample is None:
             subsample = torch.arange(batch, device=self.device)
-        return pyro.plate(DATA_PLATE, num_data, subsample=subsample, dim=-1), batch
+        # the plate's device is the indices' (else Pyro makes a tensor to find the default one)
+        return pyro.plate(DATA_PLATE, num_data, subsample=subsample, dim=-1, device=subsample.device), batch
 
     def _joined_batch(self, x, frame, num_data, subsample, batch_size) -> int:
         """The batch size inside the caller's ``"data"`` plate ``frame``, checked."""

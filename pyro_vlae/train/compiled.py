@@ -36,21 +36,23 @@ from torch.overrides import TorchFunctionMode
 Loss = Callable[[Tensor, Tensor], Tensor]
 
 
-def _detach(x: Tensor | numbers.Number) -> Tensor | numbers.Number:
-    return x if isinstance(x, numbers.Number) else x.detach()
+def _unread(x: Tensor | numbers.Number) -> float:
+    return 0.0
 
 
 @contextlib.contextmanager
 def no_readback() -> Iterator[None]:
     """Pyro's ELBOs without their host reads: within the block, ``torch_item`` (``x.item()``,
-    used by ``Trace_ELBO`` for the float part of its loss, which a surrogate-only loss does
-    not use) returns the detached tensor instead. Reading a value back synchronises with the
-    device and is refused inside CUDA-graph capture and fake-tensor tracing."""
+    which ``Trace_ELBO`` applies to every site's ``log_prob_sum`` for the float value of its
+    loss, a number that a surrogate-only loss discards) returns 0.0 without touching the
+    tensor. Reading a value back synchronises with the device and is refused inside
+    CUDA-graph capture and fake-tensor tracing; adding up detached copies instead would cost
+    tensor operations that nothing uses."""
     modules = (pyro.infer.trace_elbo, pyro.infer.trace_mean_field_elbo)
     saved = [m.torch_item for m in modules]
     try:
         for m in modules:
-            m.torch_item = _detach
+            m.torch_item = _unread
         yield
     finally:
         for m, f in zip(modules, saved):
@@ -62,10 +64,13 @@ def surrogate_loss(elbo: Trace_ELBO, model: Callable, guide: Callable, *args: An
     particles of ``elbo._differentiable_loss_particle(model_trace, guide_trace)``'s surrogate
     term, on the traces of ``elbo._get_traces`` (what ``JitTrace_ELBO`` compiles). It equals
     ``elbo.differentiable_loss(model, guide, *args, **kwargs)`` in value and gradient."""
-    loss = 0.0
+    loss = None
     with no_readback():
         for model_trace, guide_trace in elbo._get_traces(model, guide, args, kwargs):
-            loss = loss + elbo._differentiable_loss_particle(model_trace, guide_trace)[1] / elbo.num_particles
+            particle = elbo._differentiable_loss_particle(model_trace, guide_trace)[1]
+            if elbo.num_particles > 1:
+                particle = particle / elbo.num_particles
+            loss = particle if loss is None else loss + particle
     return loss
 
 
