@@ -111,7 +111,7 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "default": (["--z-dims", "3,3,3"], 3000),  # the default until z363 measured better
             "nobn": (["--z-norm", "none"], 3000),
             # one layer per level of factors, each as wide as its factors need: hue (circular, 2),
-            # size and position (3), shape class (3 classes, 2)
+            # size and position (3), shape class (5 classes, 2)
             "z232": (["--z-dims", "2,3,2"], 3000),
             "z332": (["--z-dims", "3,3,2"], 3000),
             "nofade": (["--fade-in", "0"], 3000),
