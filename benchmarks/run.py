@@ -21,7 +21,7 @@ interquartile range as the noise. Variants:
   with Pyro's defaults (validation on, a float β), the loop of the README's Python example;
 * on CUDA, ``trainer --bf16`` and ``hand --bf16`` (bfloat16 autocast).
 
-The ``tiny`` rows (the dense ``mlp`` stem at width 0.05 on 784-vectors, 23 k parameters) are
+The ``tiny`` rows (the dense ``mlp`` stem at width 0.05 on 784-vectors, 52 k parameters) are
 where the framework's per-step work shows: compute is cheap there, as it is for every model
 on a GPU; they run 50 times as many interleaved steps. The load average of the machine is
 printed with the table.

@@ -27,23 +27,25 @@ from pyro_vlae.run_folder import CHECKPOINT, SUMMARY
 #: ``mnist-default``: MNIST's recommended configuration, i.e. what ``pyro-vlae fit --plugin
 #: mnist`` runs (width 1, Adam 2e-4, batch 100, σ = 0.25, fade-in 3000, 20,000 steps; a GPU
 #: study), and the VLAE at 60,000 steps; ``shapes``: the earlier defaults of ``pyro-vlae fit``
-#: (width 0.5, σ = 0.1, warm-up 1000, fade-in 500, 2000 steps); ``shapes-screen``: short runs
-#: (1200 steps, width 0.25) screening the likelihood's scale σ, the warm-up and ``--z-norm``,
+#: (z = 3-3-3, width 0.5, σ = 0.1, warm-up 1000, fade-in 500, 2000 steps); ``shapes-screen``: short
+#: runs (1200 steps, width 0.25, z = 3-3-3) screening the likelihood's scale σ, the warm-up and ``--z-norm``,
 #: and σ = 0.2 at the full budget; ``shapes-default``: what ``pyro-vlae fit`` runs now;
 #: ``mnist-matched``: the four models at about the same fit (CPU);
-#: ``shapes-levers``: single levers on top of its earlier z = 3-3-3 (``default``) at its full budget
+#: ``shapes-levers``: single levers on top of its earlier z = 3-3-3 (``default``; the levers that
+#: leave z alone give it too) at its full budget
 #: (3000 steps); ``z363`` became the default; ``shapes-levers2``: single levers on top of it.
 STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
     "mnist": (
         ["--width", "0.25", "--batch-size", "64", "--lr", "1e-3", "--warmup-steps", "2000", "-L", "scale=0.25"],
         {
-            "base": ([], 6000),
+            # no fade-in: measured before MNIST recommended one
+            "base": (["--fade-in", "0"], 6000),
             "fade": (["--fade-in", "1500"], 6000),
-            "gated-mlp": (["--combine", "gated", "--heads", "mlp"], 6000),
+            "gated-mlp": (["--combine", "gated", "--heads", "mlp", "--fade-in", "0"], 6000),
             "gated-mlp-fade": (["--combine", "gated", "--heads", "mlp", "--fade-in", "1500"], 6000),
             "fade3000": (["--fade-in", "3000"], 9000),
             "fade-kl4": (["--fade-in", "1500", "--kl-weights", "4,1,1"], 6000),
-            "base-long": ([], 15000),
+            "base-long": (["--fade-in", "0"], 15000),
             "hvae": (["--model", "hvae"], 6000),
             "lvae": (["--model", "lvae"], 6000),
             "vae": (["--model", "vae"], 6000),
@@ -64,7 +66,7 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
         },
     ),
     "shapes": (
-        ["--width", "0.5", "--warmup-steps", "1000", "-L", "scale=0.1"],
+        ["--z-dims", "3,3,3", "--width", "0.5", "--warmup-steps", "1000", "-L", "scale=0.1"],
         {
             "base": (["--fade-in", "0"], 2000),
             "fade": (["--fade-in", "500"], 2000),
@@ -77,7 +79,7 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
         },
     ),
     "shapes-screen": (
-        ["--width", "0.25", "--warmup-steps", "600", "--fade-in", "300"],
+        ["--z-dims", "3,3,3", "--width", "0.25", "--warmup-steps", "600", "--fade-in", "300"],
         {
             "sd10": (["-L", "scale=0.1"], 1200),
             "sd20": (["-L", "scale=0.2"], 1200),
@@ -109,13 +111,13 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
         [],
         {
             "default": (["--z-dims", "3,3,3"], 3000),  # the default until z363 measured better
-            "nobn": (["--z-norm", "none"], 3000),
+            "nobn": (["--z-dims", "3,3,3", "--z-norm", "none"], 3000),
             # one layer per level of factors, each as wide as its factors need: hue (circular, 2),
-            # size and position (3), shape class (3 classes, 2)
+            # size and position (3), shape class (5 classes, 2)
             "z232": (["--z-dims", "2,3,2"], 3000),
             "z332": (["--z-dims", "3,3,2"], 3000),
-            "nofade": (["--fade-in", "0"], 3000),
-            "lr5e-4": (["--lr", "5e-4"], 3000),
+            "nofade": (["--z-dims", "3,3,3", "--fade-in", "0"], 3000),
+            "lr5e-4": (["--z-dims", "3,3,3", "--lr", "5e-4"], 3000),
             "z363": (["--z-dims", "3,6,3"], 3000),
         },
     ),
