@@ -431,7 +431,7 @@ def plot_ratios(results: list[dict], path: Path) -> Path | None:
         errs = [[v["ratio"] - v["ratio_q1"] for _, v in have], [v["ratio_q3"] - v["ratio"] for _, v in have]]
         ax.bar(xs, ratios, width, yerr=errs, label=name, capsize=2)
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.axhline(1.05, color="k", lw=0.6, ls="--")
+    ax.axhline(1.10, color="k", lw=0.6, ls="--")
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
     ax.set_xticklabels([f"{r['label']}\nB={r['batch']}" for r in rows], fontsize=7)
     ax.set_ylabel("time / hand-written time")

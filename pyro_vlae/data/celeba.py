@@ -106,7 +106,7 @@ class CelebA(DatasetPlugin):
     default_likelihood = "laplace"
     splits = ("train", "valid", "test")
     crop = 108
-    # reference-specs: 4 layers of 10, Adam 2e-4, batch 100; L1 loss with loss_ratio 0.5 = Laplace b = 2
+    # the authors' vladder.py: 4 layers of 10, Adam 2e-4, batch 100; L1 loss with loss_ratio 0.5 = Laplace b = 2
     recommended = {
         "z_dims": (10, 10, 10, 10),
         "batch_size": 100,

@@ -33,7 +33,7 @@ class MNIST(DatasetPlugin):
     value_range = (0.0, 1.0)
     default_likelihood = "gaussian"
     factor_levels = {"label": 3}
-    # reference-specs: 3 layers of 2-D codes, Adam 2e-4, batch 100; paper-era r with σ² = 1/16
+    # the authors' vladder.py: 3 layers of 2-D codes, Adam 2e-4, batch 100; paper-era r with σ² = 1/16
     recommended = {
         "z_dims": (2, 2, 2),
         "batch_size": 100,
@@ -154,7 +154,7 @@ class BinarizedMNIST(MNIST):
     default_likelihood = "bernoulli"
     #: the VLAE's: the authors' MNIST setting with a Bernoulli likelihood
     recommended = {**MNIST.recommended, "likelihood_options": {}}
-    #: the HVAE, LVAE and VAE as Sønderby et al. (2016) train them (reference-specs §3.2)
+    #: the HVAE, LVAE and VAE as Sønderby et al. (2016) train them (the authors' casperkaae/LVAE)
     recipes = {"lvae": LVAE_PAPER, "hvae": LVAE_PAPER, "vae": {**LVAE_PAPER, "z_dims": (64,)}}
 
     def __init__(self, data_dir=None, download=True, seed: int = 0) -> None:

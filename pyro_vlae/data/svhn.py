@@ -40,7 +40,7 @@ class SVHN(DatasetPlugin):
     default_likelihood = "gaussian"
     splits = ("train", "test", "extra")
     factor_levels = {"label": 4}
-    # reference-specs: 4 layers 5-5-5-10, Adam 2e-4, batch 100; paper-era r with σ² = 1/32
+    # the authors' vladder.py: 4 layers 5-5-5-10, Adam 2e-4, batch 100; paper-era r with σ² = 1/32
     recommended = {
         "z_dims": (5, 5, 5, 10),
         "batch_size": 100,

@@ -94,7 +94,7 @@ class GaussianHead(nn.Module):
 
     With ``hidden`` the flattened features first pass two dense → batch norm → leaky-ReLU
     layers of that width, as the authors' ``ladder1``/``ladder2`` of the small (MNIST)
-    network (``reference-specs.md`` §1.3, ``fc_bn_lrelu 1024 ×2 → μ, σ``).
+    network (``vladder_small.py``: ``fc_bn_lrelu 1024 ×2 → μ, σ``).
     """
 
     def __init__(

@@ -1,7 +1,8 @@
 """The ladder of deterministic stages shared by every model, chosen from the data's shape.
 
-An *architecture* splits the authors' small / medium / large stacks (``reference-specs.md``
-§1.3) into ``L`` levels. Level ``l`` is the inference stage ``g_l`` of eq. (12), mapping
+An *architecture* splits the authors' small / medium / large stacks (``vladder_small.py``,
+``vladder_medium.py``, ``vladder_large.py`` of ermongroup/Variational-Ladder-Autoencoder)
+into ``L`` levels. Level ``l`` is the inference stage ``g_l`` of eq. (12), mapping
 features of shape ``S_{l-1}`` to ``S_l`` (``S_0`` is one data point); its transpose is the
 generative stage ``u_l`` of eq. (11) (or ``f_0`` of eq. (10) for level 1). Levels below the
 top take one convolutional stage each; the top level takes the remaining convolutions,
@@ -46,7 +47,7 @@ class Stem:
 
 STEMS: dict[str, Stem] = {
     "mlp": Stem("mlp", (), 512, "dense layers only, for flat vectors"),
-    # Sønderby et al. 2016 (casperkaae/LVAE, reference-specs §3.2): per stochastic layer an MLP
+    # Sønderby et al. 2016 (the authors' casperkaae/LVAE, ``run_models.py``): per stochastic layer an MLP
     # of two dense + BN + leaky-ReLU layers, 512-256-128-64-32 units from the data up
     "lvae-mlp": Stem(
         "lvae-mlp", (), 512, "dense levels of 512-256-128-64-32 units (the LVAE paper's MLPs)", (512, 256, 128, 64, 32)
