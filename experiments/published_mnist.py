@@ -95,6 +95,9 @@ def train(
             extra = ["--resume"]
         else:
             extra = [*data, "--model", model, "--warmup-steps", str(full.warmup_steps), "--seed", seed]
+            # the schedules of the whole budget, not of the first chunk (a fade-in fraction
+            # would otherwise be resolved against the chunk's steps)
+            extra += ["--fade-in", str(full.fade_in)] if full.fade_in else []
         command = [*cli, "fit", *extra, "--steps", str(steps), "--out", str(out), "--no-progress"]
         print(" ".join(command[1:]), flush=True)
         t0 = time.perf_counter()
