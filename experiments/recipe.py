@@ -123,7 +123,7 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
     ),
     # levers on top of the z = 3-6-3 default (``default``): a longer run in the same four
     # minutes, the learning rate, the fade-in's share, the warm-up, a narrower top layer and a
-    # learned σ, four layers
+    # learned σ, four layers, a longer warm-up and z1's information at half price
     "shapes-levers2": (
         [],
         {
@@ -136,6 +136,8 @@ STUDIES: dict[str, tuple[list[str], dict[str, tuple[list[str], int]]]] = {
             "sigma-global": (["-L", "variance=global"], 3000),
             # four layers, as the authors' SVHN network: z1 joins at 16×16, z2 at 8×8, z3 at 4×4
             "z3363": (["--z-dims", "3,3,6,3"], 3000),
+            "warm2000": (["--warmup-steps", "2000"], 3000),
+            "kl-z1-half": (["--kl-weights", "0.5,1,1"], 3000),
         },
     ),
 }
